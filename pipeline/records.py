@@ -1,0 +1,159 @@
+"""Parquet schemas exchanged between stages, and atomic read/write helpers."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STATUS_OK = "ok"
+STATUS_REJECTED = "rejected"
+STATUS_ASSIGNED = "assigned"
+STATUS_OUTLIER = "outlier"
+
+CARD_TYPES = ("wish", "postit", "oracle", "reflection", "other")
+
+# ingest -> normalise
+CARDS = pa.schema(
+    [
+        ("card_id", pa.string()),
+        ("workshop_id", pa.string()),
+        ("group_id", pa.string()),
+        ("card_type", pa.string()),
+        ("text", pa.string()),  # verbatim as transcribed
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),  # spreadsheet-style row: header is row 1
+        ("metadata", pa.string()),  # JSON object of extra columns
+        ("status", pa.string()),  # ok | rejected
+        ("reason", pa.string()),
+    ]
+)
+
+VOTES = pa.schema(
+    [
+        ("workshop_id", pa.string()),
+        ("group_id", pa.string()),
+        ("theme_id", pa.string()),
+        ("choice", pa.string()),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+    ]
+)
+
+# normalise -> embed, cluster, map, report
+NORMALISED = pa.schema(
+    list(CARDS) + [("text_norm", pa.string()), ("duplicate_of", pa.string())]
+)
+
+# embed -> cluster, map
+EMBEDDINGS = pa.schema([("card_id", pa.string()), ("embedding", pa.list_(pa.float32()))])
+
+# cluster -> map
+CLUSTER_ASSIGNMENTS = pa.schema(
+    [("card_id", pa.string()), ("cluster", pa.int64()), ("similarity", pa.float64())]
+)
+CLUSTER_TOPICS = pa.schema(
+    [
+        ("cluster", pa.int64()),
+        ("theme_id", pa.string()),
+        ("label", pa.string()),
+        ("keywords", pa.list_(pa.string())),
+        ("size", pa.int64()),
+    ]
+)
+
+# map -> report
+THEMES = pa.schema(
+    [
+        ("theme_id", pa.string()),
+        ("cluster", pa.int64()),
+        ("label", pa.string()),
+        ("keywords", pa.list_(pa.string())),
+        ("category_id", pa.string()),
+        ("taxonomy_theme_id", pa.string()),  # null when emergent
+        ("emergent", pa.bool_()),
+        ("confidence", pa.float64()),
+        ("size", pa.int64()),
+    ]
+)
+CARD_MAP = pa.schema(
+    [
+        ("card_id", pa.string()),
+        ("status", pa.string()),  # assigned | outlier | rejected
+        ("theme_id", pa.string()),
+        ("category_id", pa.string()),
+        ("taxonomy_theme_id", pa.string()),
+        ("confidence", pa.float64()),
+        ("centrality", pa.float64()),  # similarity to the theme centroid, for quote choice
+    ]
+)
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class SchemaError(ValueError):
+    """A stage input that does not have the columns its schema requires."""
+
+
+def atomic_path(target: Path):
+    """Temp file in the target's folder: a rename then publishes it in one step."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
+    return Path(tmp)
+
+
+def write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
+    path = Path(path)
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise SchemaError(f"{path}: frame lacks columns {missing}")
+    table = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    tmp = atomic_path(path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: stage input not found (run the upstream stage first)")
+    table = pq.read_table(path)
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{path}: columns {missing} missing; expected {schema.names}")
+    return table.select(schema.names).cast(schema).to_pandas()
+
+
+def write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n", path)
+
+
+def embedding_matrix(frame: pd.DataFrame):
+    """(n, d) float32 matrix from the `embedding` list column."""
+    import numpy as np
+
+    if frame.empty:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([np.asarray(v, dtype=np.float32) for v in frame["embedding"]])

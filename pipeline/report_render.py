@@ -1,0 +1,746 @@
+"""Render the insights document as Markdown or as one self-contained HTML page.
+
+Pure functions from the insights dict (see schemas/insights.schema.json) to text.
+Output is deterministic: no timestamps, no random ids; lists keep their document
+order and mappings (per-workshop counts, package versions) are emitted in workshop
+order or sorted, so a rerun on the same data gives a byte-identical report that
+diffs cleanly under version control.
+
+The HTML must open offline and must never execute card text: it has no external
+resources, and every value taken from the data goes through `_esc`.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterable, Mapping
+
+from jsonschema import Draft202012Validator
+
+__all__ = ["load_schema", "validate_insights", "render_markdown", "render_html"]
+
+REPORT_TITLE = "Innsikt – rapport"
+EMERGENT_ID = "emergent"
+EMERGENT_TITLE = "Nye temaer (utenfor taksonomien)"
+DASH = "–"
+
+CARD_TYPE_LABELS = {
+    "wish": "ønske",
+    "postit": "post-it",
+    "oracle": "orakel",
+    "reflection": "refleksjon",
+    "other": "annet",
+}
+STATUS_LABELS = {"assigned": "tildelt", "outlier": "uteligger", "rejected": "avvist"}
+CHOICE_LABELS = {"1": "Påstand 1", "2": "Påstand 2", "agree": "Enig", "disagree": "Uenig"}
+
+# Workshop colours (fill, text on fill). Text colour is chosen per fill so that the
+# numbers printed inside the bars keep readable contrast on the light colours.
+PALETTE = (
+    ("#4e79a7", "#ffffff"),
+    ("#f28e2b", "#1f2328"),
+    ("#59a14f", "#ffffff"),
+    ("#e15759", "#ffffff"),
+    ("#76b7b2", "#1f2328"),
+    ("#edc948", "#1f2328"),
+    ("#b07aa1", "#ffffff"),
+    ("#9c755f", "#ffffff"),
+)
+VOTE_COLOURS = ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return (resources.files("pipeline") / "schemas" / "insights.schema.json").read_text(encoding="utf-8")
+
+
+def load_schema() -> dict:
+    """The insights JSON Schema (a fresh dict each call, so callers may mutate it)."""
+    return json.loads(_schema_text())
+
+
+def validate_insights(insights: dict) -> None:
+    """Raise jsonschema.ValidationError (the most relevant one) if `insights` is invalid.
+
+    Only the shape is checked; cross-references (e.g. that a card's theme_id exists)
+    are the producing stage's responsibility.
+    """
+    Draft202012Validator(load_schema()).validate(insights)
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Indexes built once per render so the section renderers stay simple."""
+
+    workshops: tuple[str, ...]
+    category_names: dict[str, str]
+    taxonomy_theme_names: dict[str, str]
+    theme_labels: dict[str, str]
+    votes_by_theme: dict[str, list[dict]]
+
+    def colour(self, workshop_id: str) -> tuple[str, str]:
+        return PALETTE[self.workshops.index(workshop_id) % len(PALETTE)]
+
+    def colour_index(self, workshop_id: str) -> int:
+        return self.workshops.index(workshop_id) % len(PALETTE)
+
+
+def _workshop_order(insights: Mapping[str, Any]) -> tuple[str, ...]:
+    """Workshops in document order, then any only seen in counts/cards, sorted.
+
+    Colours are assigned by position, so every workshop must be in this tuple.
+    """
+    listed = [w["workshop_id"] for w in insights["workshops"]]
+    seen: set[str] = set()
+    for item in [*insights["categories"], *insights["themes"]]:
+        seen.update(item["per_workshop"])
+    seen.update(card["workshop_id"] for card in insights["cards"])
+    for theme in insights["themes"]:
+        seen.update(q["workshop_id"] for q in theme["quotes"])
+    extra = sorted(seen.difference(listed))
+    return tuple(dict.fromkeys([*listed, *extra]))
+
+
+def _build_lookup(insights: Mapping[str, Any]) -> _Lookup:
+    category_names: dict[str, str] = {}
+    taxonomy_theme_names: dict[str, str] = {}
+    for category in insights["taxonomy"]["categories"]:
+        category_names[category["category_id"]] = category["name"]
+        for theme in category["themes"]:
+            taxonomy_theme_names[theme["taxonomy_theme_id"]] = theme["name"]
+    for category in insights["categories"]:
+        category_names.setdefault(category["category_id"], category["name"])
+    votes_by_theme: dict[str, list[dict]] = {}
+    for vote in insights["votes"]:
+        votes_by_theme.setdefault(vote["taxonomy_theme_id"], []).append(vote)
+    return _Lookup(
+        workshops=_workshop_order(insights),
+        category_names=category_names,
+        taxonomy_theme_names=taxonomy_theme_names,
+        theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]},
+        votes_by_theme=votes_by_theme,
+    )
+
+
+def _ordered_counts(per_workshop: Mapping[str, int], lk: _Lookup) -> list[tuple[str, int]]:
+    """(workshop_id, count) in report workshop order, skipping zero counts."""
+    return [(w, per_workshop[w]) for w in lk.workshops if per_workshop.get(w)]
+
+
+def _by_size(themes: Iterable[dict]) -> list[dict]:
+    # theme_id breaks ties so equal-sized themes keep a stable order.
+    return sorted(themes, key=lambda t: (-t["size"], t["theme_id"]))
+
+
+def _is_emergent(theme: Mapping[str, Any]) -> bool:
+    return bool(theme["emergent"]) or theme["category_id"] == EMERGENT_ID
+
+
+def _taxonomy_categories(insights: Mapping[str, Any]) -> list[dict]:
+    return [c for c in insights["categories"] if c["category_id"] != EMERGENT_ID]
+
+
+def _category_themes(insights: Mapping[str, Any], category_id: str) -> list[dict]:
+    return _by_size(t for t in insights["themes"] if t["category_id"] == category_id and not _is_emergent(t))
+
+
+def _emergent_themes(insights: Mapping[str, Any]) -> list[dict]:
+    return _by_size(t for t in insights["themes"] if _is_emergent(t))
+
+
+def _orphan_themes(insights: Mapping[str, Any]) -> list[dict]:
+    """Non-emergent themes whose category is not listed; shown rather than silently dropped."""
+    known = {c["category_id"] for c in insights["categories"]}
+    return _by_size(t for t in insights["themes"] if not _is_emergent(t) and t["category_id"] not in known)
+
+
+def _unmatched_taxonomy_themes(insights: Mapping[str, Any], category_id: str) -> list[dict]:
+    """Taxonomy themes in a category that no found theme maps onto."""
+    mapped = {t["taxonomy_theme_id"] for t in insights["themes"]}
+    for category in insights["taxonomy"]["categories"]:
+        if category["category_id"] == category_id:
+            return [t for t in category["themes"] if t["taxonomy_theme_id"] not in mapped]
+    return []
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _fmt_conf(value: float | None) -> str:
+    """Norwegian decimal comma, two decimals; a dash when unknown."""
+    return DASH if value is None else f"{value:.2f}".replace(".", ",")
+
+
+def _n(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _groups(count: int) -> str:
+    return _n(count, "gruppe", "grupper")
+
+
+def _choice_label(choice: str) -> str:
+    return CHOICE_LABELS.get(choice, choice)
+
+
+def _vote_summary(vote: Mapping[str, Any]) -> str:
+    """E.g. 'Påstand 1: 5 grupper · Påstand 2: 3 grupper'."""
+    return " · ".join(f"{_choice_label(s['choice'])}: {_groups(s['count'])}" for s in vote["statements"])
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _md_text(value: Any) -> str:
+    """Verbatim text, but with '<' backslash-escaped so card text can never become raw HTML
+    when the Markdown is rendered (CommonMark shows '\\<' as a plain '<')."""
+    return str(value).replace("\\", "\\\\").replace("<", "\\<")
+
+
+def _md_cell(value: Any) -> str:
+    # A table row is one line and '|' separates cells, so both must be neutralised.
+    return " ".join(_md_text(value).split()).replace("|", "\\|")
+
+
+def _md_inline(value: Any) -> str:
+    """Single-line text for headings and list items."""
+    return " ".join(_md_text(value).split())
+
+
+def _md_table(header: list[str], align: list[str], rows: list[list[Any]]) -> list[str]:
+    """align: 'l' or 'r' per column."""
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _md_run_line(insights: Mapping[str, Any]) -> str:
+    run = insights["run"]
+    return (
+        f"*innsikt {_md_inline(run['innsikt_version'])} · modell {_md_inline(run['embedding_model'])}"
+        f" · parametre {_md_inline(run['params_hash'][:12])} · taksonomi {_md_inline(insights['taxonomy']['id'])}*"
+    )
+
+
+def _md_counts(insights: Mapping[str, Any]) -> list[str]:
+    c = insights["run"]["counts"]
+    return _md_table(
+        ["Kort", "Tildelt", "Uteliggere", "Avvist", "Stemmer"],
+        ["r"] * 5,
+        [[c["cards"], c["assigned"], c["outlier"], c["rejected"], c["votes"]]],
+    )
+
+
+def _md_workshops(insights: Mapping[str, Any]) -> list[str]:
+    rows = [[w["workshop_id"], w["cards"], w["assigned"], w["outlier"], w["rejected"]] for w in insights["workshops"]]
+    return _md_table(["Verksted", "Kort", "Tildelt", "Uteliggere", "Avvist"], ["l", "r", "r", "r", "r"], rows)
+
+
+def _md_category_matrix(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    rows = [
+        [c["name"], *(c["per_workshop"].get(w, 0) for w in lk.workshops), c["size"]]
+        for c in insights["categories"]
+    ]
+    header = ["Kategori", *lk.workshops, "Totalt"]
+    return _md_table(header, ["l"] + ["r"] * (len(lk.workshops) + 1), rows)
+
+
+def _md_blockquote(text: str) -> list[str]:
+    return ["> " + _md_text(line) if line.strip() else ">" for line in text.splitlines() or [""]]
+
+
+def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    lines = [f"#### {_md_inline(theme['label'])} ({_n(theme['size'], 'kort', 'kort')})", ""]
+    taxonomy_id = theme["taxonomy_theme_id"]
+    if taxonomy_id is None:
+        facts = ["Nytt tema, ikke i taksonomien"]
+    else:
+        facts = [f"Taksonomitema: {_md_inline(lk.taxonomy_theme_names.get(taxonomy_id, taxonomy_id))}"]
+    facts.append(f"konfidens {_fmt_conf(theme['confidence'])}")
+    facts += [f"{_md_inline(w)}: {n}" for w, n in _ordered_counts(theme["per_workshop"], lk)]
+    lines.append(" · ".join(facts))
+    if theme["keywords"]:
+        lines += ["", "Nøkkelord: " + ", ".join(_md_inline(k) for k in theme["keywords"])]
+    for quote in theme["quotes"]:
+        lines += ["", *_md_blockquote(quote["text"])]
+        lines.append(f"> ({_md_inline(quote['card_id'])}, {_md_inline(quote['workshop_id'])})")
+    return lines + [""]
+
+
+def _md_category(category: Mapping[str, Any], themes: list[dict], lk: _Lookup) -> list[str]:
+    lines = [f"### {_md_inline(category['name'])} ({_n(category['size'], 'kort', 'kort')})", ""]
+    if not themes:
+        lines += ["*Ingen temaer i denne kategorien.*", ""]
+    for theme in themes:
+        lines += _md_theme(theme, lk)
+    return lines
+
+
+def _md_votes(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    if not insights["votes"]:
+        return ["*Ingen stemmer registrert.*", ""]
+    rows = []
+    for vote in insights["votes"]:
+        theme_name = lk.taxonomy_theme_names.get(vote["taxonomy_theme_id"], vote["taxonomy_theme_id"])
+        category_name = lk.category_names.get(vote["category_id"], vote["category_id"])
+        for s in vote["statements"]:
+            statement = s["statement"] if s["statement"] is not None else DASH
+            rows.append([category_name, theme_name, vote["groups"], _choice_label(s["choice"]), s["count"], statement])
+    header = ["Kategori", "Taksonomitema", "Grupper", "Valg", "Antall", "Påstand"]
+    return _md_table(header, ["l", "l", "r", "l", "r", "l"], rows) + [""]
+
+
+def render_markdown(insights: dict) -> str:
+    """Markdown report: counts, category x workshop table, themes with quotes, votes."""
+    lk = _build_lookup(insights)
+    lines = [f"# {REPORT_TITLE}", "", _md_run_line(insights), "", "## Oversikt", ""]
+    lines += _md_counts(insights) + [""] + _md_workshops(insights) + [""]
+    lines += ["### Kort per kategori og verksted", ""] + _md_category_matrix(insights, lk) + [""]
+    lines += ["## Kategorier", ""]
+    for category in _taxonomy_categories(insights):
+        lines += _md_category(category, _category_themes(insights, category["category_id"]), lk)
+    orphans = _orphan_themes(insights)
+    if orphans:
+        lines += ["### Temaer uten kjent kategori", ""]
+        for theme in orphans:
+            lines += _md_theme(theme, lk)
+    lines += [f"## {EMERGENT_TITLE}", ""]
+    emergent = _emergent_themes(insights)
+    if not emergent:
+        lines += ["*Ingen nye temaer.*", ""]
+    for theme in emergent:
+        lines += _md_theme(theme, lk)
+    lines += ["## Stemmer", ""] + _md_votes(insights, lk)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------- html helpers
+
+
+def _esc(value: Any) -> str:
+    """Every data value goes through here: text content and attribute values alike."""
+    return html.escape(str(value), quote=True)
+
+
+def _anchor(prefix: str, ident: str) -> str:
+    """Fragment id for an element; escaped because ids come from the data."""
+    return _esc(f"{prefix}-{ident}")
+
+
+def _swatch(workshop_id: str, lk: _Lookup) -> str:
+    return f'<span class="swatch ws{lk.colour_index(workshop_id)}" aria-hidden="true"></span>'
+
+
+def _per_workshop_html(per_workshop: Mapping[str, int], lk: _Lookup) -> str:
+    items = [
+        f'<li>{_swatch(w, lk)}{_esc(w)}: <span class="num">{_esc(n)}</span></li>'
+        for w, n in _ordered_counts(per_workshop, lk)
+    ]
+    return f'<ul class="per-ws">{"".join(items)}</ul>'
+
+
+CSS = """
+:root{--fg:#1f2328;--muted:#59636e;--line:#d8dee4;--panel:#f6f8fa;--accent:#2f5d8a}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;color:var(--fg);background:#fff;
+  font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
+.page{max-width:1100px;margin:0 auto;padding:0 24px 48px}
+h1{font-size:1.9rem;margin:28px 0 4px}
+h2{font-size:1.45rem;margin:40px 0 12px;padding-bottom:6px;border-bottom:2px solid var(--line)}
+h3{font-size:1.2rem;margin:28px 0 8px}
+h4{font-size:1.05rem;margin:0}
+a{color:var(--accent)}
+.muted,.meta{color:var(--muted)}
+.meta{margin:0 0 16px;font-size:.9rem}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em}
+nav.toc ul{display:flex;flex-wrap:wrap;gap:6px 18px;list-style:none;padding:0;margin:8px 0 0}
+.counts{display:flex;flex-wrap:wrap;gap:12px;list-style:none;padding:0;margin:16px 0}
+.counts li{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:8px 16px;min-width:120px}
+.counts .n{display:block;font-size:1.6rem;font-weight:600;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;width:100%;margin:8px 0 16px}
+th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid var(--line)}
+th{background:var(--panel);font-weight:600}
+.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.compact{width:auto}
+.chart{display:block;max-width:100%;height:auto}
+.chart text{font-size:13px;fill:var(--fg)}
+.chart .seg-n{font-size:11px}
+.chart .track{fill:#eef1f4}
+.legend,.per-ws{display:flex;flex-wrap:wrap;gap:4px 16px;list-style:none;padding:0;margin:8px 0}
+.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.35em}
+.ws0{background:#4e79a7}.ws1{background:#f28e2b}.ws2{background:#59a14f}.ws3{background:#e15759}
+.ws4{background:#76b7b2}.ws5{background:#edc948}.ws6{background:#b07aa1}.ws7{background:#9c755f}
+.theme{border:1px solid var(--line);border-radius:8px;padding:14px 18px;margin:14px 0}
+.theme-head{display:flex;justify-content:space-between;align-items:baseline;gap:12px}
+.badge{background:var(--panel);border:1px solid var(--line);border-radius:999px;padding:1px 10px;
+  font-size:.85rem;white-space:nowrap}
+.theme p{margin:6px 0}
+.kw{display:inline-block;background:#eef3f8;border-radius:4px;padding:0 6px;margin:0 4px 2px 0;font-size:.85rem}
+blockquote{margin:10px 0;padding:6px 14px;border-left:3px solid #9fb3c8;background:var(--panel)}
+blockquote p{margin:0;white-space:pre-wrap}
+blockquote footer{color:var(--muted);font-size:.82rem;margin-top:2px}
+.votes{margin-top:10px}
+.votes h5{font-size:.95rem;margin:0 0 4px}
+.split{display:flex;height:10px;max-width:360px;border-radius:3px;overflow:hidden;background:#eef1f4;margin:4px 0}
+.split span{display:block;height:100%}
+.vote-list{margin:4px 0;padding-left:18px}
+.unmatched{font-size:.9rem}
+#kortsok{width:100%;max-width:420px;padding:8px 10px;font:inherit;border:1px solid var(--line);border-radius:6px}
+#korttabell td.text{white-space:pre-wrap;min-width:260px}
+#korttabell small{display:block;color:var(--muted)}
+.run dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
+.run dt{font-weight:600}.run dd{margin:0;word-break:break-all}
+@media print{#kortsok,#kortteller,nav.toc{display:none}.theme{break-inside:avoid}}
+""".strip()
+
+# Filters the card table client-side. It reads no data, so it needs no escaping.
+SCRIPT = """
+(function () {
+  var input = document.getElementById("kortsok");
+  var rows = document.querySelectorAll("#korttabell tbody tr");
+  var counter = document.getElementById("kortteller");
+  input.addEventListener("input", function () {
+    var query = input.value.trim().toLowerCase(), shown = 0;
+    rows.forEach(function (row) {
+      var hit = !query || row.textContent.toLowerCase().indexOf(query) !== -1;
+      row.hidden = !hit;
+      if (hit) { shown += 1; }
+    });
+    counter.textContent = "Viser " + shown + " av " + rows.length + " kort";
+  });
+})();
+""".strip()
+
+
+# --------------------------------------------------------------------------- html sections
+
+
+def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    run, counts = insights["run"], insights["run"]["counts"]
+    tiles = [
+        ("kort", counts["cards"]),
+        ("tildelt", counts["assigned"]),
+        ("uteliggere", counts["outlier"]),
+        ("avvist", counts["rejected"]),
+        ("stemmer", counts["votes"]),
+    ]
+    tiles_html = "".join(f'<li><span class="n">{_esc(n)}</span>{label}</li>' for label, n in tiles)
+    rows = "".join(
+        f"<tr><td>{_swatch(w['workshop_id'], lk)}{_esc(w['workshop_id'])}</td>"
+        f'<td class="num">{_esc(w["cards"])}</td><td class="num">{_esc(w["assigned"])}</td>'
+        f'<td class="num">{_esc(w["outlier"])}</td><td class="num">{_esc(w["rejected"])}</td></tr>'
+        for w in insights["workshops"]
+    )
+    return (
+        f"<header>\n<h1>{_esc(REPORT_TITLE)}</h1>\n"
+        f'<p class="meta">innsikt {_esc(run["innsikt_version"])} · modell <code>{_esc(run["embedding_model"])}</code>'
+        f' · taksonomi <code>{_esc(insights["taxonomy"]["id"])}</code>'
+        f' · parametre <code title="{_esc(run["params_hash"])}">{_esc(run["params_hash"][:12])}</code></p>\n'
+        f'<ul class="counts">{tiles_html}</ul>\n'
+        '<table class="compact workshops"><thead><tr><th>Verksted</th><th class="num">Kort</th>'
+        '<th class="num">Tildelt</th><th class="num">Uteliggere</th><th class="num">Avvist</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>\n"
+        '<nav class="toc" aria-label="Innhold"><ul><li><a href="#oversikt">Oversikt</a></li>'
+        '<li><a href="#kategorier">Kategorier</a></li>'
+        f'<li><a href="#nye-temaer">{_esc(EMERGENT_TITLE)}</a></li>'
+        '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
+        '<li><a href="#kjoring">Kjøring</a></li></ul></nav>\n</header>'
+    )
+
+
+# Chart geometry in SVG user units; the viewBox lets it scale down on narrow screens.
+CHART_LABEL_W = 250
+CHART_BAR_W = 560
+CHART_TOTAL_W = 60
+CHART_ROW_H = 30
+CHART_BAR_H = 20
+CHART_PAD = 6
+CHART_LABEL_CHARS = 34
+CHART_MIN_SEG_FOR_NUMBER = 22
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _svg_bar_row(index: int, category: Mapping[str, Any], scale: float, lk: _Lookup) -> str:
+    y = CHART_PAD + index * CHART_ROW_H
+    mid = y + CHART_BAR_H / 2
+    name = category["name"]
+    parts = [
+        f'<g class="bar-row"><text x="{CHART_LABEL_W - 10}" y="{mid:.1f}" dy=".35em" text-anchor="end">'
+        f"<title>{_esc(name)}</title>{_esc(_truncate(name, CHART_LABEL_CHARS))}</text>",
+        f'<rect class="track" x="{CHART_LABEL_W}" y="{y}" width="{CHART_BAR_W}" height="{CHART_BAR_H}" rx="2"/>',
+    ]
+    x = float(CHART_LABEL_W)
+    for workshop_id, count in _ordered_counts(category["per_workshop"], lk):
+        width = count * scale
+        fill, ink = lk.colour(workshop_id)
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{CHART_BAR_H}" fill="{fill}">'
+            f"<title>{_esc(name)} – {_esc(workshop_id)}: {_esc(_n(count, 'kort', 'kort'))}</title></rect>"
+        )
+        if width >= CHART_MIN_SEG_FOR_NUMBER:
+            parts.append(
+                f'<text class="seg-n" x="{x + width / 2:.1f}" y="{mid:.1f}" dy=".35em" text-anchor="middle"'
+                f' style="fill:{ink}">{_esc(count)}</text>'
+            )
+        x += width
+    parts.append(f'<text x="{x + 6:.1f}" y="{mid:.1f}" dy=".35em">{_esc(category["size"])}</text></g>')
+    return "".join(parts)
+
+
+def _svg_category_chart(categories: list[dict], lk: _Lookup) -> str:
+    """Horizontal stacked bars: one bar per category, one segment per workshop."""
+    largest = max([1] + [max(c["size"], sum(c["per_workshop"].values())) for c in categories])
+    scale = CHART_BAR_W / largest
+    width = CHART_LABEL_W + CHART_BAR_W + CHART_TOTAL_W
+    height = 2 * CHART_PAD + len(categories) * CHART_ROW_H - (CHART_ROW_H - CHART_BAR_H)
+    rows = "\n".join(_svg_bar_row(i, c, scale, lk) for i, c in enumerate(categories))
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        ' role="img" aria-labelledby="chart-title">\n'
+        '<title id="chart-title">Tildelte kort per kategori, fordelt på verksted</title>\n'
+        f"{rows}\n</svg>"
+    )
+
+
+def _html_legend(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    cards_by_ws = {w["workshop_id"]: w["cards"] for w in insights["workshops"]}
+    items = []
+    for w in lk.workshops:
+        total = f" ({_esc(_n(cards_by_ws[w], 'kort', 'kort'))})" if w in cards_by_ws else ""
+        items.append(f"<li>{_swatch(w, lk)}{_esc(w)}{total}</li>")
+    return f'<ul class="legend" aria-label="Verksteder">{"".join(items)}</ul>'
+
+
+def _html_overview(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    return (
+        '<section id="oversikt">\n<h2>Oversikt</h2>\n'
+        '<p class="muted">Tildelte kort per kategori. Hver farge er ett verksted; tallet til høyre er totalen.</p>\n'
+        f"{_svg_category_chart(insights['categories'], lk)}\n{_html_legend(insights, lk)}\n</section>"
+    )
+
+
+def _html_quotes(quotes: list[dict]) -> str:
+    if not quotes:
+        return '<p class="muted">Ingen sitater.</p>'
+    return "".join(
+        f"<blockquote><p>{_esc(q['text'])}</p><footer>{_esc(q['card_id'])} · {_esc(q['workshop_id'])}"
+        f" · {_esc(CARD_TYPE_LABELS.get(q['card_type'], q['card_type']))}</footer></blockquote>"
+        for q in quotes
+    )
+
+
+def _html_split_bar(vote: Mapping[str, Any]) -> str:
+    total = sum(s["count"] for s in vote["statements"])
+    if total == 0:
+        return ""
+    segments = "".join(
+        f'<span style="width:{100 * s["count"] / total:.1f}%;background:{VOTE_COLOURS[i % len(VOTE_COLOURS)]}"'
+        f' title="{_esc(_choice_label(s["choice"]))}: {_esc(_groups(s["count"]))}"></span>'
+        for i, s in enumerate(vote["statements"])
+    )
+    return f'<div class="split" aria-hidden="true">{segments}</div>'
+
+
+def _html_vote_detail(vote: Mapping[str, Any]) -> str:
+    items = "".join(
+        f'<li><span class="swatch" style="background:{VOTE_COLOURS[i % len(VOTE_COLOURS)]}" aria-hidden="true">'
+        f"</span><strong>{_esc(_choice_label(s['choice']))}:</strong> {_esc(_groups(s['count']))}"
+        + (f" – «{_esc(s['statement'])}»" if s["statement"] is not None else "")
+        + "</li>"
+        for i, s in enumerate(vote["statements"])
+    )
+    summary = f'<p class="vote-summary">{_esc(_vote_summary(vote))}</p>'
+    return f'{summary}{_html_split_bar(vote)}<ul class="vote-list">{items}</ul>'
+
+
+def _html_theme_votes(theme: Mapping[str, Any], lk: _Lookup) -> str:
+    votes = lk.votes_by_theme.get(theme["taxonomy_theme_id"] or "", [])
+    return "".join(
+        f'<div class="votes"><h5>Stemmer ({_esc(_groups(v["groups"]))} stemte)</h5>{_html_vote_detail(v)}</div>'
+        for v in votes
+    )
+
+
+def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
+    taxonomy_id = theme["taxonomy_theme_id"]
+    if taxonomy_id is None:
+        mapped = '<span class="muted">nytt tema, ikke i taksonomien</span>'
+    else:
+        name = lk.taxonomy_theme_names.get(taxonomy_id, taxonomy_id)
+        mapped = f'<strong>{_esc(name)}</strong> <span class="muted">({_esc(taxonomy_id)})</span>'
+    keywords = "".join(f'<span class="kw">{_esc(k)}</span>' for k in theme["keywords"])
+    parts = [
+        f'<article class="theme" id="{_anchor("tema", theme["theme_id"])}">',
+        f'<div class="theme-head"><h4>{_esc(theme["label"])}</h4>'
+        f'<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span></div>',
+        f"<p>Taksonomitema: {mapped} · konfidens {_esc(_fmt_conf(theme['confidence']))}"
+        f' <span class="muted">· tema-id {_esc(theme["theme_id"])}</span></p>',
+        f'<p class="keywords">{keywords}</p>' if keywords else "",
+        _per_workshop_html(theme["per_workshop"], lk),
+        _html_quotes(theme["quotes"]),
+        _html_theme_votes(theme, lk),
+        "</article>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _html_unmatched(insights: Mapping[str, Any], category_id: str) -> str:
+    """Taxonomy themes with no matching cards are findings too (nobody wrote about them)."""
+    unmatched = _unmatched_taxonomy_themes(insights, category_id)
+    if not unmatched:
+        return ""
+    names = ", ".join(_esc(t["name"]) for t in unmatched)
+    return f'<p class="unmatched muted">Taksonomitemaer uten kort: {names}</p>'
+
+
+def _html_category(insights: Mapping[str, Any], category: Mapping[str, Any], lk: _Lookup) -> str:
+    themes = _category_themes(insights, category["category_id"])
+    body = "\n".join(_html_theme(t, lk) for t in themes) or '<p class="muted">Ingen temaer i denne kategorien.</p>'
+    parts = [
+        f'<section class="category" id="{_anchor("kategori", category["category_id"])}">',
+        f'<h3>{_esc(category["name"])} <span class="muted">· {_esc(_n(category["size"], "kort", "kort"))}</span></h3>',
+        _per_workshop_html(category["per_workshop"], lk),
+        body,
+        _html_unmatched(insights, category["category_id"]),
+        "</section>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _html_categories(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    parts = [_html_category(insights, c, lk) for c in _taxonomy_categories(insights)]
+    orphans = _orphan_themes(insights)
+    if orphans:
+        parts.append("<h3>Temaer uten kjent kategori</h3>\n" + "\n".join(_html_theme(t, lk) for t in orphans))
+    return '<section id="kategorier">\n<h2>Kategorier</h2>\n' + "\n".join(parts) + "\n</section>"
+
+
+def _html_emergent(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    themes = _emergent_themes(insights)
+    body = "\n".join(_html_theme(t, lk) for t in themes) or '<p class="muted">Ingen nye temaer.</p>'
+    return (
+        f'<section id="nye-temaer">\n<h2>{_esc(EMERGENT_TITLE)}</h2>\n'
+        '<p class="muted">Temaer som ikke passer godt med noe tema i taksonomien.</p>\n'
+        f"{body}\n</section>"
+    )
+
+
+def _html_votes(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    if not insights["votes"]:
+        return '<section id="stemmer">\n<h2>Stemmer</h2>\n<p class="muted">Ingen stemmer registrert.</p>\n</section>'
+    rows = "".join(
+        f'<tr><td>{_esc(lk.category_names.get(v["category_id"], v["category_id"]))}</td>'
+        f'<td>{_esc(lk.taxonomy_theme_names.get(v["taxonomy_theme_id"], v["taxonomy_theme_id"]))}</td>'
+        f'<td class="num">{_esc(v["groups"])}</td><td>{_html_vote_detail(v)}</td></tr>'
+        for v in insights["votes"]
+    )
+    return (
+        '<section id="stemmer">\n<h2>Stemmer</h2>\n'
+        '<p class="muted">Hvilken påstand gruppene valgte for hvert taksonomitema.</p>\n'
+        '<table><thead><tr><th>Kategori</th><th>Taksonomitema</th><th class="num">Grupper</th>'
+        f"<th>Fordeling</th></tr></thead><tbody>{rows}</tbody></table>\n</section>"
+    )
+
+
+def _html_status_cell(card: Mapping[str, Any]) -> str:
+    notes = []
+    if card["reason"]:
+        notes.append(f"<small>{_esc(card['reason'])}</small>")
+    if card["duplicate_of"]:
+        notes.append(f"<small>duplikat av {_esc(card['duplicate_of'])}</small>")
+    return f"{_esc(STATUS_LABELS.get(card['status'], card['status']))}{''.join(notes)}"
+
+
+def _html_theme_cell(card: Mapping[str, Any], lk: _Lookup) -> str:
+    theme_id = card["theme_id"]
+    if theme_id is None:
+        return DASH
+    label = lk.theme_labels.get(theme_id)
+    if label is None:
+        return _esc(theme_id)
+    return f'<a href="#{_anchor("tema", theme_id)}">{_esc(label)}</a>'
+
+
+def _html_card_row(card: Mapping[str, Any], lk: _Lookup) -> str:
+    category_id = card["category_id"]
+    category = DASH if category_id is None else lk.category_names.get(category_id, category_id)
+    card_type = CARD_TYPE_LABELS.get(card["card_type"], card["card_type"])
+    return (
+        f"<tr><td>{_esc(card['card_id'])}</td><td>{_esc(card['workshop_id'])}</td><td>{_esc(card_type)}</td>"
+        f"<td>{_html_status_cell(card)}</td><td>{_html_theme_cell(card, lk)}</td><td>{_esc(category)}</td>"
+        f'<td class="num">{_esc(_fmt_conf(card["confidence"]))}</td><td class="text">{_esc(card["text"])}</td></tr>'
+    )
+
+
+def _html_cards(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    cards = insights["cards"]
+    rows = "\n".join(_html_card_row(c, lk) for c in cards)
+    return (
+        '<section id="alle-kort">\n<h2>Alle kort</h2>\n'
+        '<p><label for="kortsok">Søk i kortene</label><br>'
+        '<input id="kortsok" type="search" autocomplete="off"'
+        ' placeholder="Filtrer på tekst, tema, verksted, status …"></p>\n'
+        f'<p id="kortteller" class="muted" aria-live="polite">Viser {len(cards)} av {len(cards)} kort</p>\n'
+        '<table id="korttabell"><thead><tr><th>Kort-id</th><th>Verksted</th><th>Type</th><th>Status</th>'
+        '<th>Tema</th><th>Kategori</th><th class="num">Konfidens</th><th>Tekst</th></tr></thead>\n'
+        f"<tbody>\n{rows}\n</tbody></table>\n</section>"
+    )
+
+
+def _html_run(insights: Mapping[str, Any]) -> str:
+    run = insights["run"]
+    inputs = "".join(
+        f"<tr><td>{_esc(i['path'])}</td><td>{_esc(i['kind'])}</td><td class=\"num\">{_esc(i['rows'])}</td>"
+        f"<td><code>{_esc(i['sha256'])}</code></td></tr>"
+        for i in run["inputs"]
+    )
+    packages = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in sorted(run["package_versions"].items()))
+    return (
+        '<section id="kjoring" class="run">\n<h2>Kjøring</h2>\n<dl>'
+        f"<dt>innsikt</dt><dd>{_esc(run['innsikt_version'])}</dd>"
+        f"<dt>Skjemaversjon</dt><dd>{_esc(insights['schema_version'])}</dd>"
+        f"<dt>Embeddingmodell</dt><dd>{_esc(run['embedding_model'])}</dd>"
+        f"<dt>Parametre (SHA-256)</dt><dd><code>{_esc(run['params_hash'])}</code></dd>"
+        f"<dt>Taksonomi</dt><dd>{_esc(insights['taxonomy']['id'])}</dd>"
+        f"<dt>Pakker</dt><dd>{packages or DASH}</dd></dl>\n"
+        '<table><thead><tr><th>Inndata</th><th>Type</th><th class="num">Rader</th><th>SHA-256</th></tr></thead>'
+        f"<tbody>{inputs}</tbody></table>\n</section>"
+    )
+
+
+def render_html(insights: dict) -> str:
+    """One self-contained, offline HTML5 page (inline CSS, SVG and JS; no external resources)."""
+    lk = _build_lookup(insights)
+    body = "\n".join(
+        [
+            _html_header(insights, lk),
+            "<main>",
+            _html_overview(insights, lk),
+            _html_categories(insights, lk),
+            _html_emergent(insights, lk),
+            _html_votes(insights, lk),
+            _html_cards(insights, lk),
+            "</main>",
+            _html_run(insights),
+        ]
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="nb">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(REPORT_TITLE)}</title>\n<style>\n{CSS}\n</style>\n</head>\n"
+        f'<body>\n<div class="page">\n{body}\n</div>\n<script>\n{SCRIPT}\n</script>\n</body>\n</html>\n'
+    )

