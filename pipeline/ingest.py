@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+from collections import Counter
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.params import IngestParams
+from pipeline.pii import PII_KINDS, redact
 from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
 
 CARD_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".jsonl"}
@@ -73,6 +75,7 @@ class IngestResult:
     cards: pd.DataFrame
     votes: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
+    redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -290,6 +293,7 @@ def ingest(sources: list[Source], params: IngestParams) -> IngestResult:
     inputs: list[dict] = []
     first_seen: dict[str, tuple[str, int]] = {}
     seen_content: dict[str, str] = {}
+    redactions: Counter = Counter()
     for source in sources:
         digest = hashlib.sha256(source.data).hexdigest()
         if digest in seen_content:
@@ -308,21 +312,26 @@ def ingest(sources: list[Source], params: IngestParams) -> IngestResult:
         if kind == "votes":
             votes.extend(_vote_records(source, table))
         else:
-            cards.extend(_card_records(source, table, params, first_seen))
+            cards.extend(_card_records(source, table, params, first_seen, redactions))
         inputs.append({"path": source.name, "sha256": digest, "kind": kind, "rows": len(table.rows)})
     return IngestResult(
         cards=pd.DataFrame(cards, columns=CARDS.names),
         votes=pd.DataFrame(votes, columns=VOTES.names),
         inputs=inputs,
+        redactions={kind: redactions[kind] for kind in PII_KINDS},
     )
 
 
-def _card_records(source: Source, table: Table, params: IngestParams, first_seen: dict) -> list[dict]:
+def _card_records(source: Source, table: Table, params: IngestParams, first_seen: dict,
+                  redactions: Counter) -> list[dict]:
     default_workshop = Path(source.name).stem
     known = {"card_id", "workshop_id", "group_id", "card_type", "text"}
     records = []
     for row_number, row in table.rows:
-        text = row.get("text", "")
+        # Personal data never leaves ingest: the text is redacted before anything is written,
+        # and so is the text the content hash of a generated id is taken from.
+        text, found = redact(row.get("text", ""))
+        redactions.update(found)
         workshop_id = row.get("workshop_id", "").strip() or default_workshop
         card_id = row.get("card_id", "").strip()
         if not card_id:
@@ -342,6 +351,9 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
         first_seen[card_id] = (source.name, row_number)
         raw_type = row.get("card_type", "")
         extras = {key: value for key, value in row.items() if key not in known and value != ""}
+        for key, value in extras.items():
+            extras[key], found = redact(value)
+            redactions.update(found)
         if card_type_of(raw_type) == "other" and raw_type.strip():
             extras["card_type_raw"] = raw_type
         reason = junk_reason(text, params)
@@ -425,5 +437,5 @@ def run(*, inputs: list[Path], out_dir: Path, params: IngestParams) -> IngestRes
     result = ingest([Source(display_name(f), f.read_bytes()) for f in files], params)
     write_table(result.cards, CARDS, out_dir / "cards.parquet")
     write_table(result.votes, VOTES, out_dir / "votes.parquet")
-    write_json({"inputs": result.inputs}, out_dir / "manifest.json")
+    write_json({"inputs": result.inputs, "redactions": result.redactions}, out_dir / "manifest.json")
     return result

@@ -27,6 +27,15 @@ class NormaliseParams(Strict):
     repair_letters: bool = True
     min_repair_zipf: float = Field(2.5, ge=0, le=8, description="A repair must reach this wordfreq zipf.")
     max_source_zipf: float = Field(1.5, ge=0, le=8, description="Only words rarer than this are repaired.")
+    ambiguity_margin: float = Field(
+        2.5, ge=0, le=8, description="A known word is replaced when the repair is this much more common (zipf)."
+    )
+    context_margin: float = Field(
+        1.0, ge=0, le=8, description="... or this much, in a card where other words needed repair."
+    )
+    near_duplicate_threshold: float = Field(
+        0.7, gt=0.0, le=1.0, description="Character n-gram cosine at which two cards count as the same card."
+    )
 
 
 class EmbedParams(Strict):

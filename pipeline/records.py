@@ -47,7 +47,14 @@ VOTES = pa.schema(
 
 # normalise -> embed, cluster, map, report
 NORMALISED = pa.schema(
-    list(CARDS) + [("text_norm", pa.string()), ("duplicate_of", pa.string())]
+    list(CARDS)
+    + [
+        ("text_norm", pa.string()),  # repaired text: embedded, labelled and quoted
+        ("language", pa.string()),  # nb | nn | en | ... | und
+        ("language_confidence", pa.float64()),
+        ("duplicate_of", pa.string()),  # first card of its duplicate group
+        ("duplicate_kind", pa.string()),  # exact | near
+    ]
 )
 
 # embed -> cluster, map

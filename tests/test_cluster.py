@@ -3,7 +3,7 @@ import pytest
 from bertopic import BERTopic
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import FakeEmbedder, planted_clusters
+from conftest import FakeEmbedder, normalised_cards, planted_clusters
 from pipeline import cluster as cluster_stage
 from pipeline.cluster import OUTLIER, ClusterError, SmallCorpusClusterer, cluster, make_embedder, theme_id_for
 from pipeline.params import ClusterParams
@@ -76,10 +76,7 @@ def test_run_saves_a_safetensors_model_that_bertopic_loads(tmp_path, fake_embedd
     ids = [f"c{i}" for i in range(len(X))]
     import pandas as pd
 
-    cards = pd.DataFrame({"card_id": ids, "workshop_id": "w", "group_id": None, "card_type": "postit",
-                          "text": docs_for(truth), "source_file": "f", "source_row": range(len(ids)),
-                          "metadata": "{}", "status": "ok", "reason": None, "text_norm": docs_for(truth),
-                          "duplicate_of": None})
+    cards = normalised_cards(docs_for(truth), ids=ids)
     write_table(cards, NORMALISED, tmp_path / "cards.parquet")
     write_table(pd.DataFrame({"card_id": ids, "embedding": list(X)}), EMBEDDINGS, tmp_path / "emb.parquet")
     cluster_stage.run(cards_path=tmp_path / "cards.parquet", embeddings_path=tmp_path / "emb.parquet",

@@ -83,3 +83,19 @@ def test_two_runs_give_byte_identical_outputs(run_twice):
     (first, second), _ = run_twice
     for name in ("insights.json", "report.html", "report.md"):
         assert (first / "report" / name).read_bytes() == (second / "report" / name).read_bytes()
+
+
+def test_personal_data_never_reaches_any_output_file(run_twice):
+    (out, _), (insights, _) = run_twice
+    assert insights["run"]["redactions"] == {"telefon": 1, "e-post": 1, "fødselsnummer": 0}
+    secrets = ["912 34 567", "91234567", "kari.nordmann@molde-eksempel.no"]
+    for path in (p for p in out.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            content = "\n".join(str(v) for c in pq.read_table(path).columns for v in c.to_pylist())
+        else:
+            content = path.read_bytes().decode("utf-8", errors="replace")
+        assert not any(secret in content for secret in secrets), path
+    card = {c["card_id"]: c for c in insights["cards"]}["mol-21"]
+    assert "[telefon]" in card["text"] and "[e-post]" in card["text"]

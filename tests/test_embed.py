@@ -1,9 +1,9 @@
 import logging
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from conftest import normalised_cards
 from pipeline import embed as embed_stage
 from pipeline.embed import (
     E5SmallQ4,
@@ -19,23 +19,7 @@ from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
 
 
 def cards_frame(texts, status=None):
-    n = len(texts)
-    return pd.DataFrame(
-        {
-            "card_id": [f"c{i}" for i in range(n)],
-            "workshop_id": ["w"] * n,
-            "group_id": [None] * n,
-            "card_type": ["postit"] * n,
-            "text": texts,
-            "source_file": ["f.csv"] * n,
-            "source_row": list(range(2, n + 2)),
-            "metadata": ["{}"] * n,
-            "status": status or ["ok"] * n,
-            "reason": [None] * n,
-            "text_norm": texts,
-            "duplicate_of": [None] * n,
-        }
-    )
+    return normalised_cards(texts, status)
 
 
 def test_e5_small_q4_gives_normalised_deterministic_vectors():

@@ -10,6 +10,7 @@ from pipeline.report_render import validate_insights
 from pipeline.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
+REDACTIONS = {"telefon": 1, "e-post": 0, "fødselsnummer": 0}
 INPUTS = [{"path": "corpora/x/w1.csv", "sha256": "0" * 64, "kind": "cards", "rows": 5}]
 
 
@@ -27,7 +28,10 @@ def frames():
             "status": ["ok", "ok", "ok", "ok", "rejected"],
             "reason": [None, None, None, None, "empty card"],
             "text_norm": ["Ettårige budsjetter", "Ettårige budsjetter!", "Silo <script>alert(1)</script>", "KI", ""],
+            "language": ["nb", "nb", "nb", "en", "und"],
+            "language_confidence": [0.9, 0.9, 0.8, 0.7, 0.0],
             "duplicate_of": [None, "a", None, None, None],
+            "duplicate_kind": [None, "exact", None, None, None],
         }
     )
     card_map = pd.DataFrame(
@@ -57,7 +61,7 @@ def frames():
 def build():
     cards, card_map, themes, votes = frames()
     return build_insights(cards=cards, card_map=card_map, themes=themes, votes=votes, inputs=INPUTS,
-                          taxonomy=TAXONOMY, params=Params())
+                          redactions=REDACTIONS, taxonomy=TAXONOMY, params=Params())
 
 
 def test_insights_validate_against_the_schema_and_conserve_cards():
@@ -122,3 +126,12 @@ def test_same_input_gives_byte_identical_json():
 def test_emergent_category_appears_when_cards_are_emergent():
     categories = [c["category_id"] for c in build()["categories"]]
     assert categories[-1] == "emergent" and len(categories) == 7
+
+
+def test_voices_count_a_duplicate_group_once():
+    theme = build()["themes"][0]
+    assert theme["size"] == 3 and theme["voices"] == 2  # "b" repeats "a"
+
+
+def test_redaction_counts_are_reported():
+    assert build()["run"]["redactions"] == REDACTIONS

@@ -30,6 +30,8 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
         "taxonomy_theme_id": tax,
         "confidence": conf,
         "duplicate_of": None,
+        "duplicate_kind": None,
+        "language": "nb",
     }
     card.update(extra)
     return card
@@ -39,7 +41,7 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card."""
     return {
-        "schema_version": "0.1.0",
+        "schema_version": "0.2.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -50,6 +52,7 @@ def insights() -> dict:
                 {"path": "data/votes.csv", "sha256": HASH_A, "kind": "votes", "rows": 8},
             ],
             "counts": {"cards": 9, "assigned": 6, "outlier": 1, "rejected": 2, "votes": 8},
+            "redactions": {"telefon": 1, "e-post": 0, "fødselsnummer": 0},
         },
         "taxonomy": {
             "id": "kmd-test",
@@ -98,14 +101,14 @@ def insights() -> dict:
             {
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
-                "confidence": 0.61, "size": 1, "per_workshop": {"W1": 1},
+                "confidence": 0.61, "size": 1, "voices": 1, "per_workshop": {"W1": 1},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
             },
             {
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
-                "confidence": 0.834, "size": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "confidence": 0.834, "size": 3, "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
                      "text": "Ledere må tørre å gi fra seg kontroll"},
@@ -117,7 +120,7 @@ def insights() -> dict:
             {
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
-                "confidence": 0.08, "size": 2, "per_workshop": {"W1": 1, "W2": 1},
+                "confidence": 0.08, "size": 2, "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
             },
@@ -144,7 +147,7 @@ def insights() -> dict:
             _card("c5", "W2", "KI i saksbehandling", theme="t3", category="emergent", conf=0.08,
                   card_type="other"),
             _card("c6", "W1", "KI i saksbehandling", theme="t3", category="emergent", conf=0.08,
-                  duplicate_of="c5"),
+                  duplicate_of="c5", duplicate_kind="exact"),
             _card("c7", "W2", "kaffe?", status="outlier"),
             _card("c8", "W1", "se baksiden", status="rejected", reason="junk phrase"),
             _card("c9", "W2", "x", status="rejected", reason="too few letters"),
@@ -158,7 +161,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.1.0.json")
+    assert schema["$id"].endswith("insights-0.2.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
@@ -199,7 +202,7 @@ def _bad_confidence(d):
 
 
 def _bad_version(d):
-    d["schema_version"] = "0.2.0"
+    d["schema_version"] = "0.3.0"
 
 
 def _bad_hash(d):
