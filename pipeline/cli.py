@@ -16,12 +16,15 @@ from jsonschema import ValidationError
 
 from pipeline import cluster as cluster_stage
 from pipeline import embed as embed_stage
+from pipeline import evaluate as evaluate_stage
 from pipeline import ingest as ingest_stage
 from pipeline import map as map_stage
 from pipeline import normalise as normalise_stage
 from pipeline import report as report_stage
 from pipeline.cluster import ClusterError
+from pipeline.evaluate import GoldError
 from pipeline.ingest import IngestError
+from pipeline.map import LabelError
 from pipeline.params import Params, ParamsError, load_params
 from pipeline.records import SchemaError
 from pipeline.report import ReportError
@@ -33,13 +36,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-EXPECTED_ERRORS = (IngestError, ParamsError, SchemaError, ClusterError, TaxonomyError, ReportError, ValidationError)
+EXPECTED_ERRORS = (IngestError, ParamsError, SchemaError, ClusterError, TaxonomyError, ReportError, ValidationError,
+                   GoldError, LabelError)
 MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as ctx.args
 
 ParamsOption = typer.Option(Path("configs/params.yaml"), "--params", help="Params file (one section per stage).")
 OutOption = typer.Option(..., "--out", help="Output folder of the stage.")
 CacheOption = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache (kept between runs).")
 TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", help="Category taxonomy YAML.")
+CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", help="Cue words and paraphrases per theme.")
+LabelsOption = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) used as few-shot examples.")
+
+
+class _LineFormatter(logging.Formatter):
+    """`innsikt: <message>`, and `innsikt: warning: <message>` for warnings: one line each."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"innsikt: {level}{' '.join(record.getMessage().splitlines())}"
 
 
 def guarded(command):
@@ -47,13 +61,23 @@ def guarded(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        logging.basicConfig(level=logging.INFO, format="innsikt: %(message)s", stream=sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LineFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
         try:
             return command(*args, **kwargs)
         except EXPECTED_ERRORS as exc:
             message = exc.message if isinstance(exc, ValidationError) else str(exc)
-            typer.echo(f"innsikt: error: {message}", err=True)
+            typer.echo(f"innsikt: error: {' '.join(message.splitlines())}", err=True)
             raise typer.Exit(code=1) from exc
+        except OSError as exc:  # disk full, permission denied, a folder where a file should be
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"innsikt: error: {where}{exc.strerror or exc}", err=True)
+            raise typer.Exit(code=1) from exc
+        except KeyboardInterrupt as exc:
+            typer.echo("innsikt: interrupted; no output was half written, and embeddings done so far are cached: "
+                       "rerun to resume", err=True)
+            raise typer.Exit(code=130) from exc
 
     return wrapper
 
@@ -69,9 +93,11 @@ def ingest(
     input: list[Path] = typer.Option(..., "--input", help="Files or folders of cards and votes."),
     out: Path = OutOption,
     params: Path = ParamsOption,
+    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="Check votes against this taxonomy YAML."),
 ) -> None:
     """Read every card and votes file into canonical records."""
-    result = ingest_stage.run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest)
+    result = ingest_stage.run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest,
+                              taxonomy=taxonomy)
     rejected = int((result.cards["status"] == "rejected").sum())
     logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
                  len(result.votes), len(result.inputs))
@@ -123,13 +149,37 @@ def map_command(
     embeddings: Path = typer.Option(..., "--embeddings", help="embeddings.parquet from embed."),
     clusters: Path = typer.Option(..., "--clusters", help="Output folder of cluster."),
     taxonomy: Path = TaxonomyOption,
+    codebook: Path = CodebookOption,
+    labels: Optional[Path] = LabelsOption,
     out: Path = OutOption,
     cache_dir: Path = CacheOption,
     params: Path = ParamsOption,
 ) -> None:
     """Map every theme and card onto the taxonomy, or flag it as emergent."""
     map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters, taxonomy_path=taxonomy,
-                  cache_dir=cache_dir, out_dir=out, params=load_params(params))
+                  codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out,
+                  params=load_params(params))
+
+
+@app.command()
+@guarded
+def evaluate(
+    gold: Path = typer.Option(..., "--gold", help="CSV with card_id, category_id, theme_id [, also]."),
+    run_dir: Path = typer.Option(Path("outputs"), "--run-dir", help="Outputs of a run on the gold cards."),
+    taxonomy: Path = TaxonomyOption,
+    codebook: Path = CodebookOption,
+    out: Path = typer.Option(Path("outputs/evaluate"), "--out", help="Where metrics.json and plots go."),
+    cache_dir: Path = CacheOption,
+    params: Path = ParamsOption,
+) -> None:
+    """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
+    metrics = evaluate_stage.run(gold_path=gold, run_dir=run_dir, taxonomy_path=taxonomy, codebook_path=codebook,
+                                 cache_dir=cache_dir, out_dir=out, params=load_params(params))
+    for name in ("zero_shot", "cross_validated_by_workshop"):
+        m = metrics[name]
+        logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, emergent P %.2f R %.2f, "
+                     "ARI %.3f", name, m["cards"], m["category_accuracy"], m["category_macro_f1"],
+                     m["emergent_precision"], m["emergent_recall"], m["clustering_ari"])
 
 
 @app.command()
@@ -137,19 +187,21 @@ def map_command(
 def report(
     ingested: Path = typer.Option(..., "--ingested", help="Output folder of ingest (votes, manifest)."),
     cards: Path = typer.Option(..., "--cards", help="cards.parquet from normalise."),
+    embeddings: Path = typer.Option(..., "--embeddings", help="embeddings.parquet from embed (quotes, card map)."),
     mapped: Path = typer.Option(..., "--mapped", help="Output folder of map."),
     taxonomy: Path = TaxonomyOption,
     out: Path = OutOption,
     params: Path = ParamsOption,
 ) -> None:
-    """Write insights.json, report.md and report.html."""
-    report_stage.run(ingest_dir=ingested, cards_path=cards, map_dir=mapped, taxonomy_path=taxonomy, out_dir=out,
-                     params=load_params(params))
+    """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
+    report_stage.run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, map_dir=mapped,
+                     taxonomy_path=taxonomy, out_dir=out, params=load_params(params))
 
 
-def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, cache_dir: Path) -> dict:
+def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, cache_dir: Path,
+            codebook: Path = Path("configs/codebook.yaml"), labels: Path | None = None) -> dict:
     """Every stage in one process, with the same functions the DVC stages call."""
-    ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest)
+    ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy)
     normalise_stage.run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
                         params=params.normalise)
     cards = out / "normalise" / "cards.parquet"
@@ -160,9 +212,10 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
                       model_dir=out / "models" / "bertopic", params=params.cluster,
                       embedder=cluster_stage.make_embedder(backend))
     map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
-                  cache_dir=cache_dir, out_dir=out / "map", params=params)
-    return report_stage.run(ingest_dir=out / "ingest", cards_path=cards, map_dir=out / "map",
-                            taxonomy_path=taxonomy, out_dir=out / "report", params=params)
+                  codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
+                  params=params)
+    return report_stage.run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
+                            map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
 
 
 @app.command("run", context_settings=MULTI)
@@ -172,12 +225,14 @@ def run_command(
     input: list[Path] = typer.Option(..., "--input", help="Files or folders of cards and votes."),
     out: Path = typer.Option(Path("outputs"), "--out", help="Folder for all stage outputs."),
     taxonomy: Path = TaxonomyOption,
+    codebook: Path = CodebookOption,
+    labels: Optional[Path] = LabelsOption,
     cache_dir: Path = CacheOption,
     params: Path = ParamsOption,
 ) -> None:
     """Run all stages in one process on any files or folders (no DVC needed)."""
     insights = run_all(inputs=_inputs(ctx, input), out=out, params=load_params(params), taxonomy=taxonomy,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, codebook=codebook, labels=labels)
     counts = insights["run"]["counts"]
     logging.info("run: %d cards: %d assigned, %d outliers, %d rejected; %d themes; report at %s",
                  counts["cards"], counts["assigned"], counts["outlier"], counts["rejected"],

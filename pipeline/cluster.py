@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,13 +150,28 @@ def rank_keywords(candidates: list[str], member_docs: list[str]) -> list[str]:
     return sorted(candidates, key=lambda word: -support[word])  # stable: c-TF-IDF order breaks ties
 
 
-def make_label(keywords: list[str], n_words: int) -> str:
-    """First keywords, skipping one that repeats a word already in the label."""
+def make_label(keywords: list[str], n_words: int, member_docs: list[str] | None = None) -> str:
+    """Readable label: the first keywords, one per word stem, each in its commonest form in the cluster.
+
+    "budsjetter, budsjettene, ettårige" becomes "budsjetter, ettårige": forms of one word count once.
+    """
+    from nltk.stem.snowball import SnowballStemmer  # rule-based: needs no downloaded data
+
+    stem = SnowballStemmer("norwegian").stem
+    forms: dict[str, Counter] = {}
+    for doc in member_docs or []:
+        for token in re.findall(TOKEN_PATTERN, doc.lower()):
+            forms.setdefault(stem(token), Counter())[token] += 1
     chosen: list[str] = []
+    used: set[str] = set()
     for keyword in keywords:
-        used = {w for phrase in chosen for w in phrase.split()}
-        if not used & set(keyword.split()):
-            chosen.append(keyword)
+        stems = [stem(w) for w in keyword.split()]
+        if used & set(stems):
+            continue
+        used.update(stems)
+        if len(stems) == 1 and stems[0] in forms:
+            keyword = min(forms[stems[0]], key=lambda f: (-forms[stems[0]][f], len(f), f))
+        chosen.append(keyword)
         if len(chosen) == n_words:
             break
     return ", ".join(chosen)
@@ -212,7 +228,7 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
             {
                 "cluster": topic,
                 "theme_id": theme_id_for([card_ids[i] for i in members]),
-                "label": make_label(keywords, params.label_words) or f"tema {topic}",
+                "label": make_label(keywords, params.label_words, [docs[i] for i in members]) or f"tema {topic}",
                 "keywords": keywords,
                 "size": len(members),
             }

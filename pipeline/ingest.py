@@ -1,19 +1,23 @@
 """Ingest: every input file -> canonical card and vote records.
 
 Reads CSV (`,` `;` tab; UTF-8 with or without BOM, UTF-16, cp1252), XLSX, JSONL and plain text.
-Bad input stops the run with an `IngestError` naming file, row and column; junk cards are
-kept as `rejected` with a reason so that nothing is lost.
+Bad input stops the run with an `IngestError` naming file, row and column; suspicious but
+usable input (long cards, non-Norwegian cards, tiny workshops, ignored sheets, votes for a
+workshop without cards) gives an `IngestWarning` and goes on. Junk cards are kept as
+`rejected` with a reason, and every data row of every card file becomes exactly one card,
+so that nothing is lost.
 """
 from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import hashlib
 import io
 import json
+import logging
 import re
-from collections import Counter
-import zipfile
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,12 @@ import pandas as pd
 from pipeline.params import IngestParams
 from pipeline.pii import PII_KINDS, redact
 from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
+from pipeline.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+# Python's csv module refuses fields over 128 KiB; a pasted document in one cell is a long card, not an error.
+csv.field_size_limit(2**31 - 1)
 
 CARD_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".jsonl"}
 SKIPPED_SUFFIXES = {".md"}  # notes about a corpus live beside it
@@ -44,13 +54,46 @@ CARD_TYPE_ALIASES = {
 _CARD_TYPE_BY_ALIAS = {alias: kind for kind, aliases in CARD_TYPE_ALIASES.items() for alias in aliases}
 
 
-class IngestError(ValueError):
-    """Input that cannot be read as cards; the message names file, row and column."""
+NOT_NORWEGIAN_MIN_WORDS = 3  # language of shorter cards is a guess
+NOT_NORWEGIAN_MIN_CONFIDENCE = 0.6
+SAME_WORKSHOP_MIN_CARDS = 3  # two files with the same cards (at least this many): the same workshop twice
+OVERLAP_MIN_CARDS, OVERLAP_MIN_SHARE = 5, 0.5  # ... most of them: warn
+ROWS_LISTED = 8  # rows named in one warning line before "..."
 
-    def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None):
-        self.file, self.row, self.column = file, row, column
-        where = file + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
-        super().__init__(f"{where}: {message}")
+
+def _where(file: str, row: int | None, column: str | None) -> str:
+    return file + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
+
+
+class IngestError(ValueError):
+    """Input that cannot be read as cards; the message names file, row and column.
+
+    `kind` says what is wrong in a word (`missing_text_column`, `duplicate_card_id`, ...; see
+    the README's "Input errors and warnings"), for tests and for callers that want to react.
+    """
+
+    def __init__(self, file: str, message: str, row: int | None = None, column: str | None = None,
+                 kind: str = "bad_input"):
+        self.file, self.row, self.column, self.kind = file, row, column, kind
+        super().__init__(f"{_where(file, row, column)}: {message}")
+
+
+@dataclass(frozen=True)
+class IngestWarning:
+    """Suspicious but usable input: logged as one line, recorded in the manifest, never fatal."""
+
+    kind: str
+    file: str
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        return f"{_where(self.file, self.row, self.column)}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "file": self.file, "row": self.row, "column": self.column,
+                "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -68,6 +111,8 @@ class Table:
     columns: list[str]
     rows: list[tuple[int, dict[str, str]]]
     kind: str = "cards"
+    empty: bool = False  # no header and no rows: nothing in the file at all
+    warnings: list[IngestWarning] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +121,7 @@ class IngestResult:
     votes: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
+    warnings: list[IngestWarning] = field(default_factory=list)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -95,7 +141,7 @@ def decode(source: Source) -> str:
         if even_zeros > len(data) // 4 and odd_zeros == 0:
             return _decode_strict(source, data, "utf-16-be")
         raise IngestError(source.name, "binary content (NUL bytes); expected a text, CSV, JSONL or XLSX file",
-                          row=_line_of(data, data.index(b"\x00")))
+                          row=_line_of(data, data.index(b"\x00")), kind="binary")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -113,6 +159,7 @@ def _decode_strict(source: Source, data: bytes, encoding: str) -> str:
             f"undecodable byte 0x{data[exc.start]:02x} at offset {exc.start}; "
             f"expected UTF-8, UTF-16 or cp1252 text",
             row=_line_of(data, exc.start),
+            kind="undecodable",
         ) from exc
 
 
@@ -144,31 +191,49 @@ def _canonical_header(source: Source, header: list[str]) -> list[str]:
             name = f"column_{position}"
         name = by_alias.get(name.replace(" ", "_"), name)
         if name in names:
-            raise IngestError(source.name, f"column name {name!r} appears twice in the header", row=1, column=name)
+            raise IngestError(source.name, f"column name {name!r} appears twice in the header", row=1, column=name,
+                              kind="duplicate_column")
         names.append(name)
     return names
 
 
-def _sniff_delimiter(first_line: str) -> str:
+def _sniff_delimiter(first_line: str, text: str) -> str:
     counts = {delim: first_line.count(delim) for delim in (",", ";", "\t")}
     best = max(counts, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
+    if counts[best]:
+        return best
+    # A one-column file: every line is one cell, commas and semicolons included. A delimiter
+    # that never occurs keeps the csv module for quoting (multi-line cells) without splitting.
+    return next((d for d in "\x1f\x1e\x1d\x1c" if d not in text), ",")
 
 
 def _parse_delimited(source: Source, text: str) -> Table:
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
     if not first:
-        return Table(columns=[], rows=[])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first), strict=True)
-    try:
-        # Number by record, not physical line: a quoted multi-line cell is still one spreadsheet row.
-        records = list(enumerate(reader, start=1))
-    except csv.Error as exc:
-        raise IngestError(source.name, f"broken CSV quoting: {exc}", row=reader.line_num) from exc
+        return Table(columns=[], rows=[], empty=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first, text), strict=True)
+    # Number by record, not physical line: a quoted multi-line cell is still one spreadsheet row.
+    records: list[tuple[int, list[str]]] = []
+    while True:
+        number, first_line = len(records) + 1, reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            where = f"line {first_line}" + (f" to {reader.line_num}" if reader.line_num > first_line else "")
+            if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+                problem = (f"a quoted cell opened on {where.split(' to ')[0]} is never closed "
+                           f"(it runs to the end of the file); expected a closing '\"'")
+            else:
+                problem = f"{exc} ({where}); expected a quoted cell to end with '\"' followed by a delimiter"
+            raise IngestError(source.name, f"broken CSV quoting: {problem}", row=number,
+                              kind="broken_quoting") from exc
+        records.append((number, row))
     records = [(line, row) for line, row in records if any(cell.strip() for cell in row)]
     if not records:
-        return Table(columns=[], rows=[])
+        return Table(columns=[], rows=[], empty=True)
     header_line, header = records[0]
     columns = _canonical_header(source, header)
     rows = []
@@ -176,34 +241,61 @@ def _parse_delimited(source: Source, text: str) -> Table:
         if len(row) > len(columns):
             raise IngestError(
                 source.name,
-                f"{len(row)} fields but the header has {len(columns)} (unquoted delimiter in a text?)",
+                f"{len(row)} fields but the header has {len(columns)} (unquoted delimiter in a text?); "
+                f"expected at most {len(columns)}",
                 row=line,
                 column=None,
+                kind="too_many_fields",
             )
         rows.append((line, {col: (row[i] if i < len(row) else "") for i, col in enumerate(columns)}))
     return Table(columns=columns, rows=rows)
 
 
 def _parse_xlsx(source: Source) -> Table:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
     try:
-        workbook = load_workbook(io.BytesIO(source.data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
-        raise IngestError(source.name, f"not a readable XLSX workbook: {exc}") from exc
-    sheet = workbook.worksheets[0]  # cards are on the first sheet; later sheets are notes
-    records = [
-        (number, [_cell_text(value) for value in values])
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
-        if any(_cell_text(value).strip() for value in values)
-    ]
-    workbook.close()
+        return _read_xlsx(source)
+    except IngestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds on a damaged or foreign file
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise IngestError(source.name, f"not a readable XLSX workbook ({detail}); expected an Excel .xlsx file",
+                          kind="unreadable_xlsx") from exc
+
+
+def _read_xlsx(source: Source) -> Table:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(io.BytesIO(source.data), read_only=True, data_only=True)
+    try:
+        sheets = workbook.worksheets
+        if not sheets:
+            return Table(columns=[], rows=[], empty=True)
+        sheet = sheets[0]  # cards are on the first sheet; later sheets are notes
+        records = [
+            (number, [_cell_text(value) for value in values])
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+            if any(_cell_text(value).strip() for value in values)
+        ]
+        others = [other.title for other in sheets[1:] if _sheet_has_content(other)]
+    finally:
+        workbook.close()
     if not records:
-        return Table(columns=[], rows=[])
+        if others:
+            raise IngestError(source.name, f"the first sheet {sheet.title!r} is empty, but sheets {others} are not; "
+                                           f"expected the cards on the first sheet", kind="empty_first_sheet")
+        return Table(columns=[], rows=[], empty=True)
     columns = _canonical_header(source, records[0][1])
     rows = [(n, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(columns)}) for n, cells in records[1:]]
-    return Table(columns=columns, rows=rows)
+    warnings = []
+    if others:
+        warnings.append(IngestWarning(
+            "ignored_sheets", source.name,
+            f"cards are read from the first sheet {sheet.title!r} only; sheet(s) {others} are ignored"))
+    return Table(columns=columns, rows=rows, warnings=warnings)
+
+
+def _sheet_has_content(sheet) -> bool:
+    return any(_cell_text(value).strip() for values in sheet.iter_rows(values_only=True) for value in values)
 
 
 def _cell_text(value) -> str:
@@ -214,24 +306,41 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
 def _parse_jsonl(source: Source, text: str) -> Table:
     columns: list[str] = []
     rows = []
+    filled = False
     # Not splitlines(): JSON strings may hold U+2028, U+0085 etc. unescaped; only newlines end a record.
     for number, line in enumerate(re.split(r"\r\n?|\n", text), start=1):
         if not line.strip():
             continue
+        filled = True
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise IngestError(source.name, f"invalid JSON: {exc.msg}", row=number) from exc
+            raise IngestError(source.name, f"invalid JSON: {exc.msg} at character {exc.pos + 1}; "
+                                           f"expected one JSON object per line", row=number,
+                              kind="invalid_json") from exc
+        except RecursionError as exc:
+            raise IngestError(source.name, "invalid JSON: nested too deeply; expected one JSON object per line",
+                              row=number, kind="invalid_json") from exc
         if not isinstance(obj, dict):
-            raise IngestError(source.name, f"expected a JSON object, found {type(obj).__name__}", row=number)
+            raise IngestError(source.name, f"expected a JSON object, found {type(obj).__name__}", row=number,
+                              kind="invalid_json")
         keys = _canonical_header(source, list(obj.keys()))
         record = {key: _cell_text(value) for key, value in zip(keys, obj.values())}
+        for key, value in record.items():
+            if _has_surrogate(key) or _has_surrogate(value):
+                raise IngestError(source.name, "invalid JSON: a lone surrogate escape (e.g. \\ud800) is not a "
+                                               "character; expected valid Unicode text", row=number,
+                                  column=None if _has_surrogate(key) else key, kind="invalid_json")
         columns.extend(key for key in keys if key not in columns)
         rows.append((number, record))
-    return Table(columns=columns, rows=rows)
+    return Table(columns=columns, rows=rows, empty=not filled)
 
 
 def _parse_plain(source: Source, text: str) -> Table:
@@ -252,7 +361,7 @@ def _parse_plain(source: Source, text: str) -> Table:
             elif block:
                 rows.append((start, {"text": " ".join(block)}))
                 start, block = None, []
-    return Table(columns=["text"], rows=rows)
+    return Table(columns=["text"], rows=rows, empty=not filled)
 
 
 # --- records --------------------------------------------------------------------------------
@@ -286,20 +395,31 @@ def content_id(workshop_id: str, text: str) -> str:
     return f"{workshop_id}-{hashlib.sha1(text.strip().encode('utf-8')).hexdigest()[:10]}"
 
 
-def ingest(sources: list[Source], params: IngestParams) -> IngestResult:
-    """Parse every source into card and vote records; pure (no file system)."""
+def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | None = None) -> IngestResult:
+    """Parse every source into card and vote records; pure (no file system).
+
+    With a `taxonomy`, votes are checked against it here, at the door: an unknown theme id or a
+    choice the theme does not offer stops the run naming the file, row and column.
+    """
     cards: list[dict] = []
     votes: list[dict] = []
     inputs: list[dict] = []
+    warnings: list[IngestWarning] = []
     first_seen: dict[str, tuple[str, int]] = {}
     seen_content: dict[str, str] = {}
+    seen_cards: dict[tuple, str] = {}  # the cards of a file (workshop, group, type, text) -> the file
     redactions: Counter = Counter()
     for source in sources:
         digest = hashlib.sha256(source.data).hexdigest()
         if digest in seen_content:
-            raise IngestError(source.name, f"same content as {seen_content[digest]} (a file given twice?)")
+            raise IngestError(source.name, f"same content as {seen_content[digest]} (a file given twice?); "
+                                           f"expected each file once", kind="same_content")
         seen_content[digest] = source.name
-        table = parse(source)
+        table = Table(columns=[], rows=[], empty=True) if not source.data.strip() else parse(source)
+        if table.empty:
+            raise IngestError(source.name, "empty file: no header and no cards; expected a header row and one row "
+                                           "per card (an export that failed? remove the file or export it again)",
+                              kind="empty_file")
         kind = classify(table)
         if kind == "unknown":
             raise IngestError(
@@ -308,17 +428,37 @@ def ingest(sources: list[Source], params: IngestParams) -> IngestResult:
                 f"(or theme_id and choice for votes), found {table.columns}",
                 row=1,
                 column="text",
+                kind="missing_text_column",
             )
+        warnings.extend(table.warnings)
+        if not table.rows:
+            warnings.append(IngestWarning("header_only", source.name,
+                                          f"a header ({', '.join(table.columns)}) but no {kind}; the file adds nothing"))
         if kind == "votes":
-            votes.extend(_vote_records(source, table))
+            votes.extend(_vote_records(source, table, taxonomy))
         else:
-            cards.extend(_card_records(source, table, params, first_seen, redactions))
+            records = _card_records(source, table, params, first_seen, redactions)
+            _check_same_workshop_twice(source, records, seen_cards, cards, warnings)
+            cards.extend(records)
         inputs.append({"path": source.name, "sha256": digest, "kind": kind, "rows": len(table.rows)})
+    card_rows = sum(item["rows"] for item in inputs if item["kind"] == "cards")
+    if len(cards) != card_rows:  # every data row of a card file is exactly one card
+        raise IngestError(", ".join(item["path"] for item in inputs),
+                          f"card conservation violated: {card_rows} data rows but {len(cards)} cards",
+                          kind="conservation")
+    if not cards and sources:
+        names = [s.name for s in sources]
+        raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+                          "no cards in any input file; expected at least one file with a text column and rows",
+                          kind="no_cards")
+    warnings.extend(_card_warnings(cards, params))
+    warnings.extend(_vote_warnings(votes, cards))
     return IngestResult(
         cards=pd.DataFrame(cards, columns=CARDS.names),
         votes=pd.DataFrame(votes, columns=VOTES.names),
         inputs=inputs,
         redactions={kind: redactions[kind] for kind in PII_KINDS},
+        warnings=warnings,
     )
 
 
@@ -344,9 +484,11 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             other_file, other_row = first_seen[card_id]
             raise IngestError(
                 source.name,
-                f"duplicate card id {card_id!r} (first seen in {other_file}, row {other_row})",
+                f"duplicate card id {card_id!r} (first seen in {other_file}, row {other_row}); "
+                f"expected every card id once across all files",
                 row=row_number,
                 column="card_id",
+                kind="duplicate_card_id",
             )
         first_seen[card_id] = (source.name, row_number)
         raw_type = row.get("card_type", "")
@@ -374,18 +516,131 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
     return records
 
 
-def _vote_records(source: Source, table: Table) -> list[dict]:
+def _card_key(card: dict) -> tuple:
+    return (card["workshop_id"], card["group_id"] or "", card["card_type"], card["text"].strip())
+
+
+def _check_same_workshop_twice(source: Source, records: list[dict], seen_cards: dict, earlier: list[dict],
+                               warnings: list[IngestWarning]) -> None:
+    """The same workshop exported twice (say .xlsx and .csv) has other bytes but the same cards."""
+    fingerprint = tuple(sorted(_card_key(card) for card in records))
+    if len(records) >= SAME_WORKSHOP_MIN_CARDS and fingerprint in seen_cards:
+        raise IngestError(source.name, f"the same {len(records)} cards as {seen_cards[fingerprint]} (same workshop, "
+                                       f"groups and texts: the same workshop given twice?); expected each workshop once",
+                          kind="same_cards")
+    seen_cards.setdefault(fingerprint, source.name)
+    live = [card for card in records if card["status"] == STATUS_OK]
+    if len(live) < OVERLAP_MIN_CARDS or not earlier:
+        return
+    by_key: dict[tuple, str] = {}
+    for card in earlier:
+        if card["status"] == STATUS_OK:
+            by_key.setdefault((card["workshop_id"], card["text"].strip()), card["source_file"])
+    shared = Counter(by_key[key] for card in live if (key := (card["workshop_id"], card["text"].strip())) in by_key)
+    for other, count in shared.most_common(1):
+        if count >= OVERLAP_MIN_CARDS and count >= OVERLAP_MIN_SHARE * len(live):
+            warnings.append(IngestWarning(
+                "overlapping_files", source.name,
+                f"{count} of its {len(live)} cards are also in {other}, with the same workshop and text "
+                f"(the same workshop given twice?); all are kept"))
+
+
+def _rows_text(rows: list[int]) -> str:
+    listed = ", ".join(str(r) for r in rows[:ROWS_LISTED])
+    return listed + (f" and {len(rows) - ROWS_LISTED} more" if len(rows) > ROWS_LISTED else "")
+
+
+def _card_warnings(cards: list[dict], params: IngestParams) -> list[IngestWarning]:
+    """Long cards, cards that are confidently not Norwegian, and workshops with very few cards."""
+    from pipeline.language import detect_language
+
+    warnings: list[IngestWarning] = []
+    foreign: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for card in cards:
+        text = card["text"]
+        if len(text) > params.long_card_chars:
+            warnings.append(IngestWarning(
+                "long_card", card["source_file"],
+                f"card of {len(text):,} characters (over ingest.long_card_chars = {params.long_card_chars:,}); "
+                f"the embedding model reads it in parts or cuts it, the report keeps it whole",
+                row=card["source_row"], column="text"))
+        if card["status"] != STATUS_OK or len(re.findall(r"[^\W\d_]{2,}", text)) < NOT_NORWEGIAN_MIN_WORDS:
+            continue
+        detected = detect_language(text)
+        if detected.code not in ("nb", "nn", "und") and detected.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:
+            foreign[card["source_file"]].append((card["source_row"], detected.code))
+    for file, found in foreign.items():
+        languages = ", ".join(f"{code} ({n})" for code, n in Counter(code for _, code in found).most_common())
+        warnings.append(IngestWarning(
+            "not_norwegian", file,
+            f"{len(found)} card(s) look not Norwegian: {languages}, rows {_rows_text([row for row, _ in found])}; "
+            f"they are kept and themed with the rest (taxonomy and repair are Norwegian)"))
+    if params.min_workshop_cards:
+        usable: Counter = Counter()
+        files: dict[str, list[str]] = defaultdict(list)
+        for card in cards:
+            usable[card["workshop_id"]] += card["status"] == STATUS_OK
+            if card["source_file"] not in files[card["workshop_id"]]:
+                files[card["workshop_id"]].append(card["source_file"])
+        for workshop, n in usable.items():
+            if n < params.min_workshop_cards:
+                warnings.append(IngestWarning(
+                    "small_workshop", files[workshop][0],
+                    f"workshop {workshop!r} has only {n} usable card(s) (ingest.min_workshop_cards = "
+                    f"{params.min_workshop_cards}); its counts and quotes rest on very little"))
+    return warnings
+
+
+def _vote_warnings(votes: list[dict], cards: list[dict]) -> list[IngestWarning]:
+    """Votes for a workshop that has no cards: most often a misspelt workshop id."""
+    workshops = sorted({card["workshop_id"] for card in cards})
+    if not workshops:
+        return []
+    unknown: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for vote in votes:
+        if vote["workshop_id"] not in workshops:
+            unknown[(vote["source_file"], vote["workshop_id"])].append(vote["source_row"])
+    warnings = []
+    for (file, workshop), rows in unknown.items():
+        close = difflib.get_close_matches(workshop, workshops, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        warnings.append(IngestWarning(
+            "unknown_workshop", file,
+            f"{len(rows)} vote(s) for workshop {workshop!r}, which has no cards (rows {_rows_text(rows)}); "
+            f"{hint}workshops with cards: {workshops[:ROWS_LISTED]}{' ...' if len(workshops) > ROWS_LISTED else ''}",
+            row=rows[0], column="workshop_id"))
+    return warnings
+
+
+def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None = None) -> list[dict]:
+    themes = {theme.id: theme for theme in taxonomy.themes} if taxonomy is not None else None
     records = []
     for row_number, row in table.rows:
         for column in ("workshop_id", "group_id", "theme_id", "choice"):
             if not row.get(column, "").strip():
-                raise IngestError(source.name, f"empty {column} in a votes row", row=row_number, column=column)
+                raise IngestError(source.name, f"empty {column} in a votes row; expected a value",
+                                  row=row_number, column=column, kind="empty_vote_field")
+        theme_id, choice = row["theme_id"].strip(), row["choice"].strip().lower()
+        if themes is not None:
+            if theme_id not in themes:
+                close = difflib.get_close_matches(theme_id, list(themes), n=1)
+                raise IngestError(
+                    source.name,
+                    f"{theme_id!r} is not a theme of taxonomy {taxonomy.id!r}; expected one of its "
+                    f"{len(themes)} theme ids" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                    row=row_number, column="theme_id", kind="unknown_theme")
+            if choice not in themes[theme_id].choices:
+                raise IngestError(
+                    source.name,
+                    f"{row['choice'].strip()!r} is not a choice for theme {theme_id!r}; "
+                    f"expected one of {list(themes[theme_id].choices)}",
+                    row=row_number, column="choice", kind="bad_choice")
         records.append(
             {
                 "workshop_id": row["workshop_id"].strip(),
                 "group_id": row["group_id"].strip(),
-                "theme_id": row["theme_id"].strip(),
-                "choice": row["choice"].strip().lower(),
+                "theme_id": theme_id,
+                "choice": choice,
                 "source_file": source.name,
                 "source_row": row_number,
             }
@@ -400,12 +655,15 @@ def discover(paths: list[Path]) -> list[Path]:
     """Input files under the given files and folders, in a stable order."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
-            candidates = [path]
-        else:
-            raise IngestError(str(path), "input path does not exist")
+        try:
+            if path.is_dir():
+                candidates = sorted(p for p in path.rglob("*") if p.is_file())
+            elif path.is_file():
+                candidates = [path]
+            else:
+                raise IngestError(str(path), "input path does not exist", kind="missing_path")
+        except OSError as exc:
+            raise IngestError(str(path), f"cannot list input folder: {exc.strerror or exc}", kind="unreadable") from exc
         for candidate in candidates:
             relative_parts = candidate.relative_to(path).parts if path.is_dir() else (candidate.name,)
             if any(part.startswith(".") for part in relative_parts):
@@ -415,7 +673,8 @@ def discover(paths: list[Path]) -> list[Path]:
                 continue
             if suffix not in CARD_SUFFIXES:
                 raise IngestError(
-                    display_name(candidate), f"unsupported file type {suffix!r}; expected one of {sorted(CARD_SUFFIXES)}"
+                    display_name(candidate), f"unsupported file type {suffix!r}; expected one of {sorted(CARD_SUFFIXES)}",
+                    kind="unsupported_type",
                 )
             found.append(candidate)
     return found
@@ -430,12 +689,28 @@ def display_name(path: Path) -> str:
         return resolved.as_posix()
 
 
-def run(*, inputs: list[Path], out_dir: Path, params: IngestParams) -> IngestResult:
+def read_source(path: Path) -> Source:
+    name = display_name(path)
+    try:
+        return Source(name, path.read_bytes())
+    except OSError as exc:
+        raise IngestError(name, f"cannot read file: {exc.strerror or exc}", kind="unreadable") from exc
+
+
+def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Path | None = None) -> IngestResult:
+    """Read the inputs, log every warning as one line, and write cards, votes and the manifest.
+
+    With `taxonomy` (a taxonomy YAML path), votes are checked against it before anything is written.
+    """
     files = discover(inputs)
     if not files:
-        raise IngestError(", ".join(str(p) for p in inputs), "no input files found")
-    result = ingest([Source(display_name(f), f.read_bytes()) for f in files], params)
+        raise IngestError(", ".join(str(p) for p in inputs), "no input files found", kind="no_input")
+    loaded = load_taxonomy(taxonomy) if taxonomy is not None else None
+    result = ingest([read_source(f) for f in files], params, taxonomy=loaded)
+    for warning in result.warnings:
+        log.warning("%s", warning)
     write_table(result.cards, CARDS, out_dir / "cards.parquet")
     write_table(result.votes, VOTES, out_dir / "votes.parquet")
-    write_json({"inputs": result.inputs, "redactions": result.redactions}, out_dir / "manifest.json")
+    write_json({"inputs": result.inputs, "redactions": result.redactions,
+                "warnings": [w.as_dict() for w in result.warnings]}, out_dir / "manifest.json")
     return result

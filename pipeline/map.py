@@ -1,15 +1,22 @@
-"""Map: each cluster, and each card, to a taxonomy theme and category, or to `emergent`.
+"""Map: every card, and every theme, to a taxonomy theme and category, or to `emergent`.
 
-Similarity between mean-centred embeddings of the cards and of the theme prototypes
-(name + statements or description). A cluster whose best similarity is below
-`map.emergent_threshold` fits no theme and is reported as emergent.
+A card is compared with prototypes of each taxonomy theme: its name and statements, the
+codebook's paraphrases, and cards an analyst has labelled (few-shot). A theme's score is the
+mean similarity of its `top_k` nearest prototypes (mean-centred embeddings) plus lexical
+evidence: codebook cue stems found in the card. A card scoring below `emergent_threshold` for
+every theme, or nearest to a labelled emergent topic, is emergent. A cluster takes the
+category its cards vote for. Analyst labels always win for the labelled card itself.
 """
 from __future__ import annotations
 
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from pipeline.cluster import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
@@ -29,7 +36,79 @@ from pipeline.records import (
     read_table,
     write_table,
 )
-from pipeline.taxonomy import EMERGENT, Taxonomy, load_taxonomy
+from pipeline.taxonomy import EMERGENT, Taxonomy, TaxonomyError, load_taxonomy
+
+LABELLED_CONFIDENCE = 1.0
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+class LabelError(ValueError):
+    """A labels file that does not fit the corpus or the taxonomy; names file, row and column."""
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """Per taxonomy theme: cue stems and paraphrases (`configs/codebook.yaml`)."""
+
+    cues: dict[str, tuple[str, ...]]
+    phrases: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A theme a card can be mapped to: a taxonomy theme, or an emergent topic an analyst named."""
+
+    id: str
+    category_id: str
+    taxonomy_theme_id: str | None
+
+
+def load_codebook(path: Path, taxonomy: Taxonomy) -> Codebook:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    entries = raw.get("themes") or {}
+    known = {t.id for t in taxonomy.themes}
+    unknown = sorted(set(entries) - known)
+    if unknown:
+        raise TaxonomyError(f"{path}: themes {unknown} are not in taxonomy {taxonomy.id!r}")
+    return Codebook(
+        cues={k: tuple(str(c).lower() for c in (v or {}).get("cues", ())) for k, v in entries.items()},
+        phrases={k: tuple(str(p) for p in (v or {}).get("phrases", ())) for k, v in entries.items()},
+    )
+
+
+def prototype_texts(taxonomy: Taxonomy, codebook: Codebook) -> list[tuple[str, str]]:
+    """(taxonomy theme id, text) for every prototype sentence of the taxonomy."""
+    texts = []
+    for theme in taxonomy.themes:
+        texts.append((theme.id, theme.prototype))
+        texts.extend((theme.id, f"{theme.name}: {s}") for s in theme.statements)
+        texts.extend((theme.id, phrase) for phrase in codebook.phrases.get(theme.id, ()))
+    return texts
+
+
+def load_labels(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Analyst labels: `card_id, category_id, theme_id` (theme `emergent:<topic>` for emergent)."""
+    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("card_id", "theme_id"):
+        if column not in labels.columns:
+            raise LabelError(f"{path}, row 1, column {column!r}: missing; found {list(labels.columns)}")
+    known = {t.id for t in taxonomy.themes}
+    for row, theme_id in enumerate(labels["theme_id"], start=2):
+        if theme_id not in known and not theme_id.startswith(f"{EMERGENT}:"):
+            raise LabelError(f"{path}, row {row}, column 'theme_id': {theme_id!r} is neither a taxonomy theme "
+                             f"nor 'emergent:<topic>'")
+    return labels[["card_id", "theme_id"]]
+
+
+def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, max_hits: int) -> np.ndarray:
+    """(cards, targets): how many of a theme's cue stems start a word of the card."""
+    hits = np.zeros((len(texts), len(targets)))
+    words = [_WORDS.findall(text.lower()) for text in texts]
+    for j, target in enumerate(targets):
+        cues = codebook.cues.get(target.taxonomy_theme_id or "", ()) if target.taxonomy_theme_id else ()
+        for i, card_words in enumerate(words):
+            hits[i, j] = sum(any(w.startswith(cue) for w in card_words) for cue in cues)
+    return np.minimum(hits, max_hits)
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
@@ -43,13 +122,56 @@ def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def decide(scores: np.ndarray, params: MapParams) -> tuple[int | None, float]:
-    """Best taxonomy theme (None = emergent) and how sure we are of that decision."""
+def score_cards(
+    card_vectors: np.ndarray,
+    texts: list[str],
+    prototype_vectors: np.ndarray,
+    prototype_owner: list[str],
+    prototype_weight: np.ndarray,
+    targets: list[Target],
+    codebook: Codebook,
+    params: MapParams,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """(cards, targets) embedding similarity and cue hits. `exclude[i, p]` hides prototype p from
+    card i (its own label)."""
+    mean = card_vectors.mean(axis=0, keepdims=True)
+    C, P = _unit(card_vectors - mean), _unit(prototype_vectors - mean)
+    similarity = (C @ P.T) * prototype_weight[None, :]
+    if exclude is not None:
+        similarity = np.where(exclude, -np.inf, similarity)
+    owner = np.asarray(prototype_owner)
+    scores = np.full((len(C), len(targets)), -1.0)
+    for j, target in enumerate(targets):
+        columns = similarity[:, owner == target.id]
+        if columns.shape[1] == 0:
+            continue
+        top = np.sort(columns, axis=1)[:, -params.top_k:]
+        finite = np.isfinite(top)
+        count = finite.sum(axis=1)
+        scores[:, j] = np.where(count > 0, np.where(finite, top, 0.0).sum(axis=1) / np.maximum(count, 1), -1.0)
+    return scores, lexical_hits(texts, targets, codebook, params.max_cue_hits)
+
+
+def decide(similarity: np.ndarray, cues: np.ndarray, targets: list[Target], params: MapParams):
+    """Best target (None = emergent, fits no theme) and how sure we are of that.
+
+    A card naming a theme's cue word is emergent only when its meaning is also far from every
+    theme (`cue_veto_floor`): "budsjett" in a card is strong evidence for the budget theme.
+    """
+    scores = similarity + params.lexical_weight * cues
     best = int(np.argmax(scores))
-    if scores[best] < params.emergent_threshold:
+    vetoed = cues.max() > 0 and similarity.max() >= params.cue_veto_floor
+    if scores[best] < params.emergent_threshold and not vetoed:
         margin = (params.emergent_threshold - scores[best]) / params.temperature
         return None, float(1.0 / (1.0 + np.exp(-margin)))
-    return best, float(softmax(scores, params.temperature)[best])
+    return targets[best], float(softmax(scores, params.temperature)[best])
+
+
+def _placement(target: Target | None) -> dict:
+    if target is None:
+        return {"category_id": EMERGENT, "taxonomy_theme_id": None}
+    return {"category_id": target.category_id, "taxonomy_theme_id": target.taxonomy_theme_id}
 
 
 def map_to_taxonomy(
@@ -57,72 +179,107 @@ def map_to_taxonomy(
     card_embeddings: pd.DataFrame,
     assignments: pd.DataFrame,
     topics: pd.DataFrame,
-    prototype_vectors: np.ndarray,
+    prototypes: list[tuple[str, np.ndarray]],
     taxonomy: Taxonomy,
+    codebook: Codebook,
     params: MapParams,
+    labels: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(themes, card map). Every card in `cards` gets exactly one row in the card map."""
-    tax_themes = taxonomy.themes
-    X = embedding_matrix(card_embeddings).astype(np.float64)
-    mean = X.mean(axis=0, keepdims=True)
-    C, P = _unit(X - mean), _unit(prototype_vectors.astype(np.float64) - mean)
-    card_scores = C @ P.T  # (cards, taxonomy themes)
+    labels = labels if labels is not None else pd.DataFrame(columns=["card_id", "theme_id"])
     row_of = {card_id: i for i, card_id in enumerate(card_embeddings["card_id"])}
+    labels = labels[labels["card_id"].isin(row_of)]
+    targets = [Target(t.id, t.category_id, t.id) for t in taxonomy.themes]
+    targets += [Target(t, EMERGENT, None) for t in sorted(set(labels["theme_id"]) - {t.id for t in targets})]
+    X = embedding_matrix(card_embeddings).astype(np.float64)
+    label_rows = [row_of[c] for c in labels["card_id"]]
+    vectors = np.vstack([np.stack([v for _, v in prototypes]).astype(np.float64)] + ([X[label_rows]] if label_rows else []))
+    owner = [t for t, _ in prototypes] + labels["theme_id"].tolist()
+    weight = np.concatenate([np.ones(len(prototypes)), np.full(len(label_rows), params.label_weight)])
+    exclude = np.zeros((len(X), len(vectors)), dtype=bool)
+    for k, row in enumerate(label_rows):
+        exclude[row, len(prototypes) + k] = True  # a labelled card is no evidence for itself
+    text_by_id = dict(zip(cards["card_id"], cards["text_norm"]))
+    texts = [text_by_id[c] for c in card_embeddings["card_id"]]
+    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, exclude)
+    label_of = dict(zip(labels["card_id"], labels["theme_id"]))
+    target_by_id = {t.id: t for t in targets}
     cluster_of = dict(zip(assignments["card_id"], assignments["cluster"]))
     similarity_of = dict(zip(assignments["card_id"], assignments["similarity"]))
-
-    def where(best: int | None) -> dict:
-        return {
-            "category_id": EMERGENT if best is None else tax_themes[best].category_id,
-            "taxonomy_theme_id": None if best is None else tax_themes[best].id,
-        }
-
-    theme_rows, decision, centroid_scores = [], {}, {}
-    for topic in topics.itertuples(index=False):
-        members = [row_of[c] for c, k in cluster_of.items() if k == topic.cluster]
-        centroid_scores[topic.cluster] = _unit(C[members].mean(axis=0)) @ P.T
-        best, confidence = decide(centroid_scores[topic.cluster], params)
-        decision[topic.cluster] = (topic.theme_id, best, confidence)
-        theme_rows.append(
-            {"theme_id": topic.theme_id, "cluster": topic.cluster, "label": topic.label,
-             "keywords": list(topic.keywords), **where(best), "emergent": best is None,
-             "confidence": round(confidence, 4), "size": int(topic.size)}
-        )
+    theme_id_of = dict(zip(topics["cluster"], topics["theme_id"]))
 
     card_rows = []
     for card in cards.itertuples(index=False):
         row = {"card_id": card.card_id, "status": STATUS_REJECTED, "theme_id": None, "category_id": None,
                "taxonomy_theme_id": None, "confidence": None, "centrality": None}
         if card.status == STATUS_OK:
-            # A card's category blends its own evidence with its cluster's, so one off-topic
-            # card does not drag its cluster, and a mixed cluster does not relabel every card.
-            scores = card_scores[row_of[card.card_id]]
+            if card.card_id in label_of:
+                target = target_by_id[label_of[card.card_id]]
+                target, confidence = (None if target.category_id == EMERGENT else target), LABELLED_CONFIDENCE
+            else:
+                i = row_of[card.card_id]
+                target, confidence = decide(similarity[i], cues[i], targets, params)
+                if target is not None and target.category_id == EMERGENT:
+                    target = None  # nearest to an emergent topic an analyst named
             cluster = int(cluster_of[card.card_id])
-            if cluster != OUTLIER:
-                scores = params.cluster_weight * centroid_scores[cluster] + (1 - params.cluster_weight) * scores
-            best, confidence = decide(scores, params)
             row.update(
                 status=STATUS_OUTLIER if cluster == OUTLIER else STATUS_ASSIGNED,
-                theme_id=None if cluster == OUTLIER else decision[cluster][0],
-                **where(best),
+                theme_id=theme_id_of.get(cluster),
+                **_placement(target),
                 confidence=round(confidence, 4),
                 centrality=float(similarity_of.get(card.card_id, 0.0)),
             )
         card_rows.append(row)
-    return pd.DataFrame(theme_rows, columns=THEMES.names), pd.DataFrame(card_rows, columns=CARD_MAP.names)
+    card_map = pd.DataFrame(card_rows, columns=CARD_MAP.names)
+    return theme_votes(topics, card_map), card_map
 
 
-def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_path: Path, cache_dir: Path,
-        out_dir: Path, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cards = read_table(cards_path, NORMALISED)
-    card_embeddings = read_table(embeddings_path, EMBEDDINGS)
-    assignments = read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS)
-    topics = read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)
-    taxonomy = load_taxonomy(taxonomy_path)
-    backend = make_backend(params.embed.backend)
+def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:
+    """Each cluster takes the placement its cards vote for, weighted by their confidence."""
+    rows = []
+    for topic in topics.itertuples(index=False):
+        members = card_map[card_map["theme_id"] == topic.theme_id]
+        votes: dict[tuple, float] = defaultdict(float)
+        for member in members.itertuples(index=False):
+            votes[(member.category_id, member.taxonomy_theme_id or "")] += member.confidence
+        category_votes = Counter()
+        for (category, _), weight in votes.items():
+            category_votes[category] += weight
+        category = max(sorted(category_votes), key=lambda c: category_votes[c])
+        theme = max(sorted(k for k in votes if k[0] == category), key=lambda k: votes[k])[1] or None
+        total = sum(votes.values()) or 1.0
+        rows.append(
+            {"theme_id": topic.theme_id, "cluster": topic.cluster, "label": topic.label,
+             "keywords": list(topic.keywords), "category_id": category,
+             "taxonomy_theme_id": None if category == EMERGENT else theme, "emergent": category == EMERGENT,
+             "confidence": round(category_votes[category] / total, 4), "size": int(topic.size)}
+        )
+    return pd.DataFrame(rows, columns=THEMES.names)
+
+
+def embed_prototypes(texts: list[tuple[str, str]], backend, cache_dir: Path) -> list[tuple[str, np.ndarray]]:
     cache = EmbeddingCache(cache_dir, backend.model_id)
-    prototypes, _, _ = embed_texts([t.prototype for t in taxonomy.themes], backend, cache.load(), cache.add)
-    themes, card_map = map_to_taxonomy(cards, card_embeddings, assignments, topics, prototypes, taxonomy, params.map)
+    vectors, _, _ = embed_texts([text for _, text in texts], backend, cache.load(), cache.add)
+    return [(theme_id, vector) for (theme_id, _), vector in zip(texts, vectors)]
+
+
+def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_path: Path, codebook_path: Path,
+        cache_dir: Path, out_dir: Path, params: Params, labels_path: Path | None = None):
+    cards = read_table(cards_path, NORMALISED)
+    taxonomy = load_taxonomy(taxonomy_path)
+    codebook = load_codebook(codebook_path, taxonomy)
+    backend = make_backend(params.embed.backend)
+    themes, card_map = map_to_taxonomy(
+        cards,
+        read_table(embeddings_path, EMBEDDINGS),
+        read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS),
+        read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS),
+        embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir),
+        taxonomy,
+        codebook,
+        params.map,
+        load_labels(labels_path, taxonomy) if labels_path else None,
+    )
     write_table(themes, THEMES, out_dir / "themes.parquet")
     write_table(card_map, CARD_MAP, out_dir / "cards.parquet")
     return themes, card_map

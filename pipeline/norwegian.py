@@ -9,7 +9,13 @@ CONTENT_WORDS = frozenset(
      "plass", "tid", "verdi", "folk", "kamp", "saken"}
 )
 # Written on the cards by participants of every workshop, so they say nothing about a theme.
-EXTRA_STOP_WORDS = frozenset({"ting", "masse", "får", "fått", "trenger", "trengs", "bør", "ønsker", "vil", "ønske"})
+EXTRA_STOP_WORDS = frozenset(
+    {"ting", "masse", "får", "fått", "trenger", "trengs", "bør", "ønsker", "vil", "ønske", "gjerne", "aldri",
+     "ingenting", "alltid", "egentlig"}
+    # nynorsk function words the lists miss
+    | {"ønskjer", "vert", "tek", "meir", "berre", "ikkje", "eg", "ein", "eit", "korleis", "kva", "vere", "frå",
+       "dei", "noko", "mykje", "treng", "kan", "sjølv", "òg"}
+)
 # scikit-learn's default pattern keeps numbers and one-letter tokens; labels want words.
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
 

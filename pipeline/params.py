@@ -21,6 +21,13 @@ class IngestParams(Strict):
         default_factory=lambda: ["se baksiden", "se bak", "snu", "se andre siden", "ingen kommentar"],
         description="Whole-card texts (case-insensitive) that are rejected as junk.",
     )
+    long_card_chars: int = Field(
+        2000, ge=100, le=1_000_000,
+        description="Longer cards get a warning: the embedding model reads them in parts; the report keeps them whole.",
+    )
+    min_workshop_cards: int = Field(
+        5, ge=0, le=10_000, description="A workshop with fewer usable cards gets a warning (0: never warn)."
+    )
 
 
 class NormaliseParams(Strict):
@@ -41,6 +48,9 @@ class NormaliseParams(Strict):
 class EmbedParams(Strict):
     backend: str = Field("e5-small-q4", description="'e5-small-q4' or 'sentence-transformers:<name or path>'.")
     batch_size: int = Field(64, ge=1, le=4096)
+    segment_size: int = Field(
+        256, ge=1, le=100_000, description="Texts per cache segment: a killed run loses at most this much work."
+    )
 
     @field_validator("backend")
     @classmethod
@@ -52,14 +62,14 @@ class EmbedParams(Strict):
 
 
 class UmapParams(Strict):
-    n_neighbors: int = Field(15, ge=2)
+    n_neighbors: int = Field(10, ge=2)
     n_components: int = Field(5, ge=2)
     min_dist: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class HdbscanParams(Strict):
     min_cluster_size: int = Field(5, ge=2)
-    min_samples: int = Field(3, ge=1)
+    min_samples: int = Field(2, ge=1)
 
 
 class AgglomerativeParams(Strict):
@@ -87,11 +97,17 @@ class ClusterParams(Strict):
 
 class MapParams(Strict):
     emergent_threshold: float = Field(
-        0.05, ge=-1.0, le=1.0, description="Below this similarity to every taxonomy theme a cluster is emergent."
+        0.18, ge=-1.0, le=1.0, description="A card scoring below this for every theme is emergent."
     )
-    temperature: float = Field(0.05, gt=0.0, description="Softmax temperature turning similarities into confidence.")
-    cluster_weight: float = Field(
-        0.3, ge=0.0, le=1.0, description="Weight of the cluster centroid vs. the card's own evidence."
+    temperature: float = Field(0.05, gt=0.0, description="Softmax temperature turning scores into confidence.")
+    top_k: int = Field(3, ge=1, le=20, description="A theme's score: mean of its k most similar prototypes.")
+    lexical_weight: float = Field(0.08, ge=0.0, le=1.0, description="Score added per codebook cue in the card.")
+    max_cue_hits: int = Field(3, ge=0, le=10, description="Cue matches counted at most per theme.")
+    cue_veto_floor: float = Field(
+        0.0, ge=-1.0, le=1.0, description="A card with a cue word is emergent only below this similarity."
+    )
+    label_weight: float = Field(
+        0.8, ge=0.0, le=2.0, description="Weight of an analyst-labelled card as a prototype of its theme."
     )
 
 
@@ -119,16 +135,104 @@ class ParamsError(ValueError):
 
 def load_params(path: str | Path) -> Params:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ParamsError(f"{path}: cannot read params: {exc}") from exc
+    raw, text = read_yaml(path, ParamsError, "params")
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of stage sections, found {type(raw).__name__}")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}={err.get('input')!r}: {err['msg']}" for err in exc.errors()
-        )
-        raise ParamsError(f"{path}: {problems}") from exc
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in loc)
+            what = err["msg"]
+            if err["type"] == "extra_forbidden":
+                known = _fields_at(loc[:-1])
+                what = "unknown key" + (f"; expected one of {known}" if known else "")
+            line = yaml_line(text, loc)
+            problems.append((f"line {line}: " if line else "") + f"{key}={err.get('input')!r}: {what}")
+        if len(problems) == 1:
+            where = f"{path}, " if problems[0].startswith("line ") else f"{path}: "
+            raise ParamsError(where + problems[0]) from exc
+        raise ParamsError(f"{path}: {len(problems)} problems: " + "; ".join(problems)) from exc
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Keys the schema allows at `loc` (a path of section names), for 'unknown key' messages."""
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+# --- strict YAML: duplicate keys are errors, and errors carry line numbers -------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    first_line: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            seen = key in first_line
+        except TypeError:  # unhashable key: construct_mapping reports it
+            break
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (first on line {first_line[key]})", key_node.start_mark
+            )
+        first_line[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path, error: type[Exception], what: str):
+    """(data, text) of a YAML file; unreadable, invalid or duplicate-key YAML raises `error` in one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"{path}: cannot read {what}: {reason}") from exc
+    try:
+        return yaml.load(text, Loader=_StrictLoader), text
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise error(f"{where}: cannot read {what}: invalid YAML: {' '.join(problem.split())}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: cannot read {what}: invalid YAML: {' '.join(str(exc).split())}") from exc
+
+
+def yaml_line(text: str, loc: tuple) -> int | None:
+    """1-based line of the entry at `loc` (mapping keys and list indexes) in a YAML text, if found."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

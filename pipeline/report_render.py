@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["load_schema", "validate_insights", "render_markdown", "render_html"]
+__all__ = ["load_schema", "validate_insights", "render_markdown", "render_html", "workshop_colours",
+           "category_colours", "NO_CATEGORY_COLOUR"]
 
 REPORT_TITLE = "Innsikt – rapport"
 EMERGENT_ID = "emergent"
@@ -50,6 +51,21 @@ PALETTE = (
     ("#9c755f", "#ffffff"),
 )
 VOTE_COLOURS = ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1")
+# Category colours for the card map, a different set from the workshop colours so the two
+# legends are never confused; taken by category position in the document.
+CATEGORY_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4")
+NO_CATEGORY_COLOUR = "#9aa4ae"
+VOTE_SPLIT_LABELS = {"unanimous": "Enstemmig", "even": "Delt på midten"}
+
+
+def workshop_colours(workshops: Iterable[str]) -> dict[str, str]:
+    """Workshop id -> fill colour, by position (the same in the HTML, the PNG and the SVG)."""
+    return {w: PALETTE[i % len(PALETTE)][0] for i, w in enumerate(workshops)}
+
+
+def category_colours(category_ids: Iterable[str]) -> dict[str, str]:
+    """Category id -> colour, by position in the document's category list."""
+    return {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(category_ids)}
 
 
 # --------------------------------------------------------------------------- schema
@@ -136,9 +152,9 @@ def _ordered_counts(per_workshop: Mapping[str, int], lk: _Lookup) -> list[tuple[
     return [(w, per_workshop[w]) for w in lk.workshops if per_workshop.get(w)]
 
 
-def _by_size(themes: Iterable[dict]) -> list[dict]:
-    # theme_id breaks ties so equal-sized themes keep a stable order.
-    return sorted(themes, key=lambda t: (-t["size"], t["theme_id"]))
+def _by_breadth(themes: Iterable[dict]) -> list[dict]:
+    """Broadest first (breadth rank), which is how analysts rank themes; rank is unique."""
+    return sorted(themes, key=lambda t: (t["breadth"]["rank"], t["theme_id"]))
 
 
 def _is_emergent(theme: Mapping[str, Any]) -> bool:
@@ -150,17 +166,17 @@ def _taxonomy_categories(insights: Mapping[str, Any]) -> list[dict]:
 
 
 def _category_themes(insights: Mapping[str, Any], category_id: str) -> list[dict]:
-    return _by_size(t for t in insights["themes"] if t["category_id"] == category_id and not _is_emergent(t))
+    return _by_breadth(t for t in insights["themes"] if t["category_id"] == category_id and not _is_emergent(t))
 
 
 def _emergent_themes(insights: Mapping[str, Any]) -> list[dict]:
-    return _by_size(t for t in insights["themes"] if _is_emergent(t))
+    return _by_breadth(t for t in insights["themes"] if _is_emergent(t))
 
 
 def _orphan_themes(insights: Mapping[str, Any]) -> list[dict]:
     """Non-emergent themes whose category is not listed; shown rather than silently dropped."""
     known = {c["category_id"] for c in insights["categories"]}
-    return _by_size(t for t in insights["themes"] if not _is_emergent(t) and t["category_id"] not in known)
+    return _by_breadth(t for t in insights["themes"] if not _is_emergent(t) and t["category_id"] not in known)
 
 
 def _unmatched_taxonomy_themes(insights: Mapping[str, Any], category_id: str) -> list[dict]:
@@ -190,6 +206,24 @@ def _groups(count: int) -> str:
 
 def _choice_label(choice: str) -> str:
     return CHOICE_LABELS.get(choice, choice)
+
+
+def _split_text(vote: Mapping[str, Any]) -> str:
+    """The split in words: 'Enstemmig (Enig)', 'Delt på midten', '2/3 mot 1/3 (flertall for Påstand 1)'."""
+    split = vote["split"]
+    if split["label"] == "even":
+        return VOTE_SPLIT_LABELS["even"]
+    leader = _choice_label(split["leading_choice"] or DASH)
+    if split["label"] == "unanimous":
+        return f"{VOTE_SPLIT_LABELS['unanimous']} ({leader})"
+    return f"{split['text']} (flertall for {leader})"
+
+
+def _breadth_text(theme: Mapping[str, Any], n_workshops: int) -> str:
+    """E.g. '3 av 4 verksteder · 5 grupper · 10 unike bidrag'."""
+    breadth = theme["breadth"]
+    return (f"{breadth['workshops']} av {_n(n_workshops, 'verksted', 'verksteder')} · "
+            f"{_groups(breadth['groups'])} · {_n(theme['voices'], 'unikt bidrag', 'unike bidrag')}")
 
 
 def _vote_summary(vote: Mapping[str, Any]) -> str:
@@ -260,7 +294,9 @@ def _md_blockquote(text: str) -> list[str]:
 
 
 def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
-    lines = [f"#### {_md_inline(theme['label'])} ({_n(theme['size'], 'kort', 'kort')})", ""]
+    many = " · **relevant for mange**" if theme["breadth"]["relevant_for_many"] else ""
+    lines = [f"#### {_md_inline(theme['label'])} ({_n(theme['size'], 'kort', 'kort')})", "",
+             f"Bredde: {_breadth_text(theme, len(lk.workshops))} · rang {theme['breadth']['rank']}{many}", ""]
     taxonomy_id = theme["taxonomy_theme_id"]
     if taxonomy_id is None:
         facts = ["Nytt tema, ikke i taksonomien"]
@@ -272,8 +308,12 @@ def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
     if theme["keywords"]:
         lines += ["", "Nøkkelord: " + ", ".join(_md_inline(k) for k in theme["keywords"])]
     for quote in theme["quotes"]:
+        card_type = CARD_TYPE_LABELS.get(quote["card_type"], quote["card_type"])
         lines += ["", *_md_blockquote(quote["text"])]
-        lines.append(f"> ({_md_inline(quote['card_id'])}, {_md_inline(quote['workshop_id'])})")
+        lines.append(f"> ({_md_inline(quote['card_id'])}, {_md_inline(quote['workshop_id'])}, {_md_inline(card_type)})")
+    for vote in lk.votes_by_theme.get(theme["taxonomy_theme_id"] or "", []):
+        lines += ["", f"Stemmer ({_groups(vote['groups'])}): {_md_inline(_split_text(vote))} – "
+                      f"{_md_inline(_vote_summary(vote))}"]
     return lines + [""]
 
 
@@ -295,9 +335,22 @@ def _md_votes(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
         category_name = lk.category_names.get(vote["category_id"], vote["category_id"])
         for s in vote["statements"]:
             statement = s["statement"] if s["statement"] is not None else DASH
-            rows.append([category_name, theme_name, vote["groups"], _choice_label(s["choice"]), s["count"], statement])
-    header = ["Kategori", "Taksonomitema", "Grupper", "Valg", "Antall", "Påstand"]
-    return _md_table(header, ["l", "l", "r", "l", "r", "l"], rows) + [""]
+            rows.append([category_name, theme_name, vote["groups"], _split_text(vote), _choice_label(s["choice"]),
+                         s["count"], statement])
+    header = ["Kategori", "Taksonomitema", "Grupper", "Fordeling", "Valg", "Antall", "Påstand"]
+    return _md_table(header, ["l", "l", "r", "l", "l", "r", "l"], rows) + [""]
+
+
+def _md_breadth(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    """All themes by breadth rank: the analysts' list of what was relevant for many."""
+    rows = [
+        [t["breadth"]["rank"], t["label"], lk.category_names.get(t["category_id"], t["category_id"]),
+         t["breadth"]["workshops"], t["breadth"]["groups"], t["voices"], t["size"],
+         "ja" if t["breadth"]["relevant_for_many"] else ""]
+        for t in _by_breadth(insights["themes"])
+    ]
+    header = ["Rang", "Tema", "Kategori", "Verksteder", "Grupper", "Unike bidrag", "Kort", "Relevant for mange"]
+    return _md_table(header, ["r", "l", "l", "r", "r", "r", "r", "l"], rows) + [""]
 
 
 def render_markdown(insights: dict) -> str:
@@ -305,7 +358,13 @@ def render_markdown(insights: dict) -> str:
     lk = _build_lookup(insights)
     lines = [f"# {REPORT_TITLE}", "", _md_run_line(insights), "", "## Oversikt", ""]
     lines += _md_counts(insights) + [""] + _md_workshops(insights) + [""]
-    lines += ["### Kort per kategori og verksted", ""] + _md_category_matrix(insights, lk) + [""]
+    lines += ["### Kort per kategori og verksted", "",
+              "![Kort per kategori og verksted](plots/categories_by_workshop.png)", ""]
+    lines += _md_category_matrix(insights, lk) + [""]
+    lines += ["### Temaer etter bredde", "",
+              "Rangert etter hvor mange verksteder, deretter grupper, som tok opp temaet.", ""]
+    lines += _md_breadth(insights, lk)
+    lines += ["### Kart over kortene", "", "![Kart over kortene](plots/card_map.png)", ""]
     lines += ["## Kategorier", ""]
     for category in _taxonomy_categories(insights):
         lines += _md_category(category, _category_themes(insights, category["category_id"]), lk)
@@ -386,6 +445,15 @@ table.compact{width:auto}
 .badge{background:var(--panel);border:1px solid var(--line);border-radius:999px;padding:1px 10px;
   font-size:.85rem;white-space:nowrap}
 .theme p{margin:6px 0}
+.badges{display:flex;flex-wrap:wrap;gap:6px;justify-content:flex-end}
+.badge.many{background:#e6f4ea;border-color:#9ccfaa;color:#1a5e2e}
+.breadth{font-size:.92rem}
+.split-label{font-weight:600}
+.statement{font-style:italic;margin:2px 0}
+.card-map .pt{stroke-width:1.4}
+.card-map .pt:hover{stroke:#1f2328;stroke-width:2.5}
+.swatch.hollow{border:1.5px solid var(--muted);background:none}
+.vote-list small{display:block;color:var(--muted)}
 .kw{display:inline-block;background:#eef3f8;border-radius:4px;padding:0 6px;margin:0 4px 2px 0;font-size:.85rem}
 blockquote{margin:10px 0;padding:6px 14px;border-left:3px solid #9fb3c8;background:var(--panel)}
 blockquote p{margin:0;white-space:pre-wrap}
@@ -452,6 +520,7 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
         '<th class="num">Tildelt</th><th class="num">Uteliggere</th><th class="num">Avvist</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>\n"
         '<nav class="toc" aria-label="Innhold"><ul><li><a href="#oversikt">Oversikt</a></li>'
+        '<li><a href="#bredde">Bredde</a></li><li><a href="#kart">Kart</a></li>'
         '<li><a href="#kategorier">Kategorier</a></li>'
         f'<li><a href="#nye-temaer">{_esc(EMERGENT_TITLE)}</a></li>'
         '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
@@ -529,7 +598,103 @@ def _html_overview(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return (
         '<section id="oversikt">\n<h2>Oversikt</h2>\n'
         '<p class="muted">Tildelte kort per kategori. Hver farge er ett verksted; tallet til høyre er totalen.</p>\n'
-        f"{_svg_category_chart(insights['categories'], lk)}\n{_html_legend(insights, lk)}\n</section>"
+        f"{_svg_category_chart(insights['categories'], lk)}\n{_html_legend(insights, lk)}\n"
+        f"{_html_breadth(insights, lk)}\n</section>"
+    )
+
+
+def _html_breadth(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    """Every theme by breadth rank: how many workshops and groups raised it."""
+    themes = _by_breadth(insights["themes"])
+    if not themes:
+        return ""
+    rows = "".join(
+        f'<tr><td class="num">{_esc(t["breadth"]["rank"])}</td>'
+        f'<td><a href="#{_anchor("tema", t["theme_id"])}">{_esc(t["label"])}</a>'
+        + (' <span class="badge many">relevant for mange</span>' if t["breadth"]["relevant_for_many"] else "")
+        + f'</td><td>{_esc(lk.category_names.get(t["category_id"], t["category_id"]))}</td>'
+        f'<td class="num">{_esc(t["breadth"]["workshops"])} av {len(lk.workshops)}</td>'
+        f'<td class="num">{_esc(t["breadth"]["groups"])}</td><td class="num">{_esc(t["voices"])}</td>'
+        f'<td class="num">{_esc(t["size"])}</td></tr>'
+        for t in themes
+    )
+    return (
+        '<h3 id="bredde">Temaer etter bredde</h3>\n'
+        '<p class="muted">Rangert etter hvor mange verksteder, deretter grupper, som tok opp temaet. '
+        "«Relevant for mange»: tatt opp i minst halvparten av verkstedene.</p>\n"
+        '<table class="breadth-table"><thead><tr><th class="num">Rang</th><th>Tema</th><th>Kategori</th>'
+        '<th class="num">Verksteder</th><th class="num">Grupper</th><th class="num">Unike bidrag</th>'
+        f'<th class="num">Kort</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
+# Card map geometry in SVG user units.
+MAP_W = 1040
+MAP_H = 600
+MAP_PAD = 16
+MAP_R = 4.5
+
+
+def _map_scale(points: list[tuple[float, float]]):
+    """A function from data (x, y) to SVG (x, y) keeping the aspect ratio; y grows upwards."""
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    x_span, y_span = max(max(xs) - min(xs), 1e-9), max(max(ys) - min(ys), 1e-9)
+    # One scale for both axes: distances on the map mean the same in every direction.
+    scale = min((MAP_W - 2 * MAP_PAD) / x_span, (MAP_H - 2 * MAP_PAD) / y_span)
+    cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    return lambda x, y: (MAP_W / 2 + (x - cx) * scale, MAP_H / 2 - (y - cy) * scale)
+
+
+def _svg_point(card: Mapping[str, Any], xy: tuple[float, float], colour: str, lk: _Lookup) -> str:
+    outlier = card["status"] == "outlier"
+    fill = "none" if outlier else colour
+    category = lk.category_names.get(card["category_id"] or "", "uten kategori")
+    tooltip = f"{card['card_id']} · {card['workshop_id']} · {category}: {card['text']}"
+    return (f'<circle class="pt" cx="{xy[0]:.1f}" cy="{xy[1]:.1f}" r="{MAP_R}" fill="{fill}" stroke="{colour}">'
+            f"<title>{_esc(tooltip)}</title></circle>")
+
+
+def _svg_card_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    colours = category_colours(c["category_id"] for c in insights["categories"])
+    placed = [c for c in insights["cards"] if c["position"] is not None]
+    to_svg = _map_scale([(c["position"]["x"], c["position"]["y"]) for c in placed])
+    # Outliers first, so the coloured (assigned) points are drawn on top.
+    ordered = sorted(placed, key=lambda c: (c["status"] != "outlier", c["card_id"]))
+    points = "\n".join(
+        _svg_point(c, to_svg(c["position"]["x"], c["position"]["y"]),
+                   colours.get(c["category_id"] or "", NO_CATEGORY_COLOUR), lk)
+        for c in ordered
+    )
+    return (
+        f'<svg class="chart card-map" viewBox="0 0 {MAP_W} {MAP_H}" width="{MAP_W}" height="{MAP_H}"'
+        ' role="img" aria-labelledby="map-title">\n'
+        '<title id="map-title">Kortene i to dimensjoner, farget etter kategori</title>\n'
+        f'<rect class="track" x="0" y="0" width="{MAP_W}" height="{MAP_H}" rx="6"/>\n{points}\n</svg>'
+    )
+
+
+def _html_map_legend(insights: Mapping[str, Any]) -> str:
+    colours = category_colours(c["category_id"] for c in insights["categories"])
+    placed = [c for c in insights["cards"] if c["position"] is not None]
+    counts = {cid: sum(1 for c in placed if c["category_id"] == cid) for cid in colours}
+    items = [
+        f'<li><span class="swatch" style="background:{colours[c["category_id"]]}" aria-hidden="true"></span>'
+        f'{_esc(c["name"])} ({_esc(counts[c["category_id"]])})</li>'
+        for c in insights["categories"]
+    ]
+    items.append('<li><span class="swatch hollow" aria-hidden="true"></span>hul sirkel: uteligger</li>')
+    return f'<ul class="legend" aria-label="Kategorier">{"".join(items)}</ul>'
+
+
+def _html_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    if not any(c["position"] is not None for c in insights["cards"]):
+        return '<section id="kart">\n<h2>Kart over kortene</h2>\n<p class="muted">Ingen kort å vise.</p>\n</section>'
+    return (
+        '<section id="kart">\n<h2>Kart over kortene</h2>\n'
+        '<p class="muted">Hvert punkt er ett kort; kort som sier noe likt ligger nær hverandre '
+        "(de to viktigste retningene i innholdet, beregnet fra embeddingene). Hold musepekeren over et punkt "
+        "for å lese kortet. Avviste kort er ikke med.</p>\n"
+        f"{_svg_card_map(insights, lk)}\n{_html_map_legend(insights)}\n</section>"
     )
 
 
@@ -555,24 +720,45 @@ def _html_split_bar(vote: Mapping[str, Any]) -> str:
     return f'<div class="split" aria-hidden="true">{segments}</div>'
 
 
-def _html_vote_detail(vote: Mapping[str, Any]) -> str:
+def _html_vote_workshops(statement: Mapping[str, Any], lk: _Lookup) -> str:
+    """Per-workshop counts of one choice, so analysts see where workshops differ."""
+    counts = _ordered_counts(statement["per_workshop"], lk)
+    if not counts:
+        return ""
+    return "<small>" + ", ".join(f"{_esc(w)}: {_esc(n)}" for w, n in counts) + "</small>"
+
+
+def _html_vote_detail(vote: Mapping[str, Any], lk: _Lookup) -> str:
+    # Agree/disagree votes are on one statement: print it once, not once per option.
+    texts = {s["statement"] for s in vote["statements"]}
+    shared = texts.pop() if len(texts) == 1 else None
     items = "".join(
         f'<li><span class="swatch" style="background:{VOTE_COLOURS[i % len(VOTE_COLOURS)]}" aria-hidden="true">'
         f"</span><strong>{_esc(_choice_label(s['choice']))}:</strong> {_esc(_groups(s['count']))}"
-        + (f" – «{_esc(s['statement'])}»" if s["statement"] is not None else "")
+        + (f" – «{_esc(s['statement'])}»" if s["statement"] is not None and shared is None else "")
+        + _html_vote_workshops(s, lk)
         + "</li>"
         for i, s in enumerate(vote["statements"])
     )
-    summary = f'<p class="vote-summary">{_esc(_vote_summary(vote))}</p>'
-    return f'{summary}{_html_split_bar(vote)}<ul class="vote-list">{items}</ul>'
+    split_class = _esc(vote["split"]["label"])
+    summary = (f'<p class="vote-summary"><span class="split-label {split_class}">{_esc(_split_text(vote))}</span>'
+               f" · {_esc(_vote_summary(vote))}</p>")
+    statement = f'<p class="statement">«{_esc(shared)}»</p>' if shared is not None else ""
+    return f'{statement}{summary}{_html_split_bar(vote)}<ul class="vote-list">{items}</ul>'
 
 
 def _html_theme_votes(theme: Mapping[str, Any], lk: _Lookup) -> str:
     votes = lk.votes_by_theme.get(theme["taxonomy_theme_id"] or "", [])
     return "".join(
-        f'<div class="votes"><h5>Stemmer ({_esc(_groups(v["groups"]))} stemte)</h5>{_html_vote_detail(v)}</div>'
+        f'<div class="votes"><h5>Stemmer ({_esc(_groups(v["groups"]))} stemte)</h5>{_html_vote_detail(v, lk)}</div>'
         for v in votes
     )
+
+
+def _html_theme_badges(theme: Mapping[str, Any]) -> str:
+    many = '<span class="badge many">relevant for mange</span>' if theme["breadth"]["relevant_for_many"] else ""
+    return (f'<span class="badges">{many}<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span>'
+            f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
 
 
 def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
@@ -585,10 +771,11 @@ def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
     keywords = "".join(f'<span class="kw">{_esc(k)}</span>' for k in theme["keywords"])
     parts = [
         f'<article class="theme" id="{_anchor("tema", theme["theme_id"])}">',
-        f'<div class="theme-head"><h4>{_esc(theme["label"])}</h4>'
-        f'<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span></div>',
+        f'<div class="theme-head"><h4>{_esc(theme["label"])}</h4>{_html_theme_badges(theme)}</div>',
         f"<p>Taksonomitema: {mapped} · konfidens {_esc(_fmt_conf(theme['confidence']))}"
         f' <span class="muted">· tema-id {_esc(theme["theme_id"])}</span></p>',
+        f'<p class="breadth">Bredde: {_esc(_breadth_text(theme, len(lk.workshops)))}'
+        f' <span class="muted">· rang {_esc(theme["breadth"]["rank"])}</span></p>',
         f'<p class="keywords">{keywords}</p>' if keywords else "",
         _per_workshop_html(theme["per_workshop"], lk),
         _html_quotes(theme["quotes"]),
@@ -645,7 +832,7 @@ def _html_votes(insights: Mapping[str, Any], lk: _Lookup) -> str:
     rows = "".join(
         f'<tr><td>{_esc(lk.category_names.get(v["category_id"], v["category_id"]))}</td>'
         f'<td>{_esc(lk.taxonomy_theme_names.get(v["taxonomy_theme_id"], v["taxonomy_theme_id"]))}</td>'
-        f'<td class="num">{_esc(v["groups"])}</td><td>{_html_vote_detail(v)}</td></tr>'
+        f'<td class="num">{_esc(v["groups"])}</td><td>{_html_vote_detail(v, lk)}</td></tr>'
         for v in insights["votes"]
     )
     return (
@@ -730,6 +917,7 @@ def render_html(insights: dict) -> str:
             _html_header(insights, lk),
             "<main>",
             _html_overview(insights, lk),
+            _html_map(insights, lk),
             _html_categories(insights, lk),
             _html_emergent(insights, lk),
             _html_votes(insights, lk),

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import yaml
+from pipeline.params import read_yaml, yaml_line
 
 EMERGENT = "emergent"
 EMERGENT_NAME = "Nye temaer (utenfor taksonomien)"
@@ -27,6 +28,13 @@ class Theme:
         """Text that stands for the theme when comparing it with cards."""
         body = " ".join(self.statements) or self.description
         return f"{self.name}. {body}".strip()
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """What a votes file may give as `choice` for this theme: the statement number, or agree/disagree."""
+        if len(self.statements) >= 2:
+            return tuple(str(i + 1) for i in range(len(self.statements)))
+        return ("agree", "disagree")
 
 
 @dataclass(frozen=True)
@@ -53,41 +61,67 @@ class Taxonomy:
         return names.get(category_id, EMERGENT_NAME)
 
 
-def parse_taxonomy(raw: dict, source: str = "taxonomy") -> Taxonomy:
+def parse_taxonomy(raw: dict, source: str = "taxonomy",
+                   line_of: Callable[[tuple], int | None] | None = None) -> Taxonomy:
+    """Categories and themes of a parsed taxonomy file; `line_of(path)` adds line numbers to errors."""
+
+    def at(path: tuple) -> str:
+        line = line_of(path) if line_of else None
+        return f"line {line}" if line else ""
+
     if not isinstance(raw, dict) or not isinstance(raw.get("categories"), list):
         raise TaxonomyError(f"{source}: expected a mapping with a 'categories' list")
-    seen: set[str] = set()
+    seen: dict[str, tuple[str, tuple]] = {}  # id -> (entry, path) where it was first used
     categories = []
     for c_index, cat in enumerate(raw["categories"]):
-        where = f"{source}: categories[{c_index}]"
+        entry = f"categories[{c_index}]"
+        where = f"{source}: {entry}"
         if not isinstance(cat, dict) or not cat.get("id") or not isinstance(cat.get("themes"), list):
-            raise TaxonomyError(f"{where}: needs 'id', 'name' and a 'themes' list")
+            raise TaxonomyError(_located(f"{where}: needs 'id', 'name' and a 'themes' list", at(("categories", c_index))))
         themes = []
         for t_index, theme in enumerate(cat["themes"]):
             t_where = f"{where}.themes[{t_index}]"
+            t_path = ("categories", c_index, "themes", t_index)
             if not isinstance(theme, dict) or not theme.get("id") or not theme.get("name"):
-                raise TaxonomyError(f"{t_where}: needs 'id' and 'name'")
+                raise TaxonomyError(_located(f"{t_where}: needs 'id' and 'name'", at(t_path)))
+            statements = theme.get("statements") or ()
+            if not isinstance(statements, (list, tuple)) or not all(isinstance(x, str) for x in statements):
+                raise TaxonomyError(_located(f"{t_where}: 'statements' must be a list of texts, found "
+                                             f"{type(statements).__name__}", at(t_path + ("statements",))))
             themes.append(
                 Theme(
                     id=str(theme["id"]),
                     name=str(theme["name"]),
                     category_id=str(cat["id"]),
-                    statements=tuple(str(s) for s in theme.get("statements") or ()),
+                    statements=tuple(statements),
                     description=str(theme.get("description") or ""),
                 )
             )
-        for ident, label in [(str(cat["id"]), where)] + [(t.id, f"{where}.themes[{i}]") for i, t in enumerate(themes)]:
-            if ident in seen or ident == EMERGENT:
-                raise TaxonomyError(f"{label}: id {ident!r} is used twice (or is reserved)")
-            seen.add(ident)
+        entries = [(str(cat["id"]), entry, ("categories", c_index))] + [
+            (t.id, f"{entry}.themes[{i}]", ("categories", c_index, "themes", i)) for i, t in enumerate(themes)
+        ]
+        for ident, label, path in entries:
+            if ident == EMERGENT:
+                raise TaxonomyError(_located(f"{source}: {label}: id {ident!r} is reserved for themes outside "
+                                             f"the taxonomy; choose another id", at(path)))
+            if ident in seen:
+                first_label, first_path = seen[ident]
+                first_line = at(first_path)
+                raise TaxonomyError(_located(
+                    f"{source}: {label}: id {ident!r} is used twice (first at {first_label}"
+                    f"{', ' + first_line if first_line else ''}); ids must be unique across categories and themes",
+                    at(path)))
+            seen[ident] = (label, path)
         categories.append(Category(id=str(cat["id"]), name=str(cat.get("name") or cat["id"]), themes=tuple(themes)))
     return Taxonomy(id=str(raw.get("taxonomy") or "taxonomy"), categories=tuple(categories))
 
 
+def _located(message: str, line: str) -> str:
+    """`file: entry: text` -> `file: entry: text (line N)`."""
+    return f"{message} ({line})" if line else message
+
+
 def load_taxonomy(path: str | Path) -> Taxonomy:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TaxonomyError(f"{path}: cannot read taxonomy: {exc}") from exc
-    return parse_taxonomy(raw, str(path))
+    raw, text = read_yaml(path, TaxonomyError, "taxonomy")
+    return parse_taxonomy(raw, str(path), line_of=lambda loc: yaml_line(text, loc))

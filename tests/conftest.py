@@ -78,3 +78,16 @@ def normalised_cards(texts, status=None, ids=None):
             "duplicate_kind": [None] * n,
         }
     )
+
+
+# Property tests (hypothesis) run the same examples on every machine, CI included: a fixed seed
+# (derandomize), no timing deadline on a busy 2-core runner, and a bounded count per test
+# (each test may lower it with @settings). HYPOTHESIS_PROFILE=dev explores with random seeds.
+import os as _os  # noqa: E402
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=100,
+                                     print_blob=True)
+_hypothesis_settings.register_profile("dev", deadline=None, max_examples=500)
+_hypothesis_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))

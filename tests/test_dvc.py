@@ -27,6 +27,7 @@ def project(tmp_path_factory):
         source = REPO / item
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / item)
     shutil.copytree(FIXTURES / "small_corpus", root / "corpora" / "demo")
+    shutil.copy2(FIXTURES / "small_corpus_gold.csv", root / "configs" / "demo_gold.csv")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}

@@ -2,30 +2,37 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.map import decide, map_to_taxonomy, softmax
+from pipeline.map import Codebook, LabelError, decide, load_codebook, load_labels, map_to_taxonomy, softmax
 from pipeline.params import MapParams
 from pipeline.taxonomy import EMERGENT, load_taxonomy
 
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
-N_THEMES = len(TAXONOMY.themes)
-DIM = N_THEMES + 8
+THEME_IDS = [t.id for t in TAXONOMY.themes]
+DIM = len(THEME_IDS) + 8
+NO_CUES = Codebook(cues={}, phrases={})
+PARAMS = MapParams(emergent_threshold=0.2)
 
 
-def setup_cards():
-    """Two clusters near two taxonomy themes, one cluster far from all themes, one outlier, one rejected."""
+def direction(k: int) -> np.ndarray:
+    return np.eye(DIM)[k]
+
+
+def setup_cards(texts=None):
+    """Clusters near two taxonomy themes, one far from all themes, an outlier, a rejected card."""
     rng = np.random.default_rng(0)
-    prototypes = np.eye(DIM)[:N_THEMES]
-    budget = TAXONOMY.themes.index(TAXONOMY.theme("budsjettsystemet"))
-    silo = TAXONOMY.themes.index(TAXONOMY.theme("siloer"))
+    budget, silo = THEME_IDS.index("budsjettsystemet"), THEME_IDS.index("siloer")
+    prototypes = [(theme_id, direction(k)) for k, theme_id in enumerate(THEME_IDS)]
     rows, clusters = [], []
-    for cluster, direction in [(0, np.eye(DIM)[budget]), (1, np.eye(DIM)[silo]), (2, np.eye(DIM)[N_THEMES + 1])]:
+    for cluster, k in [(0, budget), (1, silo), (2, len(THEME_IDS) + 1)]:
         for _ in range(4):
-            rows.append(direction + 0.05 * rng.standard_normal(DIM))
+            rows.append(direction(k) + 0.05 * rng.standard_normal(DIM))
             clusters.append(cluster)
-    rows.append(np.eye(DIM)[budget] + 0.05 * rng.standard_normal(DIM))
+    rows.append(direction(budget) + 0.05 * rng.standard_normal(DIM))
     clusters.append(-1)
     ids = [f"c{i}" for i in range(len(rows))]
-    cards = pd.DataFrame({"card_id": ids + ["junk"], "status": ["ok"] * len(ids) + ["rejected"]})
+    texts = texts or ["kort"] * len(ids)
+    cards = pd.DataFrame({"card_id": ids + ["junk"], "status": ["ok"] * len(ids) + ["rejected"],
+                          "text_norm": texts + [""]})
     embeddings = pd.DataFrame({"card_id": ids, "embedding": [r.astype(np.float32) for r in rows]})
     assignments = pd.DataFrame({"card_id": ids, "cluster": clusters, "similarity": 0.9})
     topics = pd.DataFrame({"cluster": [0, 1, 2], "theme_id": ["t-budget", "t-silo", "t-new"],
@@ -34,8 +41,8 @@ def setup_cards():
     return cards, embeddings, assignments, topics, prototypes
 
 
-def test_clusters_map_to_nearest_theme_or_emergent():
-    themes, card_map = map_to_taxonomy(*setup_cards(), TAXONOMY, MapParams(emergent_threshold=0.2))
+def test_clusters_take_the_placement_their_cards_vote_for():
+    themes, _ = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, PARAMS)
     by_id = themes.set_index("theme_id")
     assert by_id.loc["t-budget", "taxonomy_theme_id"] == "budsjettsystemet"
     assert by_id.loc["t-budget", "category_id"] == "rammebetingelser"
@@ -46,8 +53,8 @@ def test_clusters_map_to_nearest_theme_or_emergent():
 
 
 def test_every_card_gets_exactly_one_row_with_status_category_and_confidence():
-    cards, *_ = setup = setup_cards()
-    _, card_map = map_to_taxonomy(*setup, TAXONOMY, MapParams(emergent_threshold=0.2))
+    cards, *rest = setup_cards()
+    _, card_map = map_to_taxonomy(cards, *rest, TAXONOMY, NO_CUES, PARAMS)
     assert card_map["card_id"].tolist() == cards["card_id"].tolist()
     status = card_map.set_index("card_id")["status"]
     assert status["c0"] == "assigned" and status["c12"] == "outlier" and status["junk"] == "rejected"
@@ -57,11 +64,50 @@ def test_every_card_gets_exactly_one_row_with_status_category_and_confidence():
     assert outlier["taxonomy_theme_id"] == "budsjettsystemet" and pd.isna(outlier["theme_id"])
 
 
+def test_a_cue_word_pulls_a_card_to_its_theme():
+    texts = ["kort"] * 8 + ["Vi trenger mer forskning"] + ["kort"] * 4
+    codebook = Codebook(cues={"forskning": ("forskning",)}, phrases={})
+    _, card_map = map_to_taxonomy(*setup_cards(texts), TAXONOMY, codebook, MapParams(lexical_weight=1.0))
+    assert card_map.set_index("card_id").loc["c8", "taxonomy_theme_id"] == "forskning"
+
+
+def test_labels_win_for_their_own_card_and_teach_emergent_topics():
+    labels = pd.DataFrame({"card_id": ["c0", "c8", "c9"],
+                           "theme_id": ["regelverk", "emergent:ki", "emergent:ki"]})
+    _, card_map = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, MapParams(emergent_threshold=-1.0),
+                                  labels=labels)
+    by_id = card_map.set_index("card_id")
+    assert by_id.loc["c0", "taxonomy_theme_id"] == "regelverk" and by_id.loc["c0", "confidence"] == 1.0
+    # Without a threshold, only the labelled examples can make c10 emergent.
+    assert by_id.loc["c10", "category_id"] == EMERGENT
+
+
 def test_softmax_rows_sum_to_one():
     np.testing.assert_allclose(softmax(np.array([[0.1, 0.5, 0.2]]), 0.05).sum(), 1.0)
 
 
-@pytest.mark.parametrize("scores,expected", [(np.array([0.3, 0.1]), 0), (np.array([-0.2, -0.1]), None)])
-def test_decide_returns_none_below_the_emergent_threshold(scores, expected):
-    best, confidence = decide(scores, MapParams(emergent_threshold=0.05))
-    assert best == expected and 0.5 <= confidence <= 1.0
+def test_decide_returns_none_below_the_emergent_threshold_unless_a_cue_vetoes():
+    from pipeline.map import Target
+
+    targets = [Target("a", "x", "a"), Target("b", "y", "b")]
+    params = MapParams(emergent_threshold=0.2, lexical_weight=0.0, cue_veto_floor=0.0)
+    assert decide(np.array([0.3, 0.1]), np.zeros(2), targets, params)[0] == targets[0]
+    assert decide(np.array([0.1, 0.05]), np.zeros(2), targets, params)[0] is None
+    assert decide(np.array([0.1, 0.05]), np.array([1.0, 0.0]), targets, params)[0] == targets[0]
+
+
+def test_codebook_themes_must_exist_in_the_taxonomy(tmp_path):
+    from pipeline.taxonomy import TaxonomyError
+
+    path = tmp_path / "codebook.yaml"
+    path.write_text("themes:\n  no-such-theme: {cues: [x]}\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="no-such-theme"):
+        load_codebook(path, TAXONOMY)
+    assert load_codebook("configs/codebook.yaml", TAXONOMY).cues["budsjettsystemet"]
+
+
+def test_labels_file_errors_name_file_row_and_column(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("card_id,theme_id\nc1,siloer\nc2,not-a-theme\n", encoding="utf-8")
+    with pytest.raises(LabelError, match="labels.csv, row 3, column 'theme_id'"):
+        load_labels(path, TAXONOMY)

@@ -24,7 +24,7 @@ def test_defaults_load_without_a_file():
     assert params.normalise.repair_letters is True
     assert params.embed.backend == "e5-small-q4"
     assert params.cluster.hdbscan.min_cluster_size == 5
-    assert params.cluster.umap.n_neighbors == 15
+    assert params.cluster.umap.n_neighbors == 10
     assert params.report.quotes_per_theme == 4
 
 

@@ -16,7 +16,8 @@ HASH_A = "a" * 64
 HASH_B = "0123456789abcdef" * 4
 
 
-def _card(card_id, workshop, text, status="assigned", theme=None, category=None, tax=None, conf=None, **extra):
+def _card(card_id, workshop, text, status="assigned", theme=None, category=None, tax=None, conf=None, xy=(0.0, 0.0),
+          **extra):
     card = {
         "card_id": card_id,
         "workshop_id": workshop,
@@ -32,6 +33,7 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
         "duplicate_of": None,
         "duplicate_kind": None,
         "language": "nb",
+        "position": None if status == "rejected" else {"x": xy[0], "y": xy[1]},
     }
     card.update(extra)
     return card
@@ -41,7 +43,7 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card."""
     return {
-        "schema_version": "0.2.0",
+        "schema_version": "0.3.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -102,6 +104,7 @@ def insights() -> dict:
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
                 "confidence": 0.61, "size": 1, "voices": 1, "per_workshop": {"W1": 1},
+                "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
             },
@@ -109,6 +112,7 @@ def insights() -> dict:
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
                 "confidence": 0.834, "size": 3, "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
                      "text": "Ledere må tørre å gi fra seg kontroll"},
@@ -121,6 +125,7 @@ def insights() -> dict:
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
                 "confidence": 0.08, "size": 2, "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
             },
@@ -128,18 +133,22 @@ def insights() -> dict:
         "votes": [
             {"taxonomy_theme_id": "ledelse-eller-medarbeider", "category_id": "kultur", "groups": 8,
              "statements": [
-                 {"choice": "1", "statement": "Det er medarbeiderdrevet innovasjon som gir mest verdi.", "count": 5},
-                 {"choice": "2", "statement": "Det er lederdrevet innovasjon som gir mest verdi.", "count": 3},
-             ]},
+                 {"choice": "1", "statement": "Det er medarbeiderdrevet innovasjon som gir mest verdi.", "count": 5,
+                  "per_workshop": {"W1": 3, "W2": 2}},
+                 {"choice": "2", "statement": "Det er lederdrevet innovasjon som gir mest verdi.", "count": 3,
+                  "per_workshop": {"W2": 3}},
+             ],
+             "split": {"label": "majority", "leading_choice": "1", "majority_share": 0.625, "text": "63 % mot 37 %"}},
             {"taxonomy_theme_id": "endringskultur", "category_id": "kultur", "groups": 1,
-             "statements": [{"choice": "agree", "statement": None, "count": 1},
-                            {"choice": "disagree", "statement": None, "count": 0}]},
+             "statements": [{"choice": "agree", "statement": None, "count": 1, "per_workshop": {"W1": 1}},
+                            {"choice": "disagree", "statement": None, "count": 0, "per_workshop": {}}],
+             "split": {"label": "unanimous", "leading_choice": "agree", "majority_share": 1.0, "text": "enstemmig"}},
         ],
         "cards": [
             _card("c1", "W1", "Ledere må tørre å gi fra seg kontroll", theme="t1", category="kultur",
-                  tax="ledelse-eller-medarbeider", conf=0.9),
+                  tax="ledelse-eller-medarbeider", conf=0.9, xy=(0.31, -0.2)),
             _card("c2", "W1", XSS, theme="t1", category="kultur", tax="ledelse-eller-medarbeider", conf=0.7,
-                  card_type="oracle"),
+                  card_type="oracle", xy=(0.25, -0.1)),
             _card("c3", "W2", 'Tillit & "rom" for å feile', theme="t1", category="kultur",
                   tax="ledelse-eller-medarbeider", conf=0.8, card_type="reflection", group_id=None),
             _card("c4", "W1", "Mindre silo | mer deling", theme="t2", category="samhandling", tax="siloer",
@@ -148,7 +157,7 @@ def insights() -> dict:
                   card_type="other"),
             _card("c6", "W1", "KI i saksbehandling", theme="t3", category="emergent", conf=0.08,
                   duplicate_of="c5", duplicate_kind="exact"),
-            _card("c7", "W2", "kaffe?", status="outlier"),
+            _card("c7", "W2", "kaffe?", status="outlier", xy=(-0.4, 0.5)),
             _card("c8", "W1", "se baksiden", status="rejected", reason="junk phrase"),
             _card("c9", "W2", "x", status="rejected", reason="too few letters"),
         ],
@@ -161,7 +170,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.2.0.json")
+    assert schema["$id"].endswith("insights-0.3.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
@@ -202,7 +211,7 @@ def _bad_confidence(d):
 
 
 def _bad_version(d):
-    d["schema_version"] = "0.3.0"
+    d["schema_version"] = "0.2.0"  # an older document is not a 0.3 document
 
 
 def _bad_hash(d):
@@ -229,10 +238,27 @@ def _null_label(d):
     d["themes"][0]["label"] = None
 
 
+def _drop_breadth(d):
+    del d["themes"][0]["breadth"]
+
+
+def _bad_split_label(d):
+    d["votes"][0]["split"]["label"] = "landslide"
+
+
+def _half_position(d):
+    d["cards"][0]["position"] = {"x": 0.1}
+
+
+def _rank_zero(d):
+    d["themes"][0]["breadth"]["rank"] = 0
+
+
 @pytest.mark.parametrize(
     "mutate",
     [_drop_label, _extra_key, _bad_status, _bad_confidence, _bad_version, _bad_hash,
-     _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label],
+     _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label, _drop_breadth,
+     _bad_split_label, _half_position, _rank_zero],
 )
 def test_invalid_documents_are_rejected(insights, mutate):
     mutate(insights)
@@ -335,6 +361,41 @@ def test_html_vote_split(insights):
     assert "Enig: 1 gruppe · Uenig: 0 grupper" in page
 
 
+def test_html_shows_breadth_voices_and_relevance(insights):
+    page = render_html(insights)
+    assert '<span class="badge">3 unike bidrag</span>' in page
+    assert "Bredde: 2 av 2 verksteder · 1 gruppe · 3 unike bidrag" in page
+    assert page.count('<span class="badge many">relevant for mange</span>') == 4  # 2 themes, each in 2 places
+    breadth = page[page.index('id="bredde"'):page.index('id="kart"')]
+    # The ranking lists every theme, broadest first.
+    assert breadth.index("Ledere som gir tillit") < breadth.index("Kunstig intelligens") < breadth.index("Samarbeid")
+
+
+def test_html_vote_split_in_words(insights):
+    page = render_html(insights)
+    assert "63 % mot 37 % (flertall for Påstand 1)" in page
+    assert "Enstemmig (Enig)" in page
+    assert "<small>W1: 3, W2: 2</small>" in page  # how the workshops voted
+
+
+def test_html_card_map(insights):
+    page = render_html(insights)
+    card_map = page[page.index('<svg class="chart card-map"'):]
+    card_map = card_map[:card_map.index("</svg>")]
+    placed = [c for c in insights["cards"] if c["position"] is not None]
+    assert card_map.count('<circle class="pt"') == len(placed) == 7
+    assert 'fill="none"' in card_map  # the outlier is hollow
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card_map and "<script>" not in card_map
+    assert "Kunstig intelligens" not in card_map  # tooltips carry card text, category names in the legend
+    assert "hul sirkel: uteligger" in page
+
+
+def test_html_without_positions_says_so(insights):
+    for card in insights["cards"]:
+        card["position"] = None
+    assert "Ingen kort å vise." in render_html(insights)
+
+
 def test_html_counts_and_workshops(insights):
     page = render_html(insights)
     for label, n in [("kort", 9), ("tildelt", 6), ("uteliggere", 1), ("avvist", 2)]:
@@ -372,11 +433,20 @@ def test_markdown_content(insights):
     assert md.startswith("# Innsikt – rapport\n")
     for theme in insights["themes"]:
         assert theme["label"] in md
-    assert "> Ledere må tørre å gi fra seg kontroll\n> (c1, W1)" in md
+    assert "> Ledere må tørre å gi fra seg kontroll\n> (c1, W1, post-it)" in md
     assert "## Nye temaer (utenfor taksonomien)" in md
-    assert md.index("Kunstig intelligens") > md.index("## Nye temaer")
+    assert md.index("#### Kunstig intelligens") > md.index("## Nye temaer")
     assert "| Kultur og tankesett | 2 | 1 | 3 |" in md
-    assert "| Kategori | Taksonomitema | Grupper | Valg | Antall | Påstand |" in md
+    assert "| Kategori | Taksonomitema | Grupper | Fordeling | Valg | Antall | Påstand |" in md
+    assert "63 % mot 37 % (flertall for Påstand 1)" in md
+
+
+def test_markdown_shows_breadth_voices_and_plots(insights):
+    md = render_markdown(insights)
+    assert "Bredde: 2 av 2 verksteder · 1 gruppe · 3 unike bidrag · rang 1 · **relevant for mange**" in md
+    assert "| 1 | Ledere som gir tillit | Kultur og tankesett | 2 | 1 | 3 | 3 | ja |" in md
+    assert "![Kort per kategori og verksted](plots/categories_by_workshop.png)" in md
+    assert "![Kart over kortene](plots/card_map.png)" in md
 
 
 def test_markdown_escapes_table_pipes_and_html(insights):

@@ -1,0 +1,166 @@
+"""Evaluate: mapping and clustering against gold labels, zero-shot and cross-validated by workshop.
+
+Gold file columns: `card_id, category_id, theme_id`, optional `also` (`;`-separated secondary
+theme ids, accepted as correct too). Emergent gold themes are `emergent:<topic>` with category
+`emergent`; junk cards have category `junk` and should be rejected.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score, v_measure_score
+
+from pipeline.map import (
+    embed_prototypes,
+    load_codebook,
+    map_to_taxonomy,
+    prototype_texts,
+)
+from pipeline.embed import make_backend
+from pipeline.params import Params
+from pipeline.records import (
+    CLUSTER_ASSIGNMENTS,
+    CLUSTER_TOPICS,
+    EMBEDDINGS,
+    NORMALISED,
+    STATUS_REJECTED,
+    read_table,
+    write_json,
+    write_text,
+)
+from pipeline.taxonomy import EMERGENT, load_taxonomy
+
+JUNK = "junk"
+
+
+class GoldError(ValueError):
+    """A gold file without the needed columns; names the file and the column."""
+
+
+def load_gold(path: Path) -> pd.DataFrame:
+    gold = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("card_id", "category_id", "theme_id"):
+        if column not in gold.columns:
+            raise GoldError(f"{path}, row 1, column {column!r}: missing; found {list(gold.columns)}")
+    if "also" not in gold.columns:
+        gold["also"] = ""
+    return gold[["card_id", "category_id", "theme_id", "also"]]
+
+
+def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame, theme_category: dict) -> dict:
+    """Card-level metrics of one mapping against gold (cards missing from either side are skipped)."""
+    merged = gold.rename(columns={"category_id": "category_id_gold", "theme_id": "theme_id_gold"}).merge(
+        card_map, on="card_id")
+    junk = merged[merged["category_id_gold"] == JUNK]
+    live = merged[(merged["category_id_gold"] != JUNK) & (merged["status"] != STATUS_REJECTED)]
+    predicted = live["category_id"].fillna(EMERGENT)
+    gold_category = live["category_id_gold"]
+    also_categories = [
+        {theme_category.get(t) for t in also.split(";") if t} for also in live["also"]
+    ]
+    correct = predicted == gold_category
+    correct_with_also = correct | pd.Series([p in a for p, a in zip(predicted, also_categories)], index=live.index)
+    gold_theme = live["theme_id_gold"]
+    gold_emergent = gold_category == EMERGENT
+    theme_correct = np.where(gold_emergent, predicted == EMERGENT, live["taxonomy_theme_id"] == gold_theme)
+    pred_emergent = predicted == EMERGENT
+    clusters = assignments.set_index("card_id").reindex(live["card_id"])["cluster"].fillna(-1).astype(int)
+    categories = sorted(set(gold_category) | set(predicted))
+    return {
+        "cards": int(len(live)),
+        "category_accuracy": _round(correct.mean()),
+        "category_accuracy_with_also": _round(correct_with_also.mean()),
+        "category_macro_f1": _round(f1_score(gold_category, predicted, average="macro", zero_division=0)),
+        "theme_accuracy": _round(np.mean(theme_correct)),
+        "emergent_precision": _round((pred_emergent & gold_emergent).sum() / max(pred_emergent.sum(), 1)),
+        "emergent_recall": _round((pred_emergent & gold_emergent).sum() / max(gold_emergent.sum(), 1)),
+        "junk_rejected": f"{int((junk['status'] == STATUS_REJECTED).sum())}/{len(junk)}",
+        "clustering_ari": _round(adjusted_rand_score(gold_theme, clusters)),
+        "clustering_nmi": _round(normalized_mutual_info_score(gold_theme, clusters)),
+        "clustering_v_measure": _round(v_measure_score(gold_theme, clusters)),
+        "confusion": {
+            "labels": categories,
+            "matrix": pd.crosstab(gold_category, predicted).reindex(index=categories, columns=categories,
+                                                                  fill_value=0).values.tolist(),
+        },
+    }
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)
+
+
+def cross_validate(workshop_of: dict, gold: pd.DataFrame, map_inputs: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Per workshop: labels of the other workshops supplied, predictions kept for this one."""
+    labelled = gold[gold["category_id"] != JUNK]
+    folds, parts = sorted(set(workshop_of.values())), []
+    for workshop in folds:
+        training = labelled[labelled["card_id"].map(workshop_of) != workshop]
+        _, card_map = map_to_taxonomy(**map_inputs, labels=training[["card_id", "theme_id"]])
+        parts.append(card_map[card_map["card_id"].map(workshop_of) == workshop])
+    return pd.concat(parts, ignore_index=True), folds
+
+
+def confusion_svg(confusion: dict, title: str) -> str:
+    """A small self-contained heat map of gold (rows) against predicted (columns) categories."""
+    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
+    cell, left, top = 34, 230, 150
+    peak = max(int(matrix.max()), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + cell * len(labels) + 20}" '
+             f'height="{top + cell * len(labels) + 20}" font-family="sans-serif" font-size="11">',
+             f'<text x="10" y="20" font-size="14">{html.escape(title)}</text>']
+    for j, label in enumerate(labels):
+        x = left + j * cell + cell / 2
+        parts.append(f'<text transform="translate({x},{top - 6}) rotate(-60)">{html.escape(label)}</text>')
+    for i, label in enumerate(labels):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4}" text-anchor="end">{html.escape(label)}</text>')
+        for j in range(len(labels)):
+            value = int(matrix[i, j])
+            shade = int(255 - 200 * value / peak)
+            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
+                         f'fill="rgb({shade},{shade},255)"/>')
+            parts.append(f'<text x="{left + j * cell + cell / 2 - 1}" y="{y + cell / 2 + 4}" '
+                         f'text-anchor="middle">{value}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: Path, cache_dir: Path,
+        out_dir: Path, params: Params, by_workshop: bool = True) -> dict:
+    gold = load_gold(gold_path)
+    cards = read_table(run_dir / "normalise" / "cards.parquet", NORMALISED)
+    assignments = read_table(run_dir / "cluster" / "assignments.parquet", CLUSTER_ASSIGNMENTS)
+    taxonomy = load_taxonomy(taxonomy_path)
+    codebook = load_codebook(codebook_path, taxonomy)
+    map_inputs = dict(
+        cards=cards,
+        card_embeddings=read_table(run_dir / "embed" / "embeddings.parquet", EMBEDDINGS),
+        assignments=assignments,
+        topics=read_table(run_dir / "cluster" / "topics.parquet", CLUSTER_TOPICS),
+        prototypes=embed_prototypes(prototype_texts(taxonomy, codebook), make_backend(params.embed.backend),
+                                    cache_dir),
+        taxonomy=taxonomy,
+        codebook=codebook,
+        params=params.map,
+    )
+    theme_category = {t.id: t.category_id for t in taxonomy.themes}
+    if not set(gold["card_id"]) & set(cards["card_id"]):
+        raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus?)")
+    _, zero_shot_map = map_to_taxonomy(**map_inputs)
+    metrics = {"gold": str(gold_path), "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
+    write_text(confusion_svg(metrics["zero_shot"]["confusion"], "Zero-shot: gold (rows) vs predicted"),
+               out_dir / "confusion_zero_shot.svg")
+    if by_workshop:
+        workshop_of = dict(zip(cards["card_id"], cards["workshop_id"]))
+        cv_map, folds = cross_validate(workshop_of, gold, map_inputs)
+        metrics["cross_validated_by_workshop"] = {"folds": folds,
+                                                  **score(cv_map, assignments, gold, theme_category)}
+        write_text(confusion_svg(metrics["cross_validated_by_workshop"]["confusion"],
+                                 "Labels from the other workshops: gold (rows) vs predicted"),
+                   out_dir / "confusion_cross_validated.svg")
+    write_json(metrics, out_dir / "metrics.json")
+    return metrics

@@ -1,0 +1,139 @@
+"""Plots as files under outputs/report/plots/: PNG and SVG for documents, CSV for `dvc plots`.
+
+The HTML report draws its own inline SVG (escaped, with tooltips); these files are the same
+pictures for pasting into a document or a slide, drawn with matplotlib so the PNG needs no
+browser. Output is deterministic: no dates or software versions in the metadata and a fixed
+SVG id salt, so a rerun on the same data writes the same bytes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from pipeline.records import atomic_path, write_text
+from pipeline.report_render import (
+    NO_CATEGORY_COLOUR,
+    category_colours,
+    workshop_colours,
+)
+
+PNG_DPI = 144
+CHART_FILES = ("categories_by_workshop", "card_map")
+
+
+def _plain(text: str) -> str:
+    """Matplotlib reads '$...$' as maths; data text must stay literal."""
+    return str(text).replace("$", r"\$")
+
+
+def _figure(width: float, height: float):
+    # The object API (no pyplot) leaves matplotlib's global backend state alone.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(figure, base: Path) -> None:
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "innsikt", "svg.fonttype": "path"}):
+        for suffix, metadata in ((".svg", {"Date": None}), (".png", {"Software": None})):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=suffix[1:], dpi=PNG_DPI, metadata=metadata)
+            _write_bytes(buffer.getvalue(), base.with_suffix(suffix))
+
+
+def _write_bytes(data: bytes, target: Path) -> None:
+    """Atomic, like every other stage output: a killed run never leaves half a PNG behind."""
+    tmp = atomic_path(target)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def categories_figure(insights: Mapping[str, Any]):
+    """Horizontal stacked bars: assigned cards per category, one colour per workshop."""
+    categories = list(reversed(insights["categories"]))  # matplotlib draws the first bar at the bottom
+    workshops = [w["workshop_id"] for w in insights["workshops"]]
+    colours = workshop_colours(workshops)
+    figure = _figure(9, 0.45 * len(categories) + 1.6)
+    axes = figure.add_subplot()
+    left = [0] * len(categories)
+    for workshop in workshops:
+        counts = [c["per_workshop"].get(workshop, 0) for c in categories]
+        axes.barh(range(len(categories)), counts, left=left, color=colours[workshop], label=_plain(workshop))
+        left = [a + b for a, b in zip(left, counts)]
+    for row, total in enumerate(left):
+        axes.text(total, row, f" {total}", va="center", fontsize=9)
+    axes.set_yticks(range(len(categories)), [_plain(c["name"]) for c in categories])
+    axes.set_xlabel("Tildelte kort")
+    axes.set_title("Kort per kategori og verksted")
+    axes.spines[["top", "right"]].set_visible(False)
+    if workshops:  # below the axes, where it cannot cover a bar
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(workshops), 4), fontsize=8,
+                    frameon=False)
+    return figure
+
+
+def card_map_figure(insights: Mapping[str, Any]):
+    """Cards on their first two principal components, coloured by category; outliers hollow."""
+    colours = category_colours([c["category_id"] for c in insights["categories"]])
+    names = {c["category_id"]: c["name"] for c in insights["categories"]}
+    placed = [c for c in insights["cards"] if c["position"] is not None]
+    figure = _figure(9, 6.5)
+    axes = figure.add_subplot()
+    for category_id in [*colours, None]:
+        for outlier in (False, True):
+            points = [c for c in placed if c["category_id"] == category_id and (c["status"] == "outlier") == outlier]
+            if not points:
+                continue
+            colour = colours.get(category_id, NO_CATEGORY_COLOUR)
+            axes.scatter([p["position"]["x"] for p in points], [p["position"]["y"] for p in points], s=28,
+                         facecolors="none" if outlier else colour, edgecolors=colour, linewidths=1.2,
+                         label=None if outlier else _plain(names.get(category_id, "Uten kategori")))
+    axes.set_title("Kart over kortene (farge = kategori, hul sirkel = uteligger)")
+    axes.set_aspect("equal", adjustable="datalim")  # distances on the map mean the same in both directions
+    axes.set_xticks([])
+    axes.set_yticks([])
+    if placed:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    return figure
+
+
+def _write_csv(rows: list[list[Any]], path: Path) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    write_text(buffer.getvalue(), path)
+
+
+def category_rows(insights: Mapping[str, Any]) -> list[list[Any]]:
+    """Long format (one row per category and workshop), the shape DVC's bar templates expect."""
+    workshops = [w["workshop_id"] for w in insights["workshops"]]
+    rows = [["category", "workshop", "cards"]]
+    for category in insights["categories"]:
+        rows += [[category["name"], w, category["per_workshop"].get(w, 0)] for w in workshops]
+    return rows
+
+
+def theme_rows(insights: Mapping[str, Any]) -> list[list[Any]]:
+    """Themes by breadth rank, for `dvc plots` and for anyone who wants the ranking in a spreadsheet."""
+    rows = [["rank", "theme", "category", "workshops", "groups", "voices", "cards", "relevant_for_many"]]
+    names = {c["category_id"]: c["name"] for c in insights["categories"]}
+    for theme in sorted(insights["themes"], key=lambda t: t["breadth"]["rank"]):
+        b = theme["breadth"]
+        rows.append([b["rank"], theme["label"], names.get(theme["category_id"], theme["category_id"]),
+                     b["workshops"], b["groups"], theme["voices"], theme["size"], str(b["relevant_for_many"]).lower()])
+    return rows
+
+
+def write_plots(insights: Mapping[str, Any], out_dir: Path) -> None:
+    """categories_by_workshop.{png,svg}, card_map.{png,svg}, categories.csv, themes.csv."""
+    _save(categories_figure(insights), out_dir / "categories_by_workshop")
+    _save(card_map_figure(insights), out_dir / "card_map")
+    _write_csv(category_rows(insights), out_dir / "categories.csv")
+    _write_csv(theme_rows(insights), out_dir / "themes.csv")

@@ -1,0 +1,97 @@
+"""Vector geometry for the report: representative quotes (MMR) and the 2-D card map (PCA).
+
+Both work on the card embeddings after subtracting the corpus mean and L2-normalising:
+e5 vectors share a large common component, so raw cosines are all high and say little;
+centred vectors spread the cards out (the cluster stage does the same, `cluster.center`).
+
+Everything here is deterministic: rows are sorted by card id before any linear algebra,
+ties are broken by card id, and PCA axes get a fixed sign.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+# Weight of relevance against redundancy in maximal marginal relevance: 0.7 keeps quotes on
+# topic while still pushing the 2nd and later quotes away from what is already chosen.
+MMR_LAMBDA = 0.7
+COORD_DECIMALS = 4
+# Scores are rounded before comparing, so float noise from a different BLAS cannot flip a tie.
+SCORE_DECIMALS = 9
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def centred_unit_vectors(embeddings: pd.DataFrame, card_ids: Iterable[str]) -> dict[str, np.ndarray]:
+    """card_id -> centred, L2-normalised vector, for the given cards (those that have an embedding)."""
+    wanted = sorted(set(card_ids))
+    rows = embeddings[embeddings["card_id"].isin(wanted)].sort_values("card_id")
+    if rows.empty:
+        return {}
+    matrix = np.vstack([np.asarray(v, dtype=np.float64) for v in rows["embedding"]])
+    centred = unit_rows(matrix - matrix.mean(axis=0))
+    return dict(zip(rows["card_id"], centred))
+
+
+def _fixed_sign(components: np.ndarray) -> np.ndarray:
+    """SVD axes are defined up to sign; make each axis's largest-magnitude loading positive."""
+    pivots = components[np.arange(len(components)), np.argmax(np.abs(components), axis=1)]
+    return components * np.where(pivots < 0, -1.0, 1.0)[:, None]
+
+
+def project_2d(vectors: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """card_id -> (x, y): the first two principal components, rounded to COORD_DECIMALS."""
+    ids = sorted(vectors)
+    if not ids:
+        return {}
+    matrix = np.vstack([vectors[i] for i in ids])
+    matrix = matrix - matrix.mean(axis=0)
+    _, _, vt = np.linalg.svd(matrix, full_matrices=False)
+    axes = _fixed_sign(vt[:2])
+    coords = matrix @ axes.T
+    if coords.shape[1] < 2:  # a single card (or rank 1): pad the missing axis with zeros
+        coords = np.hstack([coords, np.zeros((len(ids), 2 - coords.shape[1]))])
+    # "+ 0.0" turns -0.0 into 0.0 so the JSON text cannot differ by a sign on zero.
+    return {
+        card_id: (round(float(x), COORD_DECIMALS) + 0.0, round(float(y), COORD_DECIMALS) + 0.0)
+        for card_id, (x, y) in zip(ids, coords[:, :2])
+    }
+
+
+def mmr_order(candidates: list[str], vectors: Mapping[str, np.ndarray], n: int,
+              groups: Mapping[str, str], lam: float = MMR_LAMBDA) -> list[str]:
+    """Up to n card ids by maximal marginal relevance.
+
+    relevance = cosine to the (normalised) centroid of all candidates; each step picks the
+    card maximising lam * relevance - (1 - lam) * max cosine to the cards already picked.
+    A card whose group (`groups[card_id]`, e.g. its duplicate group) was already picked is
+    never picked, so the same words are never quoted twice. Ties go to the smaller card id.
+    """
+    ids = sorted(c for c in candidates if c in vectors)
+    if not ids or n <= 0:
+        return []
+    matrix = np.vstack([vectors[c] for c in ids])
+    centroid = unit_rows(matrix.mean(axis=0, keepdims=True))[0]
+    relevance = matrix @ centroid
+    similarity = matrix @ matrix.T
+    chosen: list[int] = []
+    used_groups: set[str] = set()
+    while len(chosen) < n:
+        best = None
+        for i, card_id in enumerate(ids):
+            if i in chosen or groups.get(card_id, card_id) in used_groups:
+                continue
+            redundancy = max((similarity[i, j] for j in chosen), default=0.0)
+            score = round(float(lam * relevance[i] - (1 - lam) * redundancy), SCORE_DECIMALS)
+            if best is None or score > best[0]:  # ids are sorted, so ">" keeps the smaller id on ties
+                best = (score, i)
+        if best is None:
+            break
+        chosen.append(best[1])
+        used_groups.add(groups.get(ids[best[1]], ids[best[1]]))
+    return [ids[i] for i in chosen]

@@ -1,0 +1,61 @@
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import FIXTURES
+from pipeline.evaluate import GoldError, confusion_svg, load_gold, run, score
+
+THEME_CATEGORY = {"budsjettsystemet": "rammebetingelser", "siloer": "samhandling"}
+
+
+def test_score_counts_also_themes_emergent_and_junk():
+    gold = pd.DataFrame({"card_id": ["a", "b", "c", "d", "e"],
+                         "category_id": ["rammebetingelser", "samhandling", "emergent", "emergent", "junk"],
+                         "theme_id": ["budsjettsystemet", "siloer", "emergent:ki", "emergent:ki", ""],
+                         "also": ["", "budsjettsystemet", "", "", ""]})
+    card_map = pd.DataFrame({"card_id": ["a", "b", "c", "d", "e"],
+                             "status": ["assigned", "assigned", "assigned", "outlier", "rejected"],
+                             "category_id": ["rammebetingelser", "rammebetingelser", "emergent", "samhandling", None],
+                             "taxonomy_theme_id": ["budsjettsystemet", "budsjettsystemet", None, "siloer", None]})
+    assignments = pd.DataFrame({"card_id": ["a", "b", "c", "d"], "cluster": [0, 0, 1, -1]})
+    metrics = score(card_map, assignments, gold, THEME_CATEGORY)
+    assert metrics["cards"] == 4
+    assert metrics["category_accuracy"] == 0.5
+    assert metrics["category_accuracy_with_also"] == 0.75  # b's secondary theme is the budget
+    assert (metrics["emergent_precision"], metrics["emergent_recall"]) == (1.0, 0.5)
+    assert metrics["junk_rejected"] == "1/1"
+    assert sum(map(sum, metrics["confusion"]["matrix"])) == 4
+
+
+def test_gold_without_a_theme_column_is_named(tmp_path):
+    path = tmp_path / "gold.csv"
+    path.write_text("card_id,category_id\na,x\n", encoding="utf-8")
+    with pytest.raises(GoldError, match="gold.csv, row 1, column 'theme_id'"):
+        load_gold(path)
+
+
+def test_confusion_plot_is_an_escaped_svg():
+    svg = confusion_svg({"labels": ["<a>", "b"], "matrix": [[1, 0], [2, 3]]}, "t")
+    assert svg.startswith("<svg") and "&lt;a&gt;" in svg and "<a>" not in svg
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_real_run_zero_shot_and_by_workshop(tmp_path):
+    from pipeline.cli import run_all
+    from pipeline.params import load_params
+
+    params = load_params("configs/params.yaml")
+    run_all(inputs=[FIXTURES / "small_corpus"], out=tmp_path / "run", params=params,
+            taxonomy="configs/taxonomy.yaml", cache_dir=tmp_path / "cache")
+    metrics = run(gold_path=FIXTURES / "small_corpus_gold.csv", run_dir=tmp_path / "run",
+                  taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
+                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval", params=params)
+    on_disk = json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    assert on_disk == metrics
+    assert metrics["zero_shot"]["cards"] == 37 and metrics["zero_shot"]["junk_rejected"] == "2/2"
+    assert metrics["cross_validated_by_workshop"]["folds"] == ["ws-alta", "ws-molde"]
+    # The fixture's themes are plain; labels from the other workshop must not make things worse.
+    assert metrics["zero_shot"]["category_accuracy"] >= 0.7
+    assert metrics["cross_validated_by_workshop"]["category_accuracy"] >= metrics["zero_shot"]["category_accuracy"]
+    assert (tmp_path / "eval" / "confusion_cross_validated.svg").read_text(encoding="utf-8").startswith("<svg")

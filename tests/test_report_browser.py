@@ -1,0 +1,139 @@
+"""report.html in a real browser: headless Chromium (Debian's `chromium`) through DevTools.
+
+Checks what a static test of the HTML cannot: that the page renders its charts, that the
+browser asks the network for nothing, that hostile card text never runs, and that the page's
+own script (the card filter) does run, so "nothing ran" means something.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from cdp import Chromium, find_chromium
+from pipeline.report_render import render_html
+from report_fixtures import PWN_LABEL, PWN_SCRIPT, demo_insights, hostile_insights
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = find_chromium()
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("chromium is not installed (apt-get install chromium); CI installs it and runs these tests",
+                allow_module_level=True)
+
+DESKTOP_WIDTH = 1440
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.fail("CI=true but no chromium on PATH: .ci/run should have installed it")
+    with Chromium(CHROMIUM, tmp_path_factory.mktemp("chromium-profile")) as chromium:
+        yield chromium
+
+
+def write_page(folder: Path, insights: dict) -> str:
+    page = folder / "report.html"
+    page.write_text(render_html(insights), encoding="utf-8")
+    return page.as_uri()
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def hostile_page(browser, tmp_path_factory):
+    insights = hostile_insights()
+    return insights, browser.open(write_page(tmp_path_factory.mktemp("hostile"), insights), width=DESKTOP_WIDTH)
+
+
+def test_the_page_renders_its_charts(hostile_page):
+    insights, page = hostile_page
+    assert page.evaluate("document.title") == "Innsikt – rapport"
+    bars = page.evaluate("document.querySelectorAll('#oversikt svg.chart rect:not(.track)').length")
+    assert bars == sum(len(c["per_workshop"]) for c in insights["categories"])
+    placed = sum(1 for c in insights["cards"] if c["position"] is not None)
+    assert page.evaluate("document.querySelectorAll('#kart svg.card-map circle.pt').length") == placed
+    for selector in ("#oversikt svg.chart", "#kart svg.card-map"):
+        box = page.evaluate(f"(function(){{var r=document.querySelector('{selector}').getBoundingClientRect();"
+                            "return [r.width, r.height];})()")
+        assert box[0] > 300 and box[1] > 100, (selector, box)
+
+
+def test_no_request_leaves_the_machine(hostile_page):
+    _, page = hostile_page
+    assert page.requested_urls() and page.requested_urls()[0].startswith("file://")  # the monitor saw the page
+    assert page.external_requests() == []
+
+
+def test_injected_card_text_does_not_run_and_shows_as_text(hostile_page):
+    _, page = hostile_page
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    table_text = page.evaluate("document.getElementById('korttabell').innerText")
+    assert PWN_SCRIPT in table_text and 'onerror="window.__pwned=2"' in table_text
+    assert PWN_LABEL in page.evaluate("document.querySelector('table.breadth-table').innerText")
+    assert PWN_LABEL in page.evaluate("document.getElementById('kategorier').innerText")
+
+
+def test_the_pages_own_script_runs(hostile_page):
+    """The card filter works, so JavaScript is on and __pwned being unset is meaningful."""
+    _, page = hostile_page
+    shown = page.evaluate(
+        "(function(){var i=document.getElementById('kortsok');i.value='baksiden';"
+        "i.dispatchEvent(new Event('input'));return document.getElementById('kortteller').textContent;})()")
+    assert shown == "Viser 1 av 11 kort"
+
+
+def test_desktop_screenshot_is_not_blank(hostile_page, tmp_path):
+    _, page = hostile_page
+    data = page.screenshot(tmp_path / "report.png", height=1800)
+    assert png_size(data) == (DESKTOP_WIDTH, 1800)
+    assert len(data) > 40_000  # a blank 1440x1800 PNG is a few kB; text and charts make it far larger
+
+
+def test_the_monitor_catches_a_request_to_the_network(browser, tmp_path):
+    """Guards the guard: a page that loads a remote image is reported (loopback, nothing listens)."""
+    page_file = tmp_path / "leak.html"
+    page_file.write_text('<!DOCTYPE html><img src="http://127.0.0.1:9/pixel.png">', encoding="utf-8")
+    page = browser.open(page_file.as_uri())
+    assert page.external_requests() == ["http://127.0.0.1:9/pixel.png"]
+
+
+def test_the_demo_report_renders_offline(browser, tmp_path_factory):
+    insights = demo_insights(tmp_path_factory.mktemp("demo"))
+    page = browser.open(write_page(tmp_path_factory.mktemp("demo-page"), insights), width=DESKTOP_WIDTH)
+    assert page.external_requests() == []
+    assert page.evaluate("document.querySelectorAll('#kart circle.pt').length") == sum(
+        1 for c in insights["cards"] if c["position"] is not None)
+    assert page.evaluate("document.querySelectorAll('article.theme').length") == len(insights["themes"])
+
+
+def test_the_dvc_plots_template_draws_offline(browser, tmp_path):
+    """`dvc plots show` with configs/dvc_plots/offline.html: bars drawn, images shown, no CDN."""
+    from dvc_render import ImageRenderer, VegaRenderer
+    from dvc_render import render_html as render_dvc_page
+
+    points = [{"category": "Samhandling", "workshop": "w1", "cards": "3", "rev": "workspace"},
+              {"category": "Samhandling", "workshop": "w2", "cards": "2", "rev": "workspace"},
+              {"category": "Kultur <b>og</b> tankesett", "workshop": "w1", "cards": "1", "rev": "workspace"}]
+    vega = VegaRenderer(points, "categories_by_workshop", template="bar_horizontal", x="cards", y="category",
+                        title="Kort per kategori og verksted")
+    chart = tmp_path / "chart.svg"
+    chart.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20"/>'
+                     "</svg>", encoding="utf-8")
+    image = ImageRenderer([{"src": str(chart), "rev": "workspace"}], "chart.svg")
+    index = tmp_path / "dvc_plots" / "index.html"
+    render_dvc_page([vega, image], index, html_template=str(REPO / "configs" / "dvc_plots" / "offline.html"))
+
+    page = browser.open(index.as_uri())
+    assert page.external_requests() == []
+    labels = page.evaluate("Array.from(document.querySelectorAll('.bars .label')).map(e => e.textContent)")
+    values = page.evaluate("Array.from(document.querySelectorAll('.bars .value')).map(e => e.textContent)")
+    assert labels == ["Samhandling", "Kultur <b>og</b> tankesett"] and values == ["5", "1"]
+    assert page.evaluate("document.querySelector('img').naturalWidth") == 40
