@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import re
 import warnings
 from collections import Counter
@@ -259,12 +261,20 @@ def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Pa
 
 
 def save_model(model, model_dir: Path) -> None:
-    """safetensors (no pickle). The embedding backend is passed again to `BERTopic.load`, so
-    BERTopic's warning about saving without one is expected and silenced."""
+    """safetensors (no pickle), written to a temp folder and renamed into place, so a killed run
+    never leaves a half-written model. The embedding backend is passed again to `BERTopic.load`,
+    so BERTopic's warning about saving without one is expected and silenced."""
+    model_dir = Path(model_dir)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = model_dir.with_name(f".{model_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
     bertopic_log = logging.getLogger("BERTopic")
     level = bertopic_log.level
     bertopic_log.setLevel(logging.ERROR)
     try:
-        model.save(str(model_dir), serialization="safetensors", save_ctfidf=True, save_embedding_model=False)
+        model.save(str(staging), serialization="safetensors", save_ctfidf=True, save_embedding_model=False)
     finally:
         bertopic_log.setLevel(level)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    os.replace(staging, model_dir)

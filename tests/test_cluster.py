@@ -87,3 +87,17 @@ def test_run_saves_a_safetensors_model_that_bertopic_loads(tmp_path, fake_embedd
     topics = read_table(tmp_path / "out" / "topics.parquet", CLUSTER_TOPICS)
     assert set(loaded.get_topic_info()["Topic"]) - {-1} == set(topics["cluster"])
     assert len(read_table(tmp_path / "out" / "assignments.parquet", CLUSTER_ASSIGNMENTS)) == len(ids)
+
+
+def test_model_is_saved_through_a_temp_folder_and_replaces_the_old_one(tmp_path, fake_embedder):
+    from pipeline.cluster import save_model
+
+    X, truth = planted_clusters(3, 8)
+    result = cluster([f"c{i}" for i in range(len(X))], docs_for(truth), X, ClusterParams(),
+                     embedder=make_embedder(fake_embedder))
+    target = tmp_path / "models" / "bertopic"
+    target.mkdir(parents=True)
+    (target / "stale.txt").write_text("old run", encoding="utf-8")
+    save_model(result.model, target)
+    assert not (target / "stale.txt").exists() and list(target.glob("*.safetensors"))
+    assert [p.name for p in target.parent.iterdir()] == ["bertopic"]  # no temp folder left behind
