@@ -6,29 +6,15 @@ parameter, and this module turns them into one line on stderr and exit code 1.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from jsonschema import ValidationError
 
-from pipeline import cluster as cluster_stage
-from pipeline import embed as embed_stage
-from pipeline import evaluate as evaluate_stage
-from pipeline import ingest as ingest_stage
-from pipeline import map as map_stage
-from pipeline import normalise as normalise_stage
-from pipeline import report as report_stage
-from pipeline.cluster import ClusterError
-from pipeline.evaluate import GoldError
-from pipeline.ingest import IngestError
-from pipeline.map import LabelError
 from pipeline.params import Params, ParamsError, load_params
-from pipeline.records import SchemaError
-from pipeline.report import ReportError
-from pipeline.taxonomy import TaxonomyError
 
 app = typer.Typer(
     help="Themes, taxonomy mapping and quotes from transcribed Norwegian workshop cards.",
@@ -36,13 +22,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-EXPECTED_ERRORS = (IngestError, ParamsError, SchemaError, ClusterError, TaxonomyError, ReportError, ValidationError,
-                   GoldError, LabelError)
+# Error classes by module: imported when an error happens, so a stage loads only its own modules.
+EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsError", "pipeline.records": "SchemaError",
+                   "pipeline.cluster": "ClusterError", "pipeline.taxonomy": "TaxonomyError",
+                   "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
+                   "pipeline.map": "LabelError", "pipeline.registry": "RegistryError"}
+
+
+def _stage(name: str):
+    """A stage module, imported on first use: each stage process pays only for its own imports."""
+    return importlib.import_module(f"pipeline.{name}")
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    return tuple(getattr(importlib.import_module(module), name) for module, name in EXPECTED_ERRORS.items())
 MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as ctx.args
 
 ParamsOption = typer.Option(Path("configs/params.yaml"), "--params", help="Params file (one section per stage).")
 OutOption = typer.Option(..., "--out", help="Output folder of the stage.")
-CacheOption = typer.Option(Path(".cache/embeddings"), "--cache-dir", help="Embedding cache (kept between runs).")
+CacheOption = typer.Option(Path(".cache"), "--cache-dir",
+                           help="Per-text results kept between runs: embeddings, normalised texts.")
 TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", help="Category taxonomy YAML.")
 CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", help="Cue words and paraphrases per theme.")
 LabelsOption = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) used as few-shot examples.")
@@ -66,13 +65,15 @@ def guarded(command):
         logging.basicConfig(level=logging.INFO, handlers=[handler])
         try:
             return command(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            message = exc.message if isinstance(exc, ValidationError) else str(exc)
-            typer.echo(f"innsikt: error: {' '.join(message.splitlines())}", err=True)
-            raise typer.Exit(code=1) from exc
         except OSError as exc:  # disk full, permission denied, a folder where a file should be
             where = f"{exc.filename}: " if exc.filename else ""
             typer.echo(f"innsikt: error: {where}{exc.strerror or exc}", err=True)
+            raise typer.Exit(code=1) from exc
+        except Exception as exc:  # re-raised below unless it is one of the expected errors
+            if not isinstance(exc, _expected_errors()):
+                raise
+            message = getattr(exc, "message", None) or str(exc)
+            typer.echo(f"innsikt: error: {' '.join(message.splitlines())}", err=True)
             raise typer.Exit(code=1) from exc
         except KeyboardInterrupt as exc:
             typer.echo("innsikt: interrupted; no output was half written, and embeddings done so far are cached: "
@@ -96,7 +97,7 @@ def ingest(
     taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="Check votes against this taxonomy YAML."),
 ) -> None:
     """Read every card and votes file into canonical records."""
-    result = ingest_stage.run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest,
+    result = _stage("ingest").run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest,
                               taxonomy=taxonomy)
     rejected = int((result.cards["status"] == "rejected").sum())
     logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
@@ -108,10 +109,11 @@ def ingest(
 def normalise(
     cards: Path = typer.Option(..., "--cards", help="cards.parquet from ingest."),
     out: Path = OutOption,
+    cache_dir: Path = CacheOption,
     params: Path = ParamsOption,
 ) -> None:
-    """Unicode, whitespace and æ/ø/å repair; mark exact duplicates."""
-    normalise_stage.run(cards_path=cards, out_dir=out, params=load_params(params).normalise)
+    """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
+    _stage("normalise").run(cards_path=cards, out_dir=out, params=load_params(params).normalise, cache_dir=cache_dir)
 
 
 @app.command()
@@ -123,7 +125,7 @@ def embed(
     params: Path = ParamsOption,
 ) -> None:
     """Embed the normalised texts, reusing the cache."""
-    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=load_params(params).embed)
+    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=load_params(params).embed)
 
 
 @app.command()
@@ -133,13 +135,17 @@ def cluster(
     embeddings: Path = typer.Option(..., "--embeddings", help="embeddings.parquet from embed."),
     out: Path = OutOption,
     model_dir: Path = typer.Option(..., "--model-dir", help="Where the BERTopic model is saved."),
+    registry: Path = typer.Option(..., "--registry", help="Theme registry: previous run's themes, then this run's."),
     params: Path = ParamsOption,
 ) -> None:
-    """Cluster the cards into themes with BERTopic."""
+    """Cluster the cards into themes with BERTopic; theme ids carry over from the registry."""
     loaded = load_params(params)
-    embedder = cluster_stage.make_embedder(embed_stage.make_backend(loaded.embed.backend))
-    cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
-                      params=loaded.cluster, embedder=embedder)
+    embedder = _stage("cluster").make_embedder(_stage("embed").make_backend(loaded.embed.backend))
+    result = _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
+                               registry_path=registry, params=loaded.cluster, embedder=embedder)
+    counts = result.changes["change"].value_counts()
+    logging.info("cluster: themes since the previous run: %s",
+                 ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none")
 
 
 @app.command("map")
@@ -156,7 +162,7 @@ def map_command(
     params: Path = ParamsOption,
 ) -> None:
     """Map every theme and card onto the taxonomy, or flag it as emergent."""
-    map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters, taxonomy_path=taxonomy,
+    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters, taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out,
                   params=load_params(params))
 
@@ -173,7 +179,7 @@ def evaluate(
     params: Path = ParamsOption,
 ) -> None:
     """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
-    metrics = evaluate_stage.run(gold_path=gold, run_dir=run_dir, taxonomy_path=taxonomy, codebook_path=codebook,
+    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir, taxonomy_path=taxonomy, codebook_path=codebook,
                                  cache_dir=cache_dir, out_dir=out, params=load_params(params))
     for name in ("zero_shot", "cross_validated_by_workshop"):
         m = metrics[name]
@@ -188,34 +194,41 @@ def report(
     ingested: Path = typer.Option(..., "--ingested", help="Output folder of ingest (votes, manifest)."),
     cards: Path = typer.Option(..., "--cards", help="cards.parquet from normalise."),
     embeddings: Path = typer.Option(..., "--embeddings", help="embeddings.parquet from embed (quotes, card map)."),
+    clusters: Path = typer.Option(..., "--clusters", help="Output folder of cluster (changes since the last run)."),
     mapped: Path = typer.Option(..., "--mapped", help="Output folder of map."),
     taxonomy: Path = TaxonomyOption,
     out: Path = OutOption,
     params: Path = ParamsOption,
 ) -> None:
     """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
-    report_stage.run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, map_dir=mapped,
+    _stage("report").run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
+                     map_dir=mapped,
                      taxonomy_path=taxonomy, out_dir=out, params=load_params(params))
 
 
 def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, cache_dir: Path,
-            codebook: Path = Path("configs/codebook.yaml"), labels: Path | None = None) -> dict:
-    """Every stage in one process, with the same functions the DVC stages call."""
-    ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy)
-    normalise_stage.run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
-                        params=params.normalise)
+            codebook: Path = Path("configs/codebook.yaml"), labels: Path | None = None,
+            registry: Path | None = None) -> dict:
+    """Every stage in one process, with the same functions the DVC stages call.
+
+    The theme registry defaults to `out/models/themes.json`: rerunning into the same folder keeps theme ids.
+    """
+    _stage("ingest").run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy)
+    _stage("normalise").run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
+                        params=params.normalise, cache_dir=cache_dir)
     cards = out / "normalise" / "cards.parquet"
-    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
+    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
     embeddings = out / "embed" / "embeddings.parquet"
-    backend = embed_stage.make_backend(params.embed.backend)
-    cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
-                      model_dir=out / "models" / "bertopic", params=params.cluster,
-                      embedder=cluster_stage.make_embedder(backend))
-    map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
+    backend = _stage("embed").make_backend(params.embed.backend)
+    _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
+                      model_dir=out / "models" / "bertopic", registry_path=registry or out / "models" / "themes.json",
+                      params=params.cluster,
+                      embedder=_stage("cluster").make_embedder(backend))
+    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
                   params=params)
-    return report_stage.run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
-                            map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
+    return _stage("report").run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
+                            cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
 
 
 @app.command("run", context_settings=MULTI)
@@ -228,11 +241,12 @@ def run_command(
     codebook: Path = CodebookOption,
     labels: Optional[Path] = LabelsOption,
     cache_dir: Path = CacheOption,
+    registry: Optional[Path] = typer.Option(None, "--registry", help="Theme registry [default: OUT/models/themes.json]."),
     params: Path = ParamsOption,
 ) -> None:
     """Run all stages in one process on any files or folders (no DVC needed)."""
     insights = run_all(inputs=_inputs(ctx, input), out=out, params=load_params(params), taxonomy=taxonomy,
-                       cache_dir=cache_dir, codebook=codebook, labels=labels)
+                       cache_dir=cache_dir, codebook=codebook, labels=labels, registry=registry)
     counts = insights["run"]["counts"]
     logging.info("run: %d cards: %d assigned, %d outliers, %d rejected; %d themes; report at %s",
                  counts["cards"], counts["assigned"], counts["outlier"], counts["rejected"],

@@ -6,7 +6,6 @@ c-TF-IDF keywords, and cards in no cluster stay as outliers (cluster -1).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -14,11 +13,13 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline import registry
 from pipeline.norwegian import TOKEN_PATTERN, stop_words
 from pipeline.params import ClusterParams
 from pipeline.records import (
@@ -26,9 +27,11 @@ from pipeline.records import (
     CLUSTER_TOPICS,
     EMBEDDINGS,
     NORMALISED,
+    THEME_CHANGES,
     embedding_matrix,
     read_table,
     write_table,
+    write_text,
 )
 
 log = logging.getLogger(__name__)
@@ -63,16 +66,63 @@ class SmallCorpusClusterer:
         return self
 
 
-def _hdbscan_submodels(params: ClusterParams, n_docs: int):
+def enable_jit_cache(packages: tuple[str, ...] = ("umap", "pynndescent", "hdbscan")) -> int:
+    """Let numba keep the compiled code of UMAP and friends on disk, as it does for `cache=True`.
+
+    Most of their functions are compiled afresh in every process: over a minute per cluster run
+    on 2 cores, far more than UMAP itself needs at 10k cards. Compiled code does not change
+    results. Returns how many functions were switched.
+    """
+    import sys
+
+    from numba.core.caching import FunctionCache
+    from numba.core.dispatcher import Dispatcher
+
+    switched = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, Dispatcher) and not isinstance(obj._cache, FunctionCache):
+                obj.enable_caching()
+                switched += 1
+    return switched
+
+
+def exact_neighbours(X: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of each row of unit vectors (itself first), by cosine distance.
+
+    Exact and deterministic (ties go to the lower index), and on 2 cores faster than UMAP's
+    approximate search, whose numba code is compiled afresh in every process.
+    """
+    n = len(X)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, chunk):
+        d = np.clip(1.0 - X[start:start + chunk] @ X.T, 0.0, 2.0)
+        d[np.arange(len(d)), np.arange(start, start + len(d))] = -1.0  # itself first, whatever rounding says
+        top = np.argpartition(d, k - 1, axis=1)[:, :k]
+        rows = np.arange(len(d))[:, None]
+        order = np.lexsort((top, d[rows, top]), axis=1)
+        indices[start:start + len(d)] = top[rows, order]
+        distances[start:start + len(d)] = np.maximum(d[rows, top[rows, order]], 0.0)
+    return indices, distances
+
+
+def _hdbscan_submodels(params: ClusterParams, X: np.ndarray):
     from hdbscan import HDBSCAN
     from umap import UMAP
 
+    enable_jit_cache()
+    n_docs = len(X)
+    n_neighbors = min(params.umap.n_neighbors, n_docs - 1)
     umap_model = UMAP(
-        n_neighbors=min(params.umap.n_neighbors, n_docs - 1),
+        n_neighbors=n_neighbors,
         n_components=min(params.umap.n_components, n_docs - 2),
         min_dist=params.umap.min_dist,
         metric="cosine",
         random_state=params.seed,
+        precomputed_knn=(*exact_neighbours(X, n_neighbors), None),
     )
     cluster_model = HDBSCAN(
         min_cluster_size=params.hdbscan.min_cluster_size,
@@ -84,7 +134,7 @@ def _hdbscan_submodels(params: ClusterParams, n_docs: int):
     return umap_model, cluster_model
 
 
-def _agglomerative_submodels(params: ClusterParams, n_docs: int):
+def _agglomerative_submodels(params: ClusterParams, X: np.ndarray):
     from bertopic.dimensionality import BaseDimensionalityReduction
 
     return BaseDimensionalityReduction(), SmallCorpusClusterer(
@@ -93,8 +143,16 @@ def _agglomerative_submodels(params: ClusterParams, n_docs: int):
     )
 
 
+def _given_submodels(params: ClusterParams, X: np.ndarray):
+    """No clustering: BERTopic only describes topics given as `y` (manual topic modelling)."""
+    from bertopic.cluster import BaseCluster
+    from bertopic.dimensionality import BaseDimensionalityReduction
+
+    return BaseDimensionalityReduction(), BaseCluster()
+
+
 # Sub-models by name: each returns (dimensionality reduction, cluster model) for BERTopic.
-ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_submodels}
+ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_submodels, "incremental": _given_submodels}
 
 
 def prepare(embeddings: np.ndarray, center: bool) -> np.ndarray:
@@ -117,13 +175,20 @@ def make_embedder(backend):
     return PipelineEmbedder()
 
 
-def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, embedder=None):
+def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, embedder=None, y=None):
     from bertopic import BERTopic
     from bertopic.vectorizers import ClassTfidfTransformer
     from sklearn.feature_extraction.text import CountVectorizer
 
-    umap_model, cluster_model = ALGORITHMS[algorithm](params, len(docs))
-    model = BERTopic(
+    class QuotelessBERTopic(BERTopic):
+        """BERTopic without its representative documents: the report picks quotes itself (MMR),
+        and BERTopic's pick costs seconds at 10k cards, in every rerun."""
+
+        def _save_representative_docs(self, documents):
+            self.representative_docs_ = {int(topic): [] for topic in sorted(set(documents.Topic))}
+
+    umap_model, cluster_model = ALGORITHMS[algorithm](params, X)
+    model = QuotelessBERTopic(
         embedding_model=embedder,
         umap_model=umap_model,
         hdbscan_model=cluster_model,
@@ -137,7 +202,9 @@ def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algor
     with warnings.catch_warnings():
         # A seeded UMAP runs single-threaded on purpose (determinism); its warning says so.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        topics, _ = model.fit_transform(docs, X)
+        # We never call UMAP's transform (new cards are placed by `incremental_topics`), so no search index.
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        topics, _ = model.fit_transform(docs, X, y=y)
     return model, np.asarray(topics, dtype=int)
 
 
@@ -152,14 +219,25 @@ def rank_keywords(candidates: list[str], member_docs: list[str]) -> list[str]:
     return sorted(candidates, key=lambda word: -support[word])  # stable: c-TF-IDF order breaks ties
 
 
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    """Cached: labels stem every word of every card."""
+    return _norwegian_stemmer().stem(word)
+
+
+@lru_cache(maxsize=1)
+def _norwegian_stemmer():
+    from nltk.stem.snowball import SnowballStemmer  # rule-based: needs no downloaded data
+
+    return SnowballStemmer("norwegian")
+
+
 def make_label(keywords: list[str], n_words: int, member_docs: list[str] | None = None) -> str:
     """Readable label: the first keywords, one per word stem, each in its commonest form in the cluster.
 
     "budsjetter, budsjettene, ettårige" becomes "budsjetter, ettårige": forms of one word count once.
     """
-    from nltk.stem.snowball import SnowballStemmer  # rule-based: needs no downloaded data
-
-    stem = SnowballStemmer("norwegian").stem
+    stem = _stem
     forms: dict[str, Counter] = {}
     for doc in member_docs or []:
         for token in re.findall(TOKEN_PATTERN, doc.lower()):
@@ -179,6 +257,45 @@ def make_label(keywords: list[str], n_words: int, member_docs: list[str] | None 
     return ", ".join(chosen)
 
 
+def incremental_topics(card_ids: list[str], X: np.ndarray, previous: registry.Registry,
+                       params: ClusterParams) -> np.ndarray | None:
+    """Topics that keep the previous run's themes: None when a full refit is due.
+
+    Cards already themed keep their theme, old outliers stay outliers; new cards join the theme whose
+    members they are most similar to on average, if that is at least 1 - `agglomerative.distance_threshold`
+    (the linkage rule that builds themes), and the rest are clustered among themselves into new
+    themes (agglomerative, at least `hdbscan.min_cluster_size` cards). This is BERTopic's
+    "merge models" idea: earlier topics stay put and new ones are appended. A full refit is due
+    without a registry, when `max_new_share` is 0, or when more than that share of the cards are new.
+    """
+    settings = params.incremental
+    active = [theme for theme in previous.themes if theme.status == "active"]
+    home = {card: k for k, theme in enumerate(active) for card in theme.cards}
+    seen = set(home) | set(previous.outliers)
+    n_new = sum(card not in seen for card in card_ids)
+    if not active or settings.max_new_share == 0 or n_new > settings.max_new_share * len(card_ids):
+        return None
+    topics = np.array([home.get(card, OUTLIER) for card in card_ids])
+    kept = sorted(set(topics.tolist()) - {OUTLIER})
+    # Old outliers stay outliers (the full fit judged them), so a rerun without new cards changes nothing.
+    pool = np.flatnonzero([card not in seen for card in card_ids])
+    if kept and len(pool):
+        # The average-linkage rule that groups cards into themes: mean similarity to the members.
+        mean_similarity = X[pool] @ np.stack([X[topics == k].mean(axis=0) for k in kept]).T
+        best = mean_similarity.argmax(axis=1)
+        joins = mean_similarity[np.arange(len(pool)), best] >= 1.0 - params.agglomerative.distance_threshold
+        topics[pool[joins]] = np.asarray(kept)[best[joins]]
+        pool = pool[~joins]
+    if len(pool) >= params.hdbscan.min_cluster_size:
+        fresh = SmallCorpusClusterer(params.agglomerative.distance_threshold,
+                                     params.hdbscan.min_cluster_size).fit(X[pool]).labels_
+        offset = len(active)
+        topics[pool[fresh != OUTLIER]] = fresh[fresh != OUTLIER] + offset
+    # Renumber densely in first-seen order, as BERTopic expects topics 0..n-1.
+    order = {t: n for n, t in enumerate(dict.fromkeys(t for t in topics.tolist() if t != OUTLIER))}
+    return np.array([order.get(t, OUTLIER) for t in topics.tolist()])
+
+
 def choose_algorithm(params: ClusterParams, n_docs: int) -> str:
     if params.algorithm != "auto":
         return params.algorithm
@@ -190,27 +307,28 @@ def _usable(topics: np.ndarray, params: ClusterParams) -> bool:
     return n_topics >= 2 and float(np.mean(topics == OUTLIER)) <= params.max_outlier_share
 
 
-def theme_id_for(card_ids: list[str]) -> str:
-    """Stable id from the members, so the same cards always give the same theme id."""
-    digest = hashlib.sha1("\n".join(sorted(card_ids)).encode("utf-8")).hexdigest()
-    return f"theme-{digest[:10]}"
-
-
 @dataclass
 class ClusterResult:
     assignments: pd.DataFrame
     topics: pd.DataFrame
     model: object
     algorithm: str
+    changes: pd.DataFrame  # since the previous registry (records.THEME_CHANGES)
+    registry: registry.Registry  # to save for the next run
 
 
-def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params: ClusterParams, embedder=None):
-    """Topics for `docs`; every card gets a cluster (-1 = outlier) and its similarity to the centroid."""
+def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params: ClusterParams, embedder=None,
+            previous: registry.Registry = registry.Registry()):
+    """Topics for `docs`; every card gets a cluster (-1 = outlier) and its similarity to the centroid.
+
+    Theme ids and labels come from `previous` (the last run's registry) where a cluster matches.
+    """
     if len(docs) < MIN_CARDS:
         raise ClusterError(f"only {len(docs)} usable cards; clustering needs at least {MIN_CARDS}")
     X = prepare(embeddings, params.center)
-    algorithm = choose_algorithm(params, len(docs))
-    model, topics = fit_topic_model(docs, X, params, algorithm, embedder)
+    given = incremental_topics(card_ids, X, previous, params)
+    algorithm = choose_algorithm(params, len(docs)) if given is None else "incremental"
+    model, topics = fit_topic_model(docs, X, params, algorithm, embedder, y=given)
     if params.algorithm == "auto" and algorithm == "hdbscan" and not _usable(topics, params):
         log.info("cluster: HDBSCAN gave %d topics, %.0f%% outliers; falling back to agglomerative",
                  len(set(topics.tolist()) - {OUTLIER}), 100 * np.mean(topics == OUTLIER))
@@ -229,21 +347,35 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
         rows.append(
             {
                 "cluster": topic,
-                "theme_id": theme_id_for([card_ids[i] for i in members]),
                 "label": make_label(keywords, params.label_words, [docs[i] for i in members]) or f"tema {topic}",
                 "keywords": keywords,
                 "size": len(members),
             }
         )
+    members_of = {row["cluster"]: [card_ids[i] for i in np.flatnonzero(topics == row["cluster"])] for row in rows}
+    matching = registry.match(
+        members_of,
+        {c: registry.centroid(embeddings[topics == c]) for c in members_of},
+        {row["cluster"]: row["label"] for row in rows},
+        previous,
+        min_overlap=params.match.min_overlap,
+        min_centroid_similarity=params.match.min_centroid_similarity,
+        merge_share=params.match.merge_share,
+        outliers=[card_ids[i] for i in np.flatnonzero(topics == OUTLIER)],
+    )
+    for row in rows:
+        row["theme_id"] = matching.theme_ids[row["cluster"]]
+        row["label"] = matching.labels.get(row["cluster"], row["label"])
     assignments = pd.DataFrame({"card_id": card_ids, "cluster": topics, "similarity": similarity})
     topics_table = pd.DataFrame(rows, columns=CLUSTER_TOPICS.names)
     log.info("cluster: %s, %d topics, %d of %d cards outliers", algorithm, len(rows),
              int(np.sum(topics == OUTLIER)), len(docs))
-    return ClusterResult(assignments, topics_table, model, algorithm)
+    return ClusterResult(assignments, topics_table, model, algorithm, matching.changes, matching.registry)
 
 
-def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Path, params: ClusterParams,
-        embedder=None) -> ClusterResult:
+def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Path, registry_path: Path,
+        params: ClusterParams, embedder=None) -> ClusterResult:
+    """`registry_path` holds the previous run's themes (absent on a first run) and is then updated."""
     cards = read_table(cards_path, NORMALISED)
     table = read_table(embeddings_path, EMBEDDINGS)
     text_by_id = dict(zip(cards["card_id"], cards["text_norm"]))
@@ -253,10 +385,13 @@ def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Pa
         embedding_matrix(table),
         params,
         embedder,
+        registry.load(registry_path),
     )
     write_table(result.assignments, CLUSTER_ASSIGNMENTS, out_dir / "assignments.parquet")
     write_table(result.topics, CLUSTER_TOPICS, out_dir / "topics.parquet")
+    write_table(result.changes, THEME_CHANGES, out_dir / "changes.parquet")
     save_model(result.model, model_dir)
+    write_text(registry.dumps(result.registry), registry_path)
     return result
 
 

@@ -77,6 +77,7 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
         "theme_accuracy": _round(np.mean(theme_correct)),
         "emergent_precision": _round((pred_emergent & gold_emergent).sum() / max(pred_emergent.sum(), 1)),
         "emergent_recall": _round((pred_emergent & gold_emergent).sum() / max(gold_emergent.sum(), 1)),
+        "confidence_ece": _round(expected_calibration_error(live["confidence"].to_numpy(float), correct.to_numpy())),
         "junk_rejected": f"{int((junk['status'] == STATUS_REJECTED).sum())}/{len(junk)}",
         "clustering_ari": _round(adjusted_rand_score(gold_theme, clusters)),
         "clustering_nmi": _round(normalized_mutual_info_score(gold_theme, clusters)),
@@ -87,6 +88,20 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
                                                                   fill_value=0).values.tolist(),
         },
     }
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by cards per bin:
+    how far a card's stated confidence in its category is from how often such cards are right."""
+    if len(confidence) == 0:
+        return 0.0
+    which = np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.sum() * abs(np.mean(correct[members]) - np.mean(confidence[members]))
+    return float(gap / len(confidence))
 
 
 def _round(value: float) -> float:

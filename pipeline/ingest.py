@@ -408,6 +408,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
     first_seen: dict[str, tuple[str, int]] = {}
     seen_content: dict[str, str] = {}
     seen_cards: dict[tuple, str] = {}  # the cards of a file (workshop, group, type, text) -> the file
+    file_of_card: dict[tuple, str] = {}  # (workshop, text) of every usable card so far -> its first file
     redactions: Counter = Counter()
     for source in sources:
         digest = hashlib.sha256(source.data).hexdigest()
@@ -438,7 +439,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
             votes.extend(_vote_records(source, table, taxonomy))
         else:
             records = _card_records(source, table, params, first_seen, redactions)
-            _check_same_workshop_twice(source, records, seen_cards, cards, warnings)
+            _check_same_workshop_twice(source, records, seen_cards, file_of_card, warnings)
             cards.extend(records)
         inputs.append({"path": source.name, "sha256": digest, "kind": kind, "rows": len(table.rows)})
     card_rows = sum(item["rows"] for item in inputs if item["kind"] == "cards")
@@ -520,9 +521,13 @@ def _card_key(card: dict) -> tuple:
     return (card["workshop_id"], card["group_id"] or "", card["card_type"], card["text"].strip())
 
 
-def _check_same_workshop_twice(source: Source, records: list[dict], seen_cards: dict, earlier: list[dict],
+def _check_same_workshop_twice(source: Source, records: list[dict], seen_cards: dict, file_of_card: dict,
                                warnings: list[IngestWarning]) -> None:
-    """The same workshop exported twice (say .xlsx and .csv) has other bytes but the same cards."""
+    """The same workshop exported twice (say .xlsx and .csv) has other bytes but the same cards.
+
+    `file_of_card` maps (workshop, text) of the usable cards of earlier files to their file; this
+    file's cards are added to it (one index for all files, so many files stay linear).
+    """
     fingerprint = tuple(sorted(_card_key(card) for card in records))
     if len(records) >= SAME_WORKSHOP_MIN_CARDS and fingerprint in seen_cards:
         raise IngestError(source.name, f"the same {len(records)} cards as {seen_cards[fingerprint]} (same workshop, "
@@ -530,13 +535,12 @@ def _check_same_workshop_twice(source: Source, records: list[dict], seen_cards: 
                           kind="same_cards")
     seen_cards.setdefault(fingerprint, source.name)
     live = [card for card in records if card["status"] == STATUS_OK]
-    if len(live) < OVERLAP_MIN_CARDS or not earlier:
+    keys = [(card["workshop_id"], card["text"].strip()) for card in live]
+    shared = Counter(file_of_card[key] for key in keys if key in file_of_card)
+    for key in keys:
+        file_of_card.setdefault(key, source.name)
+    if len(live) < OVERLAP_MIN_CARDS:
         return
-    by_key: dict[tuple, str] = {}
-    for card in earlier:
-        if card["status"] == STATUS_OK:
-            by_key.setdefault((card["workshop_id"], card["text"].strip()), card["source_file"])
-    shared = Counter(by_key[key] for card in live if (key := (card["workshop_id"], card["text"].strip())) in by_key)
     for other, count in shared.most_common(1):
         if count >= OVERLAP_MIN_CARDS and count >= OVERLAP_MIN_SHARE * len(live):
             warnings.append(IngestWarning(
@@ -552,7 +556,7 @@ def _rows_text(rows: list[int]) -> str:
 
 def _card_warnings(cards: list[dict], params: IngestParams) -> list[IngestWarning]:
     """Long cards, cards that are confidently not Norwegian, and workshops with very few cards."""
-    from pipeline.language import detect_language
+    from pipeline.language import detect_language, obviously_norwegian
 
     warnings: list[IngestWarning] = []
     foreign: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -564,7 +568,8 @@ def _card_warnings(cards: list[dict], params: IngestParams) -> list[IngestWarnin
                 f"card of {len(text):,} characters (over ingest.long_card_chars = {params.long_card_chars:,}); "
                 f"the embedding model reads it in parts or cuts it, the report keeps it whole",
                 row=card["source_row"], column="text"))
-        if card["status"] != STATUS_OK or len(re.findall(r"[^\W\d_]{2,}", text)) < NOT_NORWEGIAN_MIN_WORDS:
+        if (card["status"] != STATUS_OK or len(re.findall(r"[^\W\d_]{2,}", text)) < NOT_NORWEGIAN_MIN_WORDS
+                or obviously_norwegian(text)):
             continue
         detected = detect_language(text)
         if detected.code not in ("nb", "nn", "und") and detected.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:

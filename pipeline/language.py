@@ -48,6 +48,25 @@ class Detected:
         return self.code == "nn" or (self.marker_balance >= 0 and self.nynorsk_share >= MAYBE_NYNORSK_SHARE)
 
 
+# Frequent words of written Norwegian that English and German do not have: two of them in a
+# card make it Norwegian enough to skip the (slow) character model when only that is asked.
+NORWEGIAN_FUNCTION_WORDS = frozenset(
+    "og ikke ikkje det som på å vi jeg eg vår våre hvor kor hva kva skal må får blir vert være vere "
+    "mer meir mye mykje også òg dette denne disse bare berre når hvordan korleis kommunen kommunene "
+    "kommunane av fra frå til med har hos".split()
+)
+
+
+def obviously_norwegian(text: str) -> bool:
+    """Cheap check: at least two Norwegian function words."""
+    return sum(w.lower() in NORWEGIAN_FUNCTION_WORDS for w in _WORDS.findall(text)) >= 2
+
+
+def load_detector() -> None:
+    """Load the language models now (a few seconds), e.g. before forking workers."""
+    _detector()
+
+
 @lru_cache(maxsize=1)
 def _detector():
     from lingua import Language, LanguageDetectorBuilder

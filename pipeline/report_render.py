@@ -56,6 +56,13 @@ VOTE_COLOURS = ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1")
 CATEGORY_PALETTE = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4")
 NO_CATEGORY_COLOUR = "#9aa4ae"
 VOTE_SPLIT_LABELS = {"unanimous": "Enstemmig", "even": "Delt på midten"}
+CHANGES_TITLE = "Endringer siden forrige kjøring"
+# Change kinds in document order (changes.themes[] is sorted by it), labelling counts and lists.
+# Not "Nye temaer": that is the emergent section's title. Unchanged themes are counted but not
+# listed: they are most themes of a rerun.
+CHANGE_LABELS = {"new": "Nye", "grown": "Vokst", "shrunk": "Krympet", "unchanged": "Uendret",
+                 "merged": "Slått sammen", "retired": "Borte"}
+LISTED_CHANGES = ("new", "grown", "shrunk", "merged", "retired")
 
 
 def workshop_colours(workshops: Iterable[str]) -> dict[str, str]:
@@ -102,6 +109,10 @@ class _Lookup:
     taxonomy_theme_names: dict[str, str]
     theme_labels: dict[str, str]
     votes_by_theme: dict[str, list[dict]]
+    change_labels: dict[str, str]  # this run's themes and gone ones, for merged_into and split_from
+
+    def theme_name(self, theme_id: str) -> str:
+        return self.theme_labels.get(theme_id) or self.change_labels.get(theme_id) or theme_id
 
     def colour(self, workshop_id: str) -> tuple[str, str]:
         return PALETTE[self.workshops.index(workshop_id) % len(PALETTE)]
@@ -144,6 +155,7 @@ def _build_lookup(insights: Mapping[str, Any]) -> _Lookup:
         taxonomy_theme_names=taxonomy_theme_names,
         theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]},
         votes_by_theme=votes_by_theme,
+        change_labels={c["theme_id"]: c["label"] for c in insights["changes"]["themes"]},
     )
 
 
@@ -224,6 +236,31 @@ def _breadth_text(theme: Mapping[str, Any], n_workshops: int) -> str:
     breadth = theme["breadth"]
     return (f"{breadth['workshops']} av {_n(n_workshops, 'verksted', 'verksteder')} · "
             f"{_groups(breadth['groups'])} · {_n(theme['voices'], 'unikt bidrag', 'unike bidrag')}")
+
+
+def _first_run_text(changes: Mapping[str, Any]) -> str:
+    themes = _n(changes["counts"]["new"], "tema", "temaer")
+    return f"Første kjøring: ingen tidligere temaer å sammenligne med, så alle temaene er nye ({themes})."
+
+
+def _change_counts_text(changes: Mapping[str, Any]) -> str:
+    """E.g. 'Nye: 1 · Vokst: 2 · Krympet: 0 · Uendret: 5 · Slått sammen: 1 · Borte: 0'."""
+    return " · ".join(f"{label}: {changes['counts'][kind]}" for kind, label in CHANGE_LABELS.items())
+
+
+def _listed_changes(changes: Mapping[str, Any]) -> list[tuple[str, list[dict]]]:
+    """(kind, entries) for each kind that is listed and has entries, in document order."""
+    return [(kind, [c for c in changes["themes"] if c["change"] == kind]) for kind in LISTED_CHANGES
+            if any(c["change"] == kind for c in changes["themes"])]
+
+
+def _change_size_text(change: Mapping[str, Any]) -> str:
+    """'8 kort' (new), '5 → 8 kort' (grown, shrunk), 'hadde 6 kort' (merged, retired)."""
+    if change["change"] == "new":
+        return _n(change["size_after"], "kort", "kort")
+    if change["change"] in ("merged", "retired"):
+        return f"hadde {_n(change['size_before'], 'kort', 'kort')}"
+    return f"{change['size_before']} → {_n(change['size_after'], 'kort', 'kort')}"
 
 
 def _vote_summary(vote: Mapping[str, Any]) -> str:
@@ -353,8 +390,32 @@ def _md_breadth(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
     return _md_table(header, ["r", "l", "l", "r", "r", "r", "r", "l"], rows) + [""]
 
 
+def _md_change(change: Mapping[str, Any], lk: _Lookup) -> str:
+    text = f"- {_md_inline(lk.theme_name(change['theme_id']))} ({_change_size_text(change)})"
+    if change["merged_into"] is not None:
+        text += f", gikk inn i «{_md_inline(lk.theme_name(change['merged_into']))}»"
+    if change["split_from"]:
+        text += ", skilt ut fra " + ", ".join(f"«{_md_inline(lk.theme_name(t))}»" for t in change["split_from"])
+    return text
+
+
+def _md_changes(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    changes = insights["changes"]
+    lines = [f"## {CHANGES_TITLE}", ""]
+    if not changes["since_previous_run"]:
+        return lines + [_first_run_text(changes), ""]
+    lines += [_change_counts_text(changes), ""]
+    listed = _listed_changes(changes)
+    if not listed:
+        lines += ["*Ingen temaer har endret seg.*", ""]
+    for kind, entries in listed:
+        lines += [f"### {CHANGE_LABELS[kind]}", "", *(_md_change(c, lk) for c in entries), ""]
+    return lines
+
+
 def render_markdown(insights: dict) -> str:
-    """Markdown report: counts, category x workshop table, themes with quotes, votes."""
+    """Markdown report: counts, category x workshop table, changes since the previous run, themes with
+    quotes, votes."""
     lk = _build_lookup(insights)
     lines = [f"# {REPORT_TITLE}", "", _md_run_line(insights), "", "## Oversikt", ""]
     lines += _md_counts(insights) + [""] + _md_workshops(insights) + [""]
@@ -365,6 +426,7 @@ def render_markdown(insights: dict) -> str:
               "Rangert etter hvor mange verksteder, deretter grupper, som tok opp temaet.", ""]
     lines += _md_breadth(insights, lk)
     lines += ["### Kart over kortene", "", "![Kart over kortene](plots/card_map.png)", ""]
+    lines += _md_changes(insights, lk)
     lines += ["## Kategorier", ""]
     for category in _taxonomy_categories(insights):
         lines += _md_category(category, _category_themes(insights, category["category_id"]), lk)
@@ -464,6 +526,7 @@ blockquote footer{color:var(--muted);font-size:.82rem;margin-top:2px}
 .split span{display:block;height:100%}
 .vote-list{margin:4px 0;padding-left:18px}
 .unmatched{font-size:.9rem}
+.changes{margin:4px 0 12px;padding-left:20px}
 #kortsok{width:100%;max-width:420px;padding:8px 10px;font:inherit;border:1px solid var(--line);border-radius:6px}
 #korttabell td.text{white-space:pre-wrap;min-width:260px}
 #korttabell small{display:block;color:var(--muted)}
@@ -521,6 +584,7 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
         f"<tbody>{rows}</tbody></table>\n"
         '<nav class="toc" aria-label="Innhold"><ul><li><a href="#oversikt">Oversikt</a></li>'
         '<li><a href="#bredde">Bredde</a></li><li><a href="#kart">Kart</a></li>'
+        '<li><a href="#endringer">Endringer</a></li>'
         '<li><a href="#kategorier">Kategorier</a></li>'
         f'<li><a href="#nye-temaer">{_esc(EMERGENT_TITLE)}</a></li>'
         '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
@@ -696,6 +760,35 @@ def _html_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
         "for å lese kortet. Avviste kort er ikke med.</p>\n"
         f"{_svg_card_map(insights, lk)}\n{_html_map_legend(insights)}\n</section>"
     )
+
+
+def _html_theme_ref(theme_id: str, lk: _Lookup) -> str:
+    """A theme's label, linked to its article when it is a theme of this run."""
+    name = _esc(lk.theme_name(theme_id))
+    return f'<a href="#{_anchor("tema", theme_id)}">{name}</a>' if theme_id in lk.theme_labels else name
+
+
+def _html_change(change: Mapping[str, Any], lk: _Lookup) -> str:
+    size = _esc(_change_size_text(change))
+    text = f'{_html_theme_ref(change["theme_id"], lk)} <span class="muted">({size})</span>'
+    if change["merged_into"] is not None:
+        text += f", gikk inn i {_html_theme_ref(change['merged_into'], lk)}"
+    if change["split_from"]:
+        text += ", skilt ut fra " + ", ".join(_html_theme_ref(t, lk) for t in change["split_from"])
+    return f"<li>{text}</li>"
+
+
+def _html_changes(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    changes = insights["changes"]
+    head = f'<section id="endringer">\n<h2>{_esc(CHANGES_TITLE)}</h2>\n'
+    if not changes["since_previous_run"]:
+        return f"{head}<p>{_esc(_first_run_text(changes))}</p>\n</section>"
+    lists = "".join(
+        f'<h3>{_esc(CHANGE_LABELS[kind])}</h3>\n'
+        f'<ul class="changes">{"".join(_html_change(c, lk) for c in entries)}</ul>\n'
+        for kind, entries in _listed_changes(changes)
+    ) or '<p class="muted">Ingen temaer har endret seg.</p>\n'
+    return f'{head}<p class="change-counts">{_esc(_change_counts_text(changes))}</p>\n{lists}</section>'
 
 
 def _html_quotes(quotes: list[dict]) -> str:
@@ -918,6 +1011,7 @@ def render_html(insights: dict) -> str:
             "<main>",
             _html_overview(insights, lk),
             _html_map(insights, lk),
+            _html_changes(insights, lk),
             _html_categories(insights, lk),
             _html_emergent(insights, lk),
             _html_votes(insights, lk),

@@ -1,9 +1,10 @@
 """Insights documents for the report tests: a small hostile one, and the demo corpus's.
 
 `hostile_insights()` goes through the real `build_insights` (with the hashed-words fake
-embedder) and carries card texts and a theme label that would run script if they were ever
-written into the page unescaped. `demo_insights()` is the document `dvc repro` writes for
-corpora/demo, regenerated in a temporary folder when the checked-out outputs are missing or stale.
+embedder) and carries card texts and theme labels (also of themes gone since the previous run)
+that would run script if they were ever written into the page unescaped. `demo_insights()` is
+the document `dvc repro` writes for corpora/demo, regenerated in a temporary folder when the
+checked-out outputs are missing or stale.
 """
 from __future__ import annotations
 
@@ -52,6 +53,16 @@ THEMES = [
     ("t2", "samarbeid, tvers", ["samarbeid", "tvers"], "samhandling", "siloer", 0.7),
     ("t3", "kunstig intelligens", ["kunstig", "intelligens"], "emergent", None, 0.1),
 ]
+# A second run: theme id, label, change, size before, size after, merged into, split from. The gone
+# themes' labels are hostile too, since only the changes section shows them.
+CHANGES = [
+    ("t1", THEMES[0][1], "grown", 3, 4, None, []),
+    ("t2", "samarbeid, tvers", "unchanged", 3, 3, None, []),
+    ("t3", "kunstig intelligens", "new", 0, 2, None, ["t0"]),
+    ("t0", f"digitalisering {PWN_IMG}", "merged", 4, 0, "t1", []),
+    ("t9", f"kaffe {PWN_SCRIPT}", "retired", 2, 0, None, []),
+]
+CHANGE_COLUMNS = ["theme_id", "label", "change", "size_before", "size_after", "merged_into", "split_from"]
 VOTES = [("ws-alta", "g1", "budsjettsystemet", "agree"), ("ws-alta", "g2", "budsjettsystemet", "agree"),
          ("ws-molde", "g1", "siloer", "agree"), ("ws-molde", "g2", "siloer", "disagree")]
 
@@ -84,7 +95,9 @@ def _frames() -> dict:
     )
     votes = pd.DataFrame([{"workshop_id": w, "group_id": g, "theme_id": t, "choice": c, "source_file": "votes.csv",
                            "source_row": i + 2} for i, (w, g, t, c) in enumerate(VOTES)])
-    return {"cards": cards, "card_map": card_map, "themes": theme_frame, "votes": votes, "embeddings": embeddings}
+    changes = pd.DataFrame(CHANGES, columns=CHANGE_COLUMNS)
+    return {"cards": cards, "card_map": card_map, "themes": theme_frame, "votes": votes, "embeddings": embeddings,
+            "changes": changes}
 
 
 def hostile_insights() -> dict:

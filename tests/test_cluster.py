@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from bertopic import BERTopic
@@ -5,7 +7,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from conftest import FakeEmbedder, normalised_cards, planted_clusters
 from pipeline import cluster as cluster_stage
-from pipeline.cluster import OUTLIER, ClusterError, SmallCorpusClusterer, cluster, make_embedder, theme_id_for
+from pipeline import registry
+from pipeline.cluster import OUTLIER, ClusterError, SmallCorpusClusterer, cluster, make_embedder
 from pipeline.params import ClusterParams
 from pipeline.records import CLUSTER_ASSIGNMENTS, CLUSTER_TOPICS, EMBEDDINGS, NORMALISED, read_table, write_table
 
@@ -67,8 +70,22 @@ def test_too_few_cards_is_a_clear_error():
         cluster(["a", "b"], ["x", "y"], np.eye(2), ClusterParams())
 
 
-def test_theme_ids_depend_only_on_members():
-    assert theme_id_for(["b", "a"]) == theme_id_for(["a", "b"]) != theme_id_for(["a", "c"])
+def test_reclustering_keeps_theme_ids_and_labels_from_the_registry():
+    X, truth = planted_clusters(3, 8)
+    ids = [f"c{i}" for i in range(len(X))]
+    embedder = make_embedder(FakeEmbedder())
+    first = cluster(ids, docs_for(truth), X, ClusterParams(), embedder=embedder)
+    assert set(first.changes["change"]) == {"new"}
+    # The same cards in another order, labelled by a registry whose labels an analyst edited.
+    edited = replace(first.registry, themes=tuple(replace(t, label=f"tema {t.theme_id}")
+                                                  for t in first.registry.themes))
+    order = np.random.default_rng(0).permutation(len(ids))
+    second = cluster([ids[i] for i in order], docs_for(truth[order]), X[order], ClusterParams(),
+                     embedder=embedder, previous=edited)
+    assert sorted(second.topics["theme_id"]) == sorted(first.topics["theme_id"])
+    assert all(label == f"tema {theme_id}" for theme_id, label in zip(second.topics["theme_id"],
+                                                                      second.topics["label"]))
+    assert second.changes.equals(first.changes)  # a rerun reports the same changes again
 
 
 def test_run_saves_a_safetensors_model_that_bertopic_loads(tmp_path, fake_embedder):
@@ -80,13 +97,16 @@ def test_run_saves_a_safetensors_model_that_bertopic_loads(tmp_path, fake_embedd
     write_table(cards, NORMALISED, tmp_path / "cards.parquet")
     write_table(pd.DataFrame({"card_id": ids, "embedding": list(X)}), EMBEDDINGS, tmp_path / "emb.parquet")
     cluster_stage.run(cards_path=tmp_path / "cards.parquet", embeddings_path=tmp_path / "emb.parquet",
-                      out_dir=tmp_path / "out", model_dir=tmp_path / "model", params=ClusterParams(),
+                      out_dir=tmp_path / "out", model_dir=tmp_path / "model",
+                      registry_path=tmp_path / "themes.json", params=ClusterParams(),
                       embedder=make_embedder(fake_embedder))
     assert not list((tmp_path / "model").glob("*.pkl")) and list((tmp_path / "model").glob("*.safetensors"))
     loaded = BERTopic.load(str(tmp_path / "model"), embedding_model=make_embedder(fake_embedder))
     topics = read_table(tmp_path / "out" / "topics.parquet", CLUSTER_TOPICS)
     assert set(loaded.get_topic_info()["Topic"]) - {-1} == set(topics["cluster"])
     assert len(read_table(tmp_path / "out" / "assignments.parquet", CLUSTER_ASSIGNMENTS)) == len(ids)
+    saved = registry.load(tmp_path / "themes.json")
+    assert sorted(t.theme_id for t in saved.themes) == sorted(topics["theme_id"])
 
 
 def test_model_is_saved_through_a_temp_folder_and_replaces_the_old_one(tmp_path, fake_embedder):
@@ -101,3 +121,54 @@ def test_model_is_saved_through_a_temp_folder_and_replaces_the_old_one(tmp_path,
     save_model(result.model, target)
     assert not (target / "stale.txt").exists() and list(target.glob("*.safetensors"))
     assert [p.name for p in target.parent.iterdir()] == ["bertopic"]  # no temp folder left behind
+
+
+def test_incremental_topics_keep_themes_place_new_cards_and_find_new_topics():
+    from pipeline.cluster import incremental_topics, prepare
+
+    X, truth = planted_clusters(3, 8, n_outliers=2)
+    ids = [f"c{i}" for i in range(len(X))]
+    first = cluster(ids, docs_for(truth), X, ClusterParams(), embedder=make_embedder(FakeEmbedder()))
+    # One new card near the first cluster, and six close together far from everything: a new topic.
+    rng = np.random.default_rng(3)
+    near = X[truth == 0].mean(axis=0, keepdims=True) + rng.normal(0, 0.01, (1, X.shape[1]))
+    far_centre = rng.normal(0, 1, X.shape[1])
+    far = far_centre + rng.normal(0, 0.05, (6, X.shape[1]))
+    X2 = np.concatenate([X, near, far])
+    ids2 = ids + ["near"] + [f"far{i}" for i in range(6)]
+    params = ClusterParams(incremental={"max_new_share": 0.3})
+    topics = incremental_topics(ids2, prepare(X2, True), first.registry, params)
+    old = first.assignments.set_index("card_id")["cluster"]
+    same_cluster = {(old[a] == old[b], topics[i] == topics[j]) for i, a in enumerate(ids) for j, b in enumerate(ids)
+                    if old[a] != OUTLIER and old[b] != OUTLIER}
+    assert same_cluster == {(True, True), (False, False)}  # old themes exactly as they were
+    assert all(topics[i] == OUTLIER for i, card in enumerate(ids) if old[card] == OUTLIER)  # outliers stay
+    near_topic = topics[len(ids)]
+    assert near_topic == topics[np.flatnonzero(truth == 0)[0]]
+    far_topics = set(topics[len(ids) + 1:].tolist())
+    assert len(far_topics) == 1 and far_topics.isdisjoint(set(topics[: len(ids)].tolist()) | {OUTLIER})
+
+
+def test_incremental_topics_refit_without_registry_or_with_many_new_cards():
+    from pipeline.cluster import incremental_topics, prepare
+
+    X, truth = planted_clusters(3, 8)
+    ids = [f"c{i}" for i in range(len(X))]
+    assert incremental_topics(ids, prepare(X, True), registry.Registry(), ClusterParams()) is None
+    first = cluster(ids[:12], docs_for(truth[:12]), X[:12], ClusterParams(), embedder=make_embedder(FakeEmbedder()))
+    assert incremental_topics(ids, prepare(X, True), first.registry, ClusterParams()) is None  # half are new
+    assert incremental_topics(ids[:12], prepare(X[:12], True), first.registry, ClusterParams()) is not None
+    always = ClusterParams(incremental={"max_new_share": 0.0})
+    assert incremental_topics(ids[:12], prepare(X[:12], True), first.registry, always) is None
+
+
+def test_a_rerun_with_a_registry_takes_the_incremental_path_and_changes_nothing():
+    X, truth = planted_clusters(3, 8)
+    ids = [f"c{i}" for i in range(len(X))]
+    embedder = make_embedder(FakeEmbedder())
+    first = cluster(ids, docs_for(truth), X, ClusterParams(), embedder=embedder)
+    again = cluster(ids, docs_for(truth), X, ClusterParams(), embedder=embedder, previous=first.registry)
+    assert again.algorithm == "incremental"
+    assert again.registry == first.registry and again.changes.equals(first.changes)
+    assert again.topics[["theme_id", "label", "size"]].sort_values("theme_id").reset_index(drop=True).equals(
+        first.topics[["theme_id", "label", "size"]].sort_values("theme_id").reset_index(drop=True))

@@ -99,3 +99,74 @@ def test_personal_data_never_reaches_any_output_file(run_twice):
         assert not any(secret in content for secret in secrets), path
     card = {c["card_id"]: c for c in insights["cards"]}["mol-21"]
     assert "[telefon]" in card["text"] and "[e-post]" in card["text"]
+
+
+def _outputs_to_compare(out):
+    return [out / "report" / "insights.json", out / "report" / "report.html", out / "normalise" / "cards.parquet",
+            out / "cluster" / "topics.parquet", out / "cluster" / "changes.parquet", out / "map" / "cards.parquet",
+            out / "map" / "themes.parquet", out / "models" / "themes.json"]
+
+
+def test_a_run_in_another_process_gives_byte_identical_outputs(run_twice, small_corpus, tmp_path):
+    """Another process (another hash seed) and an empty cache: the same bytes, theme ids included."""
+    import os
+    import subprocess
+    import sys
+
+    (first, _), _ = run_twice
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--input", str(small_corpus), "--out",
+                    str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")], check=True, env=env)
+    for ours, theirs in zip(_outputs_to_compare(first), _outputs_to_compare(tmp_path / "out")):
+        assert ours.read_bytes() == theirs.read_bytes(), ours.name
+
+
+def _assigned(out):
+    import pandas as pd
+
+    cards = pd.read_parquet(out / "map" / "cards.parquet")
+    assigned = cards[cards["status"] == "assigned"]
+    return dict(zip(assigned["card_id"], assigned["theme_id"]))
+
+
+@pytest.fixture(scope="module")
+def with_new_workshop(small_corpus, tmp_path_factory):
+    """The small corpus, then the same corpus plus a workshop on the same topics, into one folder."""
+    import shutil
+
+    from conftest import FIXTURES
+
+    corpus = tmp_path_factory.mktemp("corpus")
+    for path in small_corpus.glob("*.csv"):
+        shutil.copy(path, corpus)
+    out, cache = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("cache")
+    params = load_params("configs/params.yaml")
+    run_all(inputs=[corpus], out=out, params=params, taxonomy="configs/taxonomy.yaml", cache_dir=cache)
+    before = _assigned(out)
+    shutil.copy(FIXTURES / "added_workshop" / "ws-sunndal.csv", corpus)
+    insights = run_all(inputs=[corpus], out=out, params=params, taxonomy="configs/taxonomy.yaml", cache_dir=cache)
+    return before, _assigned(out), insights
+
+
+def test_a_new_workshop_on_known_topics_keeps_theme_ids(with_new_workshop):
+    before, after, insights = with_new_workshop
+    kept = sum(after.get(card) == theme for card, theme in before.items()) / len(before)
+    assert kept >= 0.95
+    added = [card for card in after if card.startswith("sun-")]
+    assert len(added) >= 4  # most new cards join a theme
+    changes = insights["changes"]
+    assert changes["since_previous_run"] and changes["counts"]["grown"] >= 2
+    assert changes["counts"]["new"] == changes["counts"]["retired"] == 0
+
+
+def test_rerunning_the_same_inputs_into_the_same_folder_changes_nothing(run_twice, small_corpus, tmp_path):
+    """The registry written by a run, read by the next: the same ids and the same changes section."""
+    import shutil
+
+    (first, _), _ = run_twice
+    out = tmp_path / "out"
+    shutil.copytree(first, out)
+    params = load_params("configs/params.yaml")
+    run_all(inputs=[small_corpus], out=out, params=params, taxonomy="configs/taxonomy.yaml", cache_dir=tmp_path / "c")
+    for ours, again in zip(_outputs_to_compare(first), _outputs_to_compare(out)):
+        assert ours.read_bytes() == again.read_bytes(), ours.name

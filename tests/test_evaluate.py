@@ -1,10 +1,11 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import FIXTURES
-from pipeline.evaluate import GoldError, confusion_svg, load_gold, run, score
+from pipeline.evaluate import GoldError, confusion_svg, expected_calibration_error, load_gold, run, score
 
 THEME_CATEGORY = {"budsjettsystemet": "rammebetingelser", "siloer": "samhandling"}
 
@@ -17,7 +18,8 @@ def test_score_counts_also_themes_emergent_and_junk():
     card_map = pd.DataFrame({"card_id": ["a", "b", "c", "d", "e"],
                              "status": ["assigned", "assigned", "assigned", "outlier", "rejected"],
                              "category_id": ["rammebetingelser", "rammebetingelser", "emergent", "samhandling", None],
-                             "taxonomy_theme_id": ["budsjettsystemet", "budsjettsystemet", None, "siloer", None]})
+                             "taxonomy_theme_id": ["budsjettsystemet", "budsjettsystemet", None, "siloer", None],
+                             "confidence": [0.9, 0.6, 0.8, 0.7, None]})
     assignments = pd.DataFrame({"card_id": ["a", "b", "c", "d"], "cluster": [0, 0, 1, -1]})
     metrics = score(card_map, assignments, gold, THEME_CATEGORY)
     assert metrics["cards"] == 4
@@ -25,7 +27,18 @@ def test_score_counts_also_themes_emergent_and_junk():
     assert metrics["category_accuracy_with_also"] == 0.75  # b's secondary theme is the budget
     assert (metrics["emergent_precision"], metrics["emergent_recall"]) == (1.0, 0.5)
     assert metrics["junk_rejected"] == "1/1"
+    # one card per bin: a (0.9) and c (0.8) right, b (0.6) and d (0.7) wrong
+    assert metrics["confidence_ece"] == pytest.approx((0.1 + 0.6 + 0.2 + 0.7) / 4)
     assert sum(map(sum, metrics["confusion"]["matrix"])) == 4
+
+
+def test_calibration_error_is_the_weighted_gap_between_confidence_and_accuracy():
+    confidence = np.array([0.95, 0.95, 0.55, 0.55])
+    # top bin: right 2 of 2 at 0.95 (gap 0.05); 0.5 bin: right 1 of 2 at 0.55 (gap 0.05)
+    assert expected_calibration_error(confidence, np.array([True, True, True, False])) == pytest.approx(0.05)
+    assert expected_calibration_error(confidence, np.array([False, False, True, True])) == pytest.approx(0.7)
+    assert expected_calibration_error(np.array([1.0]), np.array([True])) == 0.0  # 1.0 falls in the top bin
+    assert expected_calibration_error(np.array([]), np.array([], dtype=bool)) == 0.0
 
 
 def test_gold_without_a_theme_column_is_named(tmp_path):

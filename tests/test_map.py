@@ -82,6 +82,28 @@ def test_labels_win_for_their_own_card_and_teach_emergent_topics():
     assert by_id.loc["c10", "category_id"] == EMERGENT
 
 
+def test_with_enough_labels_a_novelty_detector_finds_emergent_cards():
+    labels = pd.DataFrame({"card_id": ["c0", "c1", "c4", "c5", "c8", "c9"],
+                           "theme_id": ["budsjettsystemet"] * 2 + ["siloer"] * 2 + ["emergent:ki"] * 2})
+    params = MapParams(emergent_threshold=-1.0, min_emergent_labels=2)
+    _, card_map = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, params, labels=labels)
+    by_id = card_map.set_index("card_id")
+    assert (by_id.loc[["c10", "c11"], "category_id"] == EMERGENT).all()
+    assert (by_id.loc[["c10", "c11"], "confidence"] >= params.emergent_probability).all()
+    assert by_id.loc["c2", "category_id"] == "rammebetingelser" and by_id.loc["c6", "category_id"] == "samhandling"
+    assert by_id.loc["c2", "confidence"] < 1.0  # P(theme) shrinks by P(emergent)
+    _, again = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, params, labels=labels)
+    pd.testing.assert_frame_equal(card_map, again)
+
+
+def test_too_few_labels_leave_emergent_topics_as_plain_prototypes():
+    labels = pd.DataFrame({"card_id": ["c0", "c4", "c8", "c9"],
+                           "theme_id": ["budsjettsystemet", "siloer", "emergent:ki", "emergent:ki"]})
+    params = MapParams(emergent_threshold=-1.0, min_emergent_labels=3)
+    _, card_map = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, params, labels=labels)
+    assert card_map.set_index("card_id").loc["c10", "category_id"] == EMERGENT
+
+
 def test_softmax_rows_sum_to_one():
     np.testing.assert_allclose(softmax(np.array([[0.1, 0.5, 0.2]]), 0.05).sum(), 1.0)
 

@@ -261,3 +261,45 @@ def test_run_reads_cards_and_writes_normalised_parquet(tmp_path):
     assert written["text_norm"].tolist() == ["Vi trenger løsninger", "vi trenger løsninger"]
     assert pd.isna(written.loc[0, "duplicate_of"])
     assert written.loc[1, "duplicate_of"] == "k1"
+
+
+# --- per-text memo between runs ---------------------------------------------------------------
+
+
+def test_a_rerun_normalises_only_new_texts_and_gives_the_same_cards(tmp_path, caplog):
+    first = cards_frame(("k1", "Vi trenger lgsninger pa tvers"), ("k2", "Mer tid til a prove"))
+    write_table(first, CARDS, tmp_path / "in1.parquet")
+    cold = run(cards_path=tmp_path / "in1.parquet", out_dir=tmp_path / "cold", params=PARAMS, cache_dir=tmp_path / "c")
+    grown = cards_frame(("k1", "Vi trenger lgsninger pa tvers"), ("k2", "Mer tid til a prove"),
+                        ("k3", "Ledere ma torre a prove nytt"))
+    write_table(grown, CARDS, tmp_path / "in2.parquet")
+    with caplog.at_level("INFO"):
+        warm = run(cards_path=tmp_path / "in2.parquet", out_dir=tmp_path / "warm", params=PARAMS,
+                   cache_dir=tmp_path / "c")
+    assert "3 cards, 1 texts normalised, 2 reused from cache" in caplog.text
+    fresh = run(cards_path=tmp_path / "in2.parquet", out_dir=tmp_path / "fresh", params=PARAMS, cache_dir=None)
+    pd.testing.assert_frame_equal(warm, fresh)
+    assert (tmp_path / "warm" / "cards.parquet").read_bytes() == (tmp_path / "fresh" / "cards.parquet").read_bytes()
+    assert warm["text_norm"].tolist()[:2] == cold["text_norm"].tolist()
+
+
+def test_other_params_do_not_reuse_the_memo(tmp_path, caplog):
+    write_table(cards_frame(("k1", "Vi trenger lgsninger")), CARDS, tmp_path / "in.parquet")
+    run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "a", params=PARAMS, cache_dir=tmp_path / "c")
+    with caplog.at_level("INFO"):
+        out = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "b",
+                  params=NormaliseParams(repair_letters=False), cache_dir=tmp_path / "c")
+    assert "1 texts normalised, 0 reused" in caplog.text
+    assert out.loc[0, "text_norm"] == "Vi trenger lgsninger"
+
+
+def test_parallel_workers_give_the_same_cards_as_one_process(monkeypatch):
+    import pipeline.normalise as normalise_module
+
+    cards = cards_frame(*[(f"k{i}", text) for i, text in enumerate(
+        ["Vi trenger lgsninger pa tvers", "Mer tid til a prove", "Me treng meir tid", "Ledere ma torre",
+         "Budsjettet er ettarig", "Innbyggerne ma bli hort"] * 3)])
+    serial = normalise(cards, PARAMS)
+    monkeypatch.setattr(normalise_module, "PARALLEL_MIN_TEXTS", 4)  # 18 texts: 2 workers
+    parallel = normalise(cards, PARAMS)
+    pd.testing.assert_frame_equal(serial, parallel)

@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -8,22 +9,35 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline import report
 from pipeline.params import Params
+from pipeline.records import (
+    CARD_MAP,
+    EMBEDDINGS,
+    NORMALISED,
+    THEME_CHANGES,
+    THEMES,
+    VOTES,
+    SchemaError,
+    write_table,
+)
 from pipeline.report import (
     SCHEMA_VERSION,
     ReportError,
     build_insights,
     check_conservation,
     choose_quotes,
+    read_changes,
     report_metrics,
     tally_votes,
     vote_split,
 )
 from pipeline.report_plots import write_plots
-from pipeline.report_render import validate_insights
+from pipeline.report_render import render_html, render_markdown, validate_insights
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import load_taxonomy
 
+REPO = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
 REDACTIONS = {"telefon": 1, "e-post": 0, "fødselsnummer": 0}
 INPUTS = [{"path": "corpora/x/w1.csv", "sha256": "0" * 64, "kind": "cards", "rows": 5}]
@@ -79,11 +93,20 @@ def embeddings(ids=("a", "b", "c", "d")):
     return pd.DataFrame({"card_id": list(ids), "embedding": [vectors[i] for i in ids]})
 
 
-def build(**changes):
+CHANGE_COLUMNS = ["theme_id", "label", "change", "size_before", "size_after", "merged_into", "split_from"]
+FIRST_RUN = [("t1", "budsjett, ettårig", "new", 0, 3, None, [])]
+
+
+def theme_changes(rows=FIRST_RUN) -> pd.DataFrame:
+    """changes.parquet as the cluster stage writes it (records.THEME_CHANGES)."""
+    return pd.DataFrame(rows, columns=CHANGE_COLUMNS)
+
+
+def build(**overrides):
     cards, card_map, themes, votes = frames()
     inputs = dict(cards=cards, card_map=card_map, themes=themes, votes=votes, embeddings=embeddings(),
-                  inputs=INPUTS, redactions=REDACTIONS, taxonomy=TAXONOMY, params=Params())
-    return build_insights(**(inputs | changes))
+                  changes=theme_changes(), inputs=INPUTS, redactions=REDACTIONS, taxonomy=TAXONOMY, params=Params())
+    return build_insights(**(inputs | overrides))
 
 
 def test_insights_validate_against_the_schema_and_conserve_cards():
@@ -215,7 +238,8 @@ def test_breadth_rank_orders_by_workshops_then_groups_then_voices():
     cards, card_map, themes, votes = frames()
     card_map.loc[card_map["card_id"] == "c", "theme_id"] = "t2"
     themes = pd.concat([themes, themes.assign(theme_id="t2", label="siloer", size=1)], ignore_index=True)
-    insights = build(card_map=card_map, themes=themes)
+    insights = build(card_map=card_map, themes=themes,
+                     changes=theme_changes(FIRST_RUN + [("t2", "siloer", "new", 0, 1, None, [])]))
     ranks = {t["theme_id"]: t["breadth"] for t in insights["themes"]}
     assert ranks["t1"]["workshops"] == 1 and ranks["t2"]["workshops"] == 1
     assert ranks["t1"]["rank"] == 1 and ranks["t2"]["rank"] == 2  # t1: 1 group, 2 voices; t2: 1 group, 1 voice
@@ -260,6 +284,144 @@ def test_redaction_counts_are_reported():
     assert build()["run"]["redactions"] == REDACTIONS
 
 
+# --------------------------------------------------------------------------- changes since the previous run
+
+
+def two_themes():
+    """Card c moves from t1 into a new theme t2, so the tests can have a new and a grown theme."""
+    _, card_map, themes, _ = frames()
+    card_map.loc[card_map["card_id"] == "c", "theme_id"] = "t2"
+    themes = pd.concat([themes, themes.assign(theme_id="t2", label="siloer", size=1)], ignore_index=True)
+    return card_map, themes
+
+
+SECOND_RUN = [  # deliberately unsorted: the section sorts by kind, then id
+    ("t8", "gammelt tema <b>borte</b>", "retired", 2, 0, None, []),
+    ("t1", "budsjett, ettårig", "grown", 1, 2, None, []),
+    ("t0", "digitalisering", "merged", 3, 0, "t1", []),
+    ("t2", "siloer", "new", 0, 1, None, ["t7", "t0"]),
+]
+
+
+def test_a_first_run_has_only_new_themes_and_says_so():
+    insights = build()
+    assert insights["changes"] == {
+        "since_previous_run": False,
+        "counts": {"new": 1, "grown": 0, "shrunk": 0, "unchanged": 0, "merged": 0, "retired": 0},
+        "themes": [{"theme_id": "t1", "label": "budsjett, ettårig", "change": "new", "size_before": 0,
+                    "size_after": 3, "merged_into": None, "split_from": []}],
+    }
+    assert insights["themes"][0]["change"] == "new"
+    validate_insights(insights)
+
+
+def test_a_second_run_lists_new_grown_merged_and_retired_themes_in_order():
+    card_map, themes = two_themes()
+    insights = build(card_map=card_map, themes=themes, changes=theme_changes(SECOND_RUN))
+    validate_insights(insights)
+    changes = insights["changes"]
+    assert changes["since_previous_run"] is True
+    assert changes["counts"] == {"new": 1, "grown": 1, "shrunk": 0, "unchanged": 0, "merged": 1, "retired": 1}
+    assert [(c["change"], c["theme_id"]) for c in changes["themes"]] == [
+        ("new", "t2"), ("grown", "t1"), ("merged", "t0"), ("retired", "t8")]
+    assert changes["themes"][0]["split_from"] == ["t0", "t7"]  # sorted
+    assert changes["themes"][2] == {"theme_id": "t0", "label": "digitalisering", "change": "merged", "size_before": 3,
+                                    "size_after": 0, "merged_into": "t1", "split_from": []}
+    assert {t["theme_id"]: t["change"] for t in insights["themes"]} == {"t1": "grown", "t2": "new"}
+
+
+def test_changes_are_byte_identical_whatever_the_row_order():
+    card_map, themes = two_themes()
+    first = build(card_map=card_map, themes=themes, changes=theme_changes(SECOND_RUN))
+    again = build(card_map=card_map, themes=themes, changes=theme_changes(SECOND_RUN[::-1]))
+    assert json.dumps(again, ensure_ascii=False) == json.dumps(first, ensure_ascii=False)
+
+
+def test_a_new_theme_that_split_off_means_there_was_a_previous_run():
+    changes = theme_changes([("t1", "budsjett, ettårig", "new", 0, 3, None, ["t0"])])
+    assert build(changes=changes)["changes"]["since_previous_run"] is True
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([], r"without a change row \['t1'\]"),
+    (FIRST_RUN + [("t5", "x", "new", 0, 2, None, [])], r"change rows for unknown themes \['t5'\]"),
+    (FIRST_RUN + [("t0", "x", "merged", 2, 0, "t5", [])], "'t0' merged into 't5', which is not a theme of this run"),
+])
+def test_changes_from_another_cluster_run_are_an_error(rows, message):
+    with pytest.raises(ReportError, match=message):
+        build(changes=theme_changes(rows))
+
+
+def test_read_changes_round_trips_the_cluster_stage_table(tmp_path):
+    path = tmp_path / "changes.parquet"
+    write_table(theme_changes(SECOND_RUN), THEME_CHANGES, path)
+    card_map, themes = two_themes()
+    from_file = build(card_map=card_map, themes=themes, changes=read_changes(path))
+    assert from_file == build(card_map=card_map, themes=themes, changes=theme_changes(SECOND_RUN))
+
+
+@pytest.mark.parametrize("row, message", [
+    (("t1", "x", "vanished", 1, 0, None, []), r"row 2, column 'change': 'vanished' is not one of \['new'"),
+    (("t1", "x", "merged", 1, 0, None, []), r"row 2, column 'merged_into': None for a 'merged' theme"),
+    (("t1", "x", "retired", 1, 0, "t2", []), r"row 2, column 'merged_into': 't2' for a 'retired' theme"),
+    (("t8", "x", "retired", 1, 0, None, []), "theme 't8' has more than one row"),
+])
+def test_a_bad_changes_file_is_named_with_row_and_value(tmp_path, row, message):
+    path = tmp_path / "changes.parquet"
+    write_table(theme_changes([SECOND_RUN[0], row]), THEME_CHANGES, path)
+    with pytest.raises(ReportError, match=f"{re.escape(str(path))}.*{message}"):
+        read_changes(path)
+
+
+def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
+    """The files `innsikt report` reads, from the in-memory frames: the stage's paths as keywords."""
+    cards, card_map, themes, votes = frames()
+    (root / "ingest").mkdir(parents=True)
+    (root / "ingest" / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "redactions": REDACTIONS}),
+                                                   encoding="utf-8")
+    write_table(votes, VOTES, root / "ingest" / "votes.parquet")
+    write_table(cards, NORMALISED, root / "cards.parquet")
+    write_table(embeddings(), EMBEDDINGS, root / "embeddings.parquet")
+    write_table(changes, THEME_CHANGES, root / "cluster" / "changes.parquet")
+    write_table(card_map, CARD_MAP, root / "map" / "cards.parquet")
+    write_table(themes, THEMES, root / "map" / "themes.parquet")
+    return dict(ingest_dir=root / "ingest", cards_path=root / "cards.parquet",
+                embeddings_path=root / "embeddings.parquet", cluster_dir=root / "cluster", map_dir=root / "map",
+                taxonomy_path=REPO / "configs" / "taxonomy.yaml", params=Params())
+
+
+@pytest.mark.slow
+def test_run_reads_the_changes_and_writes_them_byte_identically(tmp_path):
+    stage = write_stage_outputs(tmp_path / "in", theme_changes([("t1", "budsjett, ettårig", "shrunk", 5, 3, None, []),
+                                                               ("t0", "siloer", "retired", 2, 0, None, [])]))
+    insights = report.run(**stage, out_dir=tmp_path / "one")
+    report.run(**stage, out_dir=tmp_path / "two")
+    assert insights["changes"]["counts"]["shrunk"] == 1 and insights["changes"]["counts"]["retired"] == 1
+    written = (tmp_path / "one" / "insights.json").read_bytes()
+    assert written == (tmp_path / "two" / "insights.json").read_bytes()
+    assert json.loads(written)["changes"] == insights["changes"]
+    for name in ("report.md", "report.html"):
+        assert "Endringer siden forrige kjøring" in (tmp_path / "one" / name).read_text(encoding="utf-8")
+
+
+def test_run_without_changes_parquet_names_the_missing_file(tmp_path):
+    stage = write_stage_outputs(tmp_path / "in", theme_changes())
+    (stage["cluster_dir"] / "changes.parquet").unlink()
+    with pytest.raises(SchemaError, match="changes.parquet: stage input not found"):
+        report.run(**stage, out_dir=tmp_path / "out")
+
+
+def test_the_report_pages_show_the_changes():
+    card_map, themes = two_themes()
+    insights = build(card_map=card_map, themes=themes, changes=theme_changes(SECOND_RUN))
+    md, page = render_markdown(insights), render_html(insights)
+    assert "- digitalisering (hadde 3 kort), gikk inn i «budsjett, ettårig»" in md
+    assert "gammelt tema \\<b>borte\\</b>" in md
+    assert "gammelt tema &lt;b&gt;borte&lt;/b&gt;" in page and "<b>borte" not in page
+    first = build()
+    assert "Første kjøring" in render_markdown(first) and "Første kjøring" in render_html(first)
+
+
 # --------------------------------------------------------------------------- the demo corpus
 
 
@@ -279,7 +441,8 @@ def test_demo_corpus_insights_validate_against_the_schema(demo):
 
 @pytest.mark.slow
 def test_demo_document_without_a_required_field_breaks_the_contract(demo):
-    for path in (("votes", 0, "split"), ("themes", 0, "breadth"), ("cards", 0, "position"), ("run", "params_hash")):
+    for path in (("votes", 0, "split"), ("themes", 0, "breadth"), ("cards", 0, "position"), ("run", "params_hash"),
+                 ("changes", "since_previous_run"), ("themes", 0, "change")):
         broken = copy.deepcopy(demo)
         parent = broken
         for key in path[:-1]:
@@ -300,12 +463,12 @@ def test_demo_quotes_positions_and_ranks_are_consistent(demo):
         assert len(groups) == len(set(groups)), theme["theme_id"]
     assert sorted(t["breadth"]["rank"] for t in demo["themes"]) == list(range(1, len(demo["themes"]) + 1))
     assert all((c["position"] is None) == (c["status"] == "rejected") for c in demo["cards"])
+    current = [c for c in demo["changes"]["themes"] if c["change"] not in ("merged", "retired")]
+    assert sorted(c["theme_id"] for c in current) == sorted(t["theme_id"] for t in demo["themes"])
+    assert sum(demo["changes"]["counts"].values()) == len(demo["changes"]["themes"])
 
 
 # --------------------------------------------------------------------------- files beside insights.json
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_plots_are_written_as_png_svg_and_csv(tmp_path):
@@ -333,6 +496,7 @@ def test_dvc_declares_the_report_inputs_plots_metrics_and_an_offline_template():
     report = spec["stages"]["report"]
     assert "outputs/embed/embeddings.parquet" in report["deps"]
     assert "--embeddings outputs/embed/embeddings.parquet" in report["cmd"]
+    assert "outputs/cluster" in report["deps"] and "--clusters outputs/cluster" in report["cmd"]  # changes.parquet
     assert report["metrics"] == ["outputs/report/metrics.json"]
     assert set(report_metrics(build())) >= {"cards", "themes", "assigned_share", "relevant_for_many"}
     sources = []

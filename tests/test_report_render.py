@@ -39,11 +39,27 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
     return card
 
 
+def _change(theme_id, label, change, before, after, merged_into=None, split_from=()):
+    return {"theme_id": theme_id, "label": label, "change": change, "size_before": before, "size_after": after,
+            "merged_into": merged_into, "split_from": list(split_from)}
+
+
+def _first_run(insights: dict) -> None:
+    """The fixture as a first run: every theme new, nothing before."""
+    insights["changes"] = {
+        "since_previous_run": False,
+        "counts": {"new": 3, "grown": 0, "shrunk": 0, "unchanged": 0, "merged": 0, "retired": 0},
+        "themes": [_change(t["theme_id"], t["label"], "new", 0, t["size"]) for t in insights["themes"]],
+    }
+    for theme in insights["themes"]:
+        theme["change"] = "new"
+
+
 @pytest.fixture()
 def insights() -> dict:
-    """Two workshops, two taxonomy categories, one emergent theme, a hostile card."""
+    """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.3.0",
+        "schema_version": "0.4.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -103,7 +119,7 @@ def insights() -> dict:
             {
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
-                "confidence": 0.61, "size": 1, "voices": 1, "per_workshop": {"W1": 1},
+                "confidence": 0.61, "size": 1, "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
                 "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
@@ -111,7 +127,7 @@ def insights() -> dict:
             {
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
-                "confidence": 0.834, "size": 3, "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "confidence": 0.834, "size": 3, "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
                 "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
@@ -124,12 +140,23 @@ def insights() -> dict:
             {
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
-                "confidence": 0.08, "size": 2, "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
+                "confidence": 0.08, "size": 2, "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
                 "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
             },
         ],
+        "changes": {
+            "since_previous_run": True,
+            "counts": {"new": 1, "grown": 1, "shrunk": 1, "unchanged": 0, "merged": 1, "retired": 1},
+            "themes": [
+                _change("t3", "Kunstig intelligens", "new", 0, 2, split_from=["t2", "t8"]),
+                _change("t1", "Ledere som gir tillit", "grown", 2, 3),
+                _change("t2", "Samarbeid på tvers", "shrunk", 4, 1),
+                _change("t0", "Tillit i ledelsen", "merged", 2, 0, merged_into="t1"),
+                _change("t8", f"Kaffe {XSS}", "retired", 3, 0),
+            ],
+        },
         "votes": [
             {"taxonomy_theme_id": "ledelse-eller-medarbeider", "category_id": "kultur", "groups": 8,
              "statements": [
@@ -170,7 +197,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.3.0.json")
+    assert schema["$id"].endswith("insights-0.4.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
@@ -192,6 +219,8 @@ def test_schema_objects_are_closed_and_fully_required():
 
 def test_fixture_validates(insights):
     validate_insights(insights)
+    _first_run(insights)
+    validate_insights(insights)
 
 
 def _drop_label(d):
@@ -211,7 +240,7 @@ def _bad_confidence(d):
 
 
 def _bad_version(d):
-    d["schema_version"] = "0.2.0"  # an older document is not a 0.3 document
+    d["schema_version"] = "0.3.0"  # an older document is not a 0.4 document
 
 
 def _bad_hash(d):
@@ -254,11 +283,44 @@ def _rank_zero(d):
     d["themes"][0]["breadth"]["rank"] = 0
 
 
+def _drop_changes(d):
+    del d["changes"]
+
+
+def _drop_theme_change(d):
+    del d["themes"][0]["change"]
+
+
+def _gone_theme_change(d):
+    d["themes"][0]["change"] = "merged"  # a theme of this run cannot be gone
+
+
+def _bad_change_kind(d):
+    d["changes"]["themes"][0]["change"] = "vanished"
+
+
+def _extra_change_key(d):
+    d["changes"]["themes"][0]["when"] = "2026-11-28"
+
+
+def _drop_change_count(d):
+    del d["changes"]["counts"]["retired"]
+
+
+def _negative_size_before(d):
+    d["changes"]["themes"][1]["size_before"] = -1
+
+
+def _empty_split_from_id(d):
+    d["changes"]["themes"][0]["split_from"] = [""]
+
+
 @pytest.mark.parametrize(
     "mutate",
     [_drop_label, _extra_key, _bad_status, _bad_confidence, _bad_version, _bad_hash,
      _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label, _drop_breadth,
-     _bad_split_label, _half_position, _rank_zero],
+     _bad_split_label, _half_position, _rank_zero, _drop_changes, _drop_theme_change, _gone_theme_change,
+     _bad_change_kind, _extra_change_key, _drop_change_count, _negative_size_before, _empty_split_from_id],
 )
 def test_invalid_documents_are_rejected(insights, mutate):
     mutate(insights)
@@ -323,7 +385,8 @@ def test_html_structure(insights):
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>Innsikt – rapport</title>" in page
     assert '<svg class="chart"' in page
-    for heading in ["Oversikt", "Kategorier", "Nye temaer (utenfor taksonomien)", "Stemmer", "Alle kort"]:
+    for heading in ["Oversikt", "Endringer siden forrige kjøring", "Kategorier", "Nye temaer (utenfor taksonomien)",
+                    "Stemmer", "Alle kort"]:
         assert f">{heading}</h2>" in page
     assert '<input id="kortsok"' in page
     assert page.count("<tr><td>c") == 9  # one table row per card
@@ -376,6 +439,43 @@ def test_html_vote_split_in_words(insights):
     assert "63 % mot 37 % (flertall for Påstand 1)" in page
     assert "Enstemmig (Enig)" in page
     assert "<small>W1: 3, W2: 2</small>" in page  # how the workshops voted
+
+
+def _changes_html(page: str) -> str:
+    return page[page.index('<section id="endringer">'):page.index('<section class="category"')]
+
+
+def test_html_changes_since_the_previous_run(insights):
+    section = _changes_html(render_html(insights))
+    assert "Nye: 1 · Vokst: 1 · Krympet: 1 · Uendret: 0 · Slått sammen: 1 · Borte: 1" in section
+    for heading in ("Nye", "Vokst", "Krympet", "Slått sammen", "Borte"):
+        assert f"<h3>{heading}</h3>" in section
+    assert "<h3>Uendret</h3>" not in section  # counted, not listed
+    # Themes of this run link to their article; gone ones are plain text.
+    assert ('<a href="#tema-t1">Ledere som gir tillit</a> <span class="muted">(2 → 3 kort)</span>' in section)
+    assert ('Tillit i ledelsen <span class="muted">(hadde 2 kort)</span>, gikk inn i '
+            '<a href="#tema-t1">Ledere som gir tillit</a>') in section
+    assert ', skilt ut fra <a href="#tema-t2">Samarbeid på tvers</a>, Kaffe &lt;script&gt;' in section
+    assert "Kaffe &lt;script&gt;alert(1)&lt;/script&gt; <span" in section and "<script>" not in section
+    kinds = ("Nye", "Vokst", "Krympet", "Slått sammen", "Borte")
+    headings = [section.index(f"<h3>{h}</h3>") for h in kinds]
+    assert headings == sorted(headings)
+    assert '<a href="#endringer">Endringer</a>' in render_html(insights)
+
+
+def test_html_first_run_says_so_in_one_line(insights):
+    _first_run(insights)
+    section = _changes_html(render_html(insights))
+    assert section.count("<p>") == 1 and "<h3>" not in section
+    assert "Første kjøring: ingen tidligere temaer å sammenligne med, så alle temaene er nye (3 temaer)." in section
+
+
+def test_html_a_rerun_with_nothing_changed_says_so(insights):
+    insights["changes"]["themes"] = [_change(t["theme_id"], t["label"], "unchanged", t["size"], t["size"])
+                                     for t in insights["themes"]]
+    insights["changes"]["counts"] = {"new": 0, "grown": 0, "shrunk": 0, "unchanged": 3, "merged": 0, "retired": 0}
+    section = _changes_html(render_html(insights))
+    assert "Uendret: 3" in section and "Ingen temaer har endret seg." in section
 
 
 def test_html_card_map(insights):
@@ -455,6 +555,22 @@ def test_markdown_escapes_table_pipes_and_html(insights):
     assert "| Sam\\|handling | 1 | 0 | 1 |" in md
     assert "\\<script>alert(1)\\</script>" in md
     assert "> Mindre silo | mer deling" in md  # verbatim outside tables
+
+
+def test_markdown_changes_since_the_previous_run(insights):
+    md = render_markdown(insights)
+    section = md[md.index("## Endringer siden forrige kjøring"):md.index("## Kategorier")]
+    assert "Nye: 1 · Vokst: 1 · Krympet: 1 · Uendret: 0 · Slått sammen: 1 · Borte: 1" in section
+    assert ("### Nye\n\n- Kunstig intelligens (2 kort), skilt ut fra «Samarbeid på tvers», "
+            "«Kaffe \\<script>") in section
+    assert "- Samarbeid på tvers (4 → 1 kort)" in section
+    assert "- Tillit i ledelsen (hadde 2 kort), gikk inn i «Ledere som gir tillit»" in section
+    assert "- Kaffe \\<script>alert(1)\\</script> (hadde 3 kort)" in section
+    _first_run(insights)
+    md = render_markdown(insights)
+    section = md[md.index("## Endringer siden forrige kjøring"):md.index("## Kategorier")]
+    assert section == ("## Endringer siden forrige kjøring\n\nFørste kjøring: ingen tidligere temaer å sammenligne "
+                       "med, så alle temaene er nye (3 temaer).\n\n")
 
 
 def test_markdown_is_deterministic(insights):

@@ -1,0 +1,65 @@
+"""Per-text results kept between runs, so a rerun computes only texts it has not seen.
+
+A memo lives in `<cache dir>/<namespace>/<version>/` and holds append-only Parquet segments of
+(key, columns...). The version is a digest of everything the result depends on (params, the
+source of the modules that compute it, package versions): change any of them and the old
+segments are simply not read. Segments are written atomically, so a killed run loses nothing
+that finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.records import remove_stale_temp_files_in, write_table
+
+log = logging.getLogger(__name__)
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def version_digest(*, params: dict, modules: tuple, packages: tuple[str, ...]) -> str:
+    """Digest of params, module sources and package versions: what a memoised result depends on."""
+    parts = [json.dumps(params, sort_keys=True)]
+    parts += [inspect.getsource(module) for module in modules]
+    parts += [f"{name}=={version(name)}" for name in packages]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+class TextMemo:
+    """Append-only segments of per-text results under one version."""
+
+    def __init__(self, root: Path, namespace: str, version_id: str, schema: pa.Schema):
+        self.root = Path(root) / namespace / version_id
+        self.schema = schema  # first column: `key`
+
+    def load(self) -> pd.DataFrame:
+        frames = []
+        if self.root.is_dir():
+            remove_stale_temp_files_in(self.root)
+        for segment in sorted(self.root.glob("segment-*.parquet")):
+            try:
+                frames.append(pq.read_table(segment, schema=self.schema).to_pandas())
+            except (pa.ArrowException, OSError) as exc:
+                log.warning("%s: unreadable memo segment skipped, its texts are computed again (%s)",
+                            segment, " ".join(str(exc).split()))
+        if not frames:
+            return pd.DataFrame(columns=self.schema.names).set_index("key")
+        return pd.concat(frames).drop_duplicates("key").set_index("key")
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Store new rows (a frame with the schema's columns) as one segment."""
+        if frame.empty:
+            return
+        name = hashlib.sha256("".join(frame["key"]).encode()).hexdigest()[:20]
+        write_table(frame, self.schema, self.root / f"segment-{name}.parquet")

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from pipeline.map_fewshot import NoveltyDetector, emergent_probability, novelty_features, top_k_mean, training_mask
+
+
+def test_top_k_mean_skips_hidden_columns_and_is_zero_without_any():
+    similarity = np.array([[0.9, 0.1, -np.inf, 0.5], [-np.inf, -np.inf, -np.inf, -np.inf]])
+    np.testing.assert_allclose(top_k_mean(similarity, 2), [0.7, 0.0])
+    np.testing.assert_allclose(top_k_mean(np.zeros((2, 0)), 3), [0.0, 0.0])
+
+
+def test_training_hides_what_an_unlabelled_card_of_the_same_workshop_would_not_see():
+    groups = np.array(["a", "a", "b", "b"], dtype=object)
+    # a is fully labelled (stands for a new workshop); b has unlabelled cards too
+    mask = training_mask(groups, np.array([True, True, False, False]))
+    assert mask.tolist() == [[True, True, False, False], [True, True, False, False],
+                             [False, False, True, False], [False, False, False, True]]
+    # one workshop only: each card is hidden from itself, not from its workshop
+    one = training_mask(np.array(["a", "a"], dtype=object), np.array([True, True]))
+    assert one.tolist() == [[True, False], [False, True]]
+
+
+def test_novelty_features_compare_emergent_and_taxonomy_neighbours():
+    similarity = np.array([[0.8, 0.6, 0.1, 0.2]])
+    features = novelty_features(similarity, np.array([True, True, False, False]), np.array([0.3]), top_k=2,
+                                hidden=np.array([[True, False, False, False]]))
+    np.testing.assert_allclose(features, [[0.6, 0.15, 0.3]])
+
+
+def test_detector_needs_both_kinds_of_label():
+    with pytest.raises(ValueError, match="is_emergent=\\[False\\]"):
+        NoveltyDetector().fit(np.zeros((3, 3)), np.array([False, False, False]))
+
+
+def _two_topics(rng, n=12):
+    """Unit vectors near axis 0 (emergent topic) and axis 1 (taxonomy theme)."""
+    vectors = np.vstack([np.eye(6)[k] + 0.1 * rng.standard_normal(6) for k in [0] * n + [1] * n])
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_cards_near_labelled_emergent_cards_and_far_from_the_taxonomy_are_emergent():
+    rng = np.random.default_rng(0)
+    cards = _two_topics(rng)
+    label_rows = np.array([0, 1, 2, 3, 12, 13, 14, 15])
+    is_emergent = label_rows < 12
+    groups = np.array(["w1", "w2", "w1", "w2", "w1", "w2", "w1", "w2"], dtype=object)
+    taxonomy_score = np.where(np.arange(len(cards)) < 12, 0.1, 0.5)
+    full = np.ones(len(label_rows), dtype=bool)
+    p = emergent_probability(cards @ cards[label_rows].T, taxonomy_score, label_rows, is_emergent, groups, full,
+                             top_k=2)
+    assert (p[4:12] > 0.5).all() and (p[16:] < 0.5).all()
+    again = emergent_probability(cards @ cards[label_rows].T, taxonomy_score, label_rows, is_emergent, groups, full,
+                                 2)
+    np.testing.assert_array_equal(p, again)
