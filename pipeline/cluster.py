@@ -89,13 +89,14 @@ def enable_jit_cache(packages: tuple[str, ...] = ("umap", "pynndescent", "hdbsca
     return switched
 
 
-def exact_neighbours(X: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def exact_neighbours(X: np.ndarray, k: int, max_block: int = 2**25) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows of each row of unit vectors (itself first), by cosine distance.
 
     Exact and deterministic (ties go to the lower index), and on 2 cores faster than UMAP's
     approximate search, whose numba code is compiled afresh in every process.
     """
     n = len(X)
+    chunk = max(1, max_block // n)  # rows per block: a block of distances stays under 256 MB at any n
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, chunk):

@@ -172,3 +172,15 @@ def test_a_rerun_with_a_registry_takes_the_incremental_path_and_changes_nothing(
     assert again.registry == first.registry and again.changes.equals(first.changes)
     assert again.topics[["theme_id", "label", "size"]].sort_values("theme_id").reset_index(drop=True).equals(
         first.topics[["theme_id", "label", "size"]].sort_values("theme_id").reset_index(drop=True))
+
+
+def test_exact_neighbours_match_a_full_sort_whatever_the_block_size():
+    from pipeline.cluster import exact_neighbours
+
+    X = np.random.default_rng(0).normal(size=(300, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    expected = np.argsort(1 - X @ X.T, axis=1, kind="stable")[:, :5]
+    for max_block in (300 * 7, 2**25):
+        indices, distances = exact_neighbours(X, 5, max_block=max_block)
+        assert (indices == expected).all() and (indices[:, 0] == np.arange(300)).all()
+        assert (np.diff(distances, axis=1) >= 0).all() and (distances[:, 0] == 0).all()
