@@ -16,6 +16,7 @@ BANDS, ROWS = 40, 3
 SIGNATURE_SIZE = BANDS * ROWS
 _SEED = 20260401
 JACCARD_SLACK = 0.15
+MAX_BUCKET_PAIRS_SIZE = 256
 _MASK = np.uint64((1 << 32) - 1)
 _ROWS_PER_STEP = 2000  # signature rows computed at once: bounds memory
 
@@ -59,6 +60,11 @@ def candidate_pairs(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = shared[np.argsort(bucket[shared], kind="stable")]
         bounds = np.flatnonzero(np.diff(bucket[order])) + 1
         for members in np.split(order, bounds):
+            if len(members) > MAX_BUCKET_PAIRS_SIZE:
+                # A huge bucket (hundreds of copies of one card) would give a quadratic number of
+                # pairs; pairing each with the first keeps its duplicate group connected.
+                found.append(members[0].astype(np.int64) * n + members[1:])
+                continue
             i, j = np.triu_indices(len(members), 1)
             found.append(members[i].astype(np.int64) * n + members[j])
     if not found:
