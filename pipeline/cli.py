@@ -41,7 +41,8 @@ MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as
 ParamsOption = typer.Option(Path("configs/params.yaml"), "--params", help="Params file (one section per stage).")
 OutOption = typer.Option(..., "--out", help="Output folder of the stage.")
 CacheOption = typer.Option(Path(".cache"), "--cache-dir",
-                           help="Per-text results kept between runs: embeddings, normalised texts.")
+                           help="Per-text results kept between runs: language checks, normalised texts, "
+                                "near duplicates, embeddings.")
 TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", help="Category taxonomy YAML.")
 CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", help="Cue words and paraphrases per theme.")
 LabelsOption = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) used as few-shot examples.")
@@ -95,10 +96,11 @@ def ingest(
     out: Path = OutOption,
     params: Path = ParamsOption,
     taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", help="Check votes against this taxonomy YAML."),
+    cache_dir: Path = CacheOption,
 ) -> None:
     """Read every card and votes file into canonical records."""
     result = _stage("ingest").run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest,
-                              taxonomy=taxonomy)
+                              taxonomy=taxonomy, cache_dir=cache_dir)
     rejected = int((result.cards["status"] == "rejected").sum())
     logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
                  len(result.votes), len(result.inputs))
@@ -213,13 +215,14 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
 
     The theme registry defaults to `out/models/themes.json`: rerunning into the same folder keeps theme ids.
     """
-    _stage("ingest").run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy)
+    _stage("ingest").run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
+                         cache_dir=cache_dir)
     _stage("normalise").run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
                         params=params.normalise, cache_dir=cache_dir)
     cards = out / "normalise" / "cards.parquet"
     _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
     embeddings = out / "embed" / "embeddings.parquet"
-    backend = _stage("embed").make_backend(params.embed.backend)
+    backend = _stage("embed").make_backend(params.embed.backend)  # BERTopic's embedder: never asked to embed
     _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
                       model_dir=out / "models" / "bertopic", registry_path=registry or out / "models" / "themes.json",
                       params=params.cluster,

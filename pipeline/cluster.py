@@ -66,6 +66,31 @@ class SmallCorpusClusterer:
         return self
 
 
+# BERTopic imports every optional integration up front. These cost about 10 s in every cluster
+# process (torch also through spaCy's thinc), and we use none of them: we give BERTopic the
+# embeddings, an embedder and the sub-models. Hidden while it loads, they are marked as not
+# installed inside BERTopic only, and importable as usual afterwards.
+UNUSED_BY_BERTOPIC = ("sentence_transformers", "transformers", "torch")
+
+
+@lru_cache(maxsize=1)
+def load_bertopic():
+    """The BERTopic package, imported without the integrations in UNUSED_BY_BERTOPIC."""
+    import importlib
+    import sys
+
+    import scipy.stats  # noqa: F401  (scipy probes sys.modules["torch"] while it loads: load it first)
+
+    hidden = [name for name in UNUSED_BY_BERTOPIC if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))  # None: "import torch" raises ModuleNotFoundError
+    try:
+        return importlib.import_module("bertopic")
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def enable_jit_cache(packages: tuple[str, ...] = ("umap", "pynndescent", "hdbscan")) -> int:
     """Let numba keep the compiled code of UMAP and friends on disk, as it does for `cache=True`.
 
@@ -136,6 +161,7 @@ def _hdbscan_submodels(params: ClusterParams, X: np.ndarray):
 
 
 def _agglomerative_submodels(params: ClusterParams, X: np.ndarray):
+    load_bertopic()
     from bertopic.dimensionality import BaseDimensionalityReduction
 
     return BaseDimensionalityReduction(), SmallCorpusClusterer(
@@ -146,6 +172,7 @@ def _agglomerative_submodels(params: ClusterParams, X: np.ndarray):
 
 def _given_submodels(params: ClusterParams, X: np.ndarray):
     """No clustering: BERTopic only describes topics given as `y` (manual topic modelling)."""
+    load_bertopic()
     from bertopic.cluster import BaseCluster
     from bertopic.dimensionality import BaseDimensionalityReduction
 
@@ -167,6 +194,7 @@ def prepare(embeddings: np.ndarray, center: bool) -> np.ndarray:
 
 def make_embedder(backend):
     """Wrap a pipeline embedding backend so BERTopic never reaches for a model hub."""
+    load_bertopic()
     from bertopic.backend import BaseEmbedder
 
     class PipelineEmbedder(BaseEmbedder):
@@ -177,6 +205,7 @@ def make_embedder(backend):
 
 
 def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, embedder=None, y=None):
+    load_bertopic()
     from bertopic import BERTopic
     from bertopic.vectorizers import ClassTfidfTransformer
     from sklearn.feature_extraction.text import CountVectorizer

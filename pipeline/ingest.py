@@ -19,10 +19,15 @@ import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
+from pipeline import language
+from pipeline.language import Detected, detect_language, obviously_norwegian
+from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.params import IngestParams
 from pipeline.pii import PII_KINDS, redact
 from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
@@ -59,6 +64,9 @@ NOT_NORWEGIAN_MIN_CONFIDENCE = 0.6
 SAME_WORKSHOP_MIN_CARDS = 3  # two files with the same cards (at least this many): the same workshop twice
 OVERLAP_MIN_CARDS, OVERLAP_MIN_SHARE = 5, 0.5  # ... most of them: warn
 ROWS_LISTED = 8  # rows named in one warning line before "..."
+# Language detections kept between runs, by `memo.text_key(text)` (pipeline/memo.py).
+LANGUAGE_MEMO = pa.schema([("key", pa.string()), ("language", pa.string()), ("confidence", pa.float64()),
+                           ("nynorsk_share", pa.float64()), ("marker_balance", pa.int64())])
 
 
 def _where(file: str, row: int | None, column: str | None) -> str:
@@ -122,6 +130,7 @@ class IngestResult:
     inputs: list[dict] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
     warnings: list[IngestWarning] = field(default_factory=list)
+    languages: dict[str, Detected] = field(default_factory=dict)  # detected now, by memo.text_key(text)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -383,7 +392,8 @@ def junk_reason(text: str, params: IngestParams) -> str | None:
     stripped = text.strip()
     if not stripped:
         return "empty card"
-    if sum(ch.isalpha() for ch in stripped) < params.min_letters:
+    # Enough letters: stop counting at min_letters (a pasted document has hundreds of thousands).
+    if len(list(islice(filter(str.isalpha, stripped), params.min_letters))) < params.min_letters:
         return "no words (punctuation or digits only)"
     phrase = re.sub(r"[\W_]+$", "", stripped.lower())
     if phrase in {p.lower() for p in params.junk_phrases}:
@@ -395,11 +405,14 @@ def content_id(workshop_id: str, text: str) -> str:
     return f"{workshop_id}-{hashlib.sha1(text.strip().encode('utf-8')).hexdigest()[:10]}"
 
 
-def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | None = None) -> IngestResult:
+def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | None = None,
+           languages: dict[str, Detected] | None = None) -> IngestResult:
     """Parse every source into card and vote records; pure (no file system).
 
     With a `taxonomy`, votes are checked against it here, at the door: an unknown theme id or a
-    choice the theme does not offer stops the run naming the file, row and column.
+    choice the theme does not offer stops the run naming the file, row and column. `languages`:
+    earlier `detect_language` results by `memo.text_key(text)`; texts not in it are detected now
+    (the result's `languages`).
     """
     cards: list[dict] = []
     votes: list[dict] = []
@@ -452,7 +465,8 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                           "no cards in any input file; expected at least one file with a text column and rows",
                           kind="no_cards")
-    warnings.extend(_card_warnings(cards, params))
+    detected: dict[str, Detected] = {}
+    warnings.extend(_card_warnings(cards, params, languages or {}, detected))
     warnings.extend(_vote_warnings(votes, cards))
     return IngestResult(
         cards=pd.DataFrame(cards, columns=CARDS.names),
@@ -460,6 +474,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         inputs=inputs,
         redactions={kind: redactions[kind] for kind in PII_KINDS},
         warnings=warnings,
+        languages=detected,
     )
 
 
@@ -554,10 +569,12 @@ def _rows_text(rows: list[int]) -> str:
     return listed + (f" and {len(rows) - ROWS_LISTED} more" if len(rows) > ROWS_LISTED else "")
 
 
-def _card_warnings(cards: list[dict], params: IngestParams) -> list[IngestWarning]:
-    """Long cards, cards that are confidently not Norwegian, and workshops with very few cards."""
-    from pipeline.language import detect_language, obviously_norwegian
+def _card_warnings(cards: list[dict], params: IngestParams, known: dict[str, Detected],
+                   detected: dict[str, Detected]) -> list[IngestWarning]:
+    """Long cards, cards that are confidently not Norwegian, and workshops with very few cards.
 
+    Languages come from `known` when there, else are detected and added to `detected`.
+    """
     warnings: list[IngestWarning] = []
     foreign: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for card in cards:
@@ -571,9 +588,12 @@ def _card_warnings(cards: list[dict], params: IngestParams) -> list[IngestWarnin
         if (card["status"] != STATUS_OK or len(re.findall(r"[^\W\d_]{2,}", text)) < NOT_NORWEGIAN_MIN_WORDS
                 or obviously_norwegian(text)):
             continue
-        detected = detect_language(text)
-        if detected.code not in ("nb", "nn", "und") and detected.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:
-            foreign[card["source_file"]].append((card["source_row"], detected.code))
+        key = text_key(text)
+        detection = known.get(key) or detected.get(key)
+        if detection is None:
+            detection = detected[key] = detect_language(text)
+        if detection.code not in ("nb", "nn", "und") and detection.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:
+            foreign[card["source_file"]].append((card["source_row"], detection.code))
     for file, found in foreign.items():
         languages = ", ".join(f"{code} ({n})" for code, n in Counter(code for _, code in found).most_common())
         warnings.append(IngestWarning(
@@ -702,16 +722,40 @@ def read_source(path: Path) -> Source:
         raise IngestError(name, f"cannot read file: {exc.strerror or exc}", kind="unreadable") from exc
 
 
-def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Path | None = None) -> IngestResult:
+def language_memo(cache_dir: Path) -> TextMemo:
+    """Detections depend only on pipeline/language.py and the language models."""
+    version_id = version_digest(params={}, modules=(language,), packages=("lingua-language-detector",))
+    return TextMemo(cache_dir, "language", version_id, LANGUAGE_MEMO)
+
+
+def languages_from_memo(rows: pd.DataFrame) -> dict[str, Detected]:
+    """LANGUAGE_MEMO rows (indexed by key) as `ingest(languages=...)` takes them."""
+    return {key: Detected(code, confidence, share, int(balance)) for key, code, confidence, share, balance in
+            zip(rows.index, rows["language"], rows["confidence"], rows["nynorsk_share"], rows["marker_balance"])}
+
+
+def languages_to_memo(languages: dict[str, Detected]) -> pd.DataFrame:
+    """`IngestResult.languages` as LANGUAGE_MEMO rows."""
+    rows = [(key, d.code, d.confidence, d.nynorsk_share, d.marker_balance) for key, d in languages.items()]
+    return pd.DataFrame(rows, columns=LANGUAGE_MEMO.names)
+
+
+def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Path | None = None,
+        cache_dir: Path | None = None) -> IngestResult:
     """Read the inputs, log every warning as one line, and write cards, votes and the manifest.
 
     With `taxonomy` (a taxonomy YAML path), votes are checked against it before anything is written.
+    `cache_dir`: where language detections are kept between runs (None: detect every text).
     """
     files = discover(inputs)
     if not files:
         raise IngestError(", ".join(str(p) for p in inputs), "no input files found", kind="no_input")
     loaded = load_taxonomy(taxonomy) if taxonomy is not None else None
-    result = ingest([read_source(f) for f in files], params, taxonomy=loaded)
+    memo = language_memo(cache_dir) if cache_dir is not None else None
+    result = ingest([read_source(f) for f in files], params, taxonomy=loaded,
+                    languages=languages_from_memo(memo.load()) if memo else None)
+    if memo:
+        memo.add(languages_to_memo(result.languages))
     for warning in result.warnings:
         log.warning("%s", warning)
     write_table(result.cards, CARDS, out_dir / "cards.parquet")

@@ -296,12 +296,14 @@ def _decide_with_novelty(similarity, cues, p_emergent: float, targets, taxonomy_
 
 def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:
     """Each cluster takes the placement its cards vote for, weighted by their confidence."""
+    members_of = card_map.groupby("theme_id", sort=False).indices  # positions in card order
+    categories, themes = card_map["category_id"].to_numpy(), card_map["taxonomy_theme_id"].to_numpy()
+    confidences = card_map["confidence"].to_numpy()
     rows = []
     for topic in topics.itertuples(index=False):
-        members = card_map[card_map["theme_id"] == topic.theme_id]
         votes: dict[tuple, float] = defaultdict(float)
-        for member in members.itertuples(index=False):
-            votes[(member.category_id, member.taxonomy_theme_id or "")] += member.confidence
+        for i in members_of.get(topic.theme_id, ()):
+            votes[(categories[i], themes[i] or "")] += confidences[i]
         category_votes = Counter()
         for (category, _), weight in votes.items():
             category_votes[category] += weight
@@ -312,7 +314,7 @@ def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:
             {"theme_id": topic.theme_id, "cluster": topic.cluster, "label": topic.label,
              "keywords": list(topic.keywords), "category_id": category,
              "taxonomy_theme_id": None if category == EMERGENT else theme, "emergent": category == EMERGENT,
-             "confidence": round(category_votes[category] / total, 4), "size": int(topic.size)}
+             "confidence": round(float(category_votes[category] / total), 4), "size": int(topic.size)}
         )
     return pd.DataFrame(rows, columns=THEMES.names)
 

@@ -21,8 +21,6 @@ labels come from one workshop, each labelled card is compared with the other lab
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 FEATURES = ("emergent_neighbours", "taxonomy_neighbours", "taxonomy_score")
 # Inverse L2 strength of the detector; sklearn's default. Three standardised features and a
@@ -76,6 +74,10 @@ class NoveltyDetector:
         self.random_state = random_state
 
     def fit(self, features: np.ndarray, is_emergent: np.ndarray) -> "NoveltyDetector":
+        # Imported here: scikit-learn takes seconds to load, and a map run without labels never needs it.
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
         classes = set(np.asarray(is_emergent, dtype=bool).tolist())
         if classes != {False, True}:
             raise ValueError(f"NoveltyDetector.fit: is_emergent={sorted(classes)}; needs both emergent and "

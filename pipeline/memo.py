@@ -44,18 +44,21 @@ class TextMemo:
         self.schema = schema  # first column: `key`
 
     def load(self) -> pd.DataFrame:
-        frames = []
+        """One row per key, indexed by key."""
+        return self.table().to_pandas().drop_duplicates("key").set_index("key")
+
+    def table(self) -> pa.Table:
+        """Every stored row, in segment order: a key stored by two segments appears twice."""
+        tables = []
         if self.root.is_dir():
             remove_stale_temp_files_in(self.root)
         for segment in sorted(self.root.glob("segment-*.parquet")):
             try:
-                frames.append(pq.read_table(segment, schema=self.schema).to_pandas())
+                tables.append(pq.read_table(segment, schema=self.schema))
             except (pa.ArrowException, OSError) as exc:
                 log.warning("%s: unreadable memo segment skipped, its texts are computed again (%s)",
                             segment, " ".join(str(exc).split()))
-        if not frames:
-            return pd.DataFrame(columns=self.schema.names).set_index("key")
-        return pd.concat(frames).drop_duplicates("key").set_index("key")
+        return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
     def add(self, frame: pd.DataFrame) -> None:
         """Store new rows (a frame with the schema's columns) as one segment."""

@@ -3,12 +3,26 @@
 Two cards are near duplicates when the cosine of their binary character 3-5-gram vectors
 (hashed, so independent of the rest of the corpus) reaches the threshold. Comparing all pairs
 is quadratic (minutes at 10k cards, hours at 100k); instead each card gets a MinHash signature
-(a function of its own text only, so it can be kept between runs), cards sharing a band of
-the signature become candidates, and only candidates are checked exactly. With 40 bands of 3
-rows, a pair at cosine 0.7 is a candidate with probability above 0.99, and pairs far apart
-almost never are. Seeds are fixed: the same texts always give the same pairs.
+(a function of its own text only), cards sharing a band of the signature become candidates, and
+only candidates are checked exactly. With 40 bands of 3 rows, a pair at cosine 0.7 is a
+candidate with probability above 0.99, and pairs far apart almost never are. Seeds are fixed:
+the same texts always give the same pairs.
+
+Whether two texts are near is therefore a function of the two texts alone, so a rerun need not
+compare again what it compared before: `Known` holds texts already compared with each other
+(their signatures and near pairs; the normalise stage keeps it between runs), and `compare`
+checks only the new texts, against all of those. One rule depends on the other texts: in a band
+bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired only with the first (so the
+number of pairs stays linear); when that happens `compare` works from scratch and keeps only
+the new texts' signatures.
+
+The n-gram vectors are scikit-learn's HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5),
+binary=True, alternate_sign=False, n_features=2**20) with l2 norm, computed here (same n-grams,
+same MurmurHash3, same floats) because importing scikit-learn costs seconds per run.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,82 +31,347 @@ SIGNATURE_SIZE = BANDS * ROWS
 _SEED = 20260401
 JACCARD_SLACK = 0.15
 MAX_BUCKET_PAIRS_SIZE = 256
-_MASK = np.uint64((1 << 32) - 1)
-_ROWS_PER_STEP = 2000  # signature rows computed at once: bounds memory
+N_FEATURES = 2**20
+NGRAM_SIZES = (3, 4, 5)
+_ROWS_PER_STEP = 2000  # words or texts whose signatures are computed at once: bounds memory
+_PENDING_PAIRS = 4_000_000  # candidate pairs gathered before removing repeats: bounds memory
+_BAND_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)  # any odd constants
 
 
-def char_vectors(keys: list[str]):
-    """L2-normalised binary character 3-5-gram vectors (hashed: no vocabulary to fit)."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    return HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), binary=True, alternate_sign=False,
-                             n_features=2**20).transform(keys)
+# --- hashed character n-grams -------------------------------------------------------------------
 
 
-def signatures(keys: list[str]) -> np.ndarray:
-    """MinHash signature per text (uint64, SIGNATURE_SIZE values); an empty text gets all-max."""
-    rng = np.random.default_rng(_SEED)
-    a = rng.integers(1, 1 << 31, SIGNATURE_SIZE, dtype=np.uint64)
-    b = rng.integers(0, 1 << 31, SIGNATURE_SIZE, dtype=np.uint64)
-    vectors = char_vectors(keys)
-    indptr, indices = vectors.indptr, vectors.indices.astype(np.uint64)
-    out = np.full((len(keys), SIGNATURE_SIZE), np.iinfo(np.uint64).max, dtype=np.uint64)
-    nonempty = np.flatnonzero(np.diff(indptr) > 0)
-    for start in range(0, len(nonempty), _ROWS_PER_STEP):
-        rows = nonempty[start:start + _ROWS_PER_STEP]
-        low, high = indptr[rows[0]], indptr[rows[-1] + 1]
-        hashed = (indices[low:high, None] * a[None, :] + b[None, :]) & _MASK  # wraps mod 2^64, then 32 bits
-        out[rows] = np.minimum.reduceat(hashed, indptr[rows] - low, axis=0)
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def murmurhash3_32(strings: list[str]) -> np.ndarray:
+    """MurmurHash3 (x86, 32 bits, seed 0) of each string's UTF-8 bytes, unsigned: scikit-learn's feature hash.
+
+    Vectorised over all strings of the same byte length.
+    """
+    encoded = [s.encode("utf-8") for s in strings]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    starts = np.cumsum(lengths) - lengths
+    out = np.empty(len(encoded), dtype=np.uint32)
+    c1, c2 = np.uint32(0xCC9E2D51), np.uint32(0x1B873593)
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        data = blob[starts[rows, None] + np.arange(length)].astype(np.uint32)
+        h = np.zeros(len(rows), dtype=np.uint32)
+        blocks, tail = divmod(length, 4)
+        for block in range(blocks):
+            b = data[:, 4 * block:4 * block + 4]
+            k = b[:, 0] | (b[:, 1] << np.uint32(8)) | (b[:, 2] << np.uint32(16)) | (b[:, 3] << np.uint32(24))
+            h ^= _rotl(k * c1, 15) * c2
+            h = _rotl(h, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+        if tail:
+            k = np.zeros(len(rows), dtype=np.uint32)
+            for t in range(tail):
+                k ^= data[:, 4 * blocks + t] << np.uint32(8 * t)
+            h ^= _rotl(k * c1, 15) * c2
+        h ^= np.uint32(length)
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+        out[rows] = h
     return out
 
 
+def _word_ngrams(word: str) -> list[str]:
+    """Character n-grams of one word padded with spaces, as scikit-learn's `char_wb` analyzer makes them."""
+    padded = f" {word} "
+    grams: list[str] = []
+    for n in NGRAM_SIZES:
+        grams.extend(padded[i:i + n] for i in range(max(1, len(padded) - n + 1)))
+        if len(padded) <= n:  # a short word counts once, not once per n
+            break
+    return grams
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values: np.unique, but by sorting (numpy 2's hashing np.unique is many times slower)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """arange(start, start + count) for each start and count, concatenated."""
+    return np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+
+
+def _words(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The texts as words: (words per text, each word's id in text order, n-grams per distinct word,
+    and the n-grams' columns, word after word). Lowercased and split at whitespace; each word padded
+    with a space and cut into 3- to 5-grams, each n-gram's column |signed MurmurHash3| mod N_FEATURES."""
+    word_ids: dict[str, int] = {}
+    text_words: list[int] = []
+    words_per_text = np.zeros(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        words = text.lower().split()
+        words_per_text[row] = len(words)
+        text_words.extend(word_ids.setdefault(word, len(word_ids)) for word in words)
+    grams_per_word = np.zeros(len(word_ids), dtype=np.int64)
+    grams: list[str] = []
+    for word, word_id in word_ids.items():
+        word_grams = _word_ngrams(word)
+        grams_per_word[word_id] = len(word_grams)
+        grams.extend(word_grams)
+    hashed = murmurhash3_32(grams).astype(np.int64)
+    column = np.where(hashed < 1 << 31, hashed, (1 << 32) - hashed) % N_FEATURES  # |int32| mod n
+    return words_per_text, np.array(text_words, dtype=np.int64), grams_per_word, column
+
+
+def ngram_features(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of each text's hashed character n-grams (int32, sorted and unique per text)."""
+    words_per_text, occurrences, grams_per_word, column = _words(texts)
+    counts = grams_per_word[occurrences]
+    columns = column[_ranges((np.cumsum(grams_per_word) - grams_per_word)[occurrences], counts)]
+    rows = np.repeat(np.repeat(np.arange(len(texts)), words_per_text), counts)
+    cells = _unique(rows * N_FEATURES + columns)
+    indptr = np.zeros(len(texts) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(cells // N_FEATURES, minlength=len(texts)), out=indptr[1:])
+    return indptr, (cells % N_FEATURES).astype(np.int32)
+
+
+def char_vectors(texts: list[str]):
+    """L2-normalised binary character 3-5-gram vectors (scipy CSR, float64), bit for bit scikit-learn's."""
+    from scipy.sparse import csr_matrix
+
+    indptr, indices = ngram_features(texts)
+    counts = np.diff(indptr)
+    scale = np.zeros(len(texts))
+    # scikit-learn divides each 1.0 by the square root of the row's sum of squares (the count).
+    scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0].astype(np.float64))
+    return csr_matrix((np.repeat(scale, counts), indices, indptr), shape=(len(texts), N_FEATURES))
+
+
+def signatures(texts: list[str]) -> np.ndarray:
+    """MinHash signature per text (uint64, SIGNATURE_SIZE values); an empty text gets all-max.
+
+    Each value is the least (column * a + b) mod 2^32 over the text's n-gram columns: the least
+    over its words of each word's least, so each distinct word is hashed once.
+    """
+    rng = np.random.default_rng(_SEED)
+    # uint32 arithmetic wraps to exactly mod 2^32, at half the memory of uint64.
+    a = rng.integers(1, 1 << 31, SIGNATURE_SIZE, dtype=np.uint64).astype(np.uint32)
+    b = rng.integers(0, 1 << 31, SIGNATURE_SIZE, dtype=np.uint64).astype(np.uint32)
+    words_per_text, occurrences, grams_per_word, column = _words(texts)
+    column = column.astype(np.uint32)
+    gram_start = np.cumsum(grams_per_word) - grams_per_word  # every word has at least one n-gram
+    word_signature = np.empty((len(grams_per_word), SIGNATURE_SIZE), dtype=np.uint32)
+    for first in range(0, len(grams_per_word), _ROWS_PER_STEP):
+        starts = gram_start[first:first + _ROWS_PER_STEP]
+        low, high = starts[0], starts[-1] + grams_per_word[first + len(starts) - 1]
+        hashed = column[low:high, None] * a[None, :] + b[None, :]
+        word_signature[first:first + len(starts)] = np.minimum.reduceat(hashed, starts - low, axis=0)
+    out = np.full((len(texts), SIGNATURE_SIZE), np.iinfo(np.uint64).max, dtype=np.uint64)
+    word_start = np.cumsum(words_per_text) - words_per_text
+    nonempty = np.flatnonzero(words_per_text > 0)
+    for first in range(0, len(nonempty), _ROWS_PER_STEP):
+        rows = nonempty[first:first + _ROWS_PER_STEP]
+        low, high = word_start[rows[0]], word_start[rows[-1]] + words_per_text[rows[-1]]
+        out[rows] = np.minimum.reduceat(word_signature[occurrences[low:high]], word_start[rows] - low, axis=0)
+    return out
+
+
+# --- LSH bands ----------------------------------------------------------------------------------
+
+
+def _band(signature: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray]:
+    """The band's values per text, and a 64-bit hash of them (equal values, equal hash)."""
+    part = signature[:, band * ROWS:(band + 1) * ROWS]
+    return part, (part * _BAND_MIX).sum(axis=1, dtype=np.uint64)
+
+
+def _buckets(signature: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, start, size): texts ordered so that equal band values are adjacent (in index order
+    within a bucket), and where each bucket of at least two texts starts in `order`, and its size."""
+    part, key = _band(signature, band)
+    order = np.argsort(key, kind="stable")
+    equal = (part[order[1:]] == part[order[:-1]]).all(axis=1)
+    if (~equal & (key[order[1:]] == key[order[:-1]])).any():
+        # Two different band values with one hash may interleave: sort by the values themselves.
+        order = np.lexsort(part.T[::-1])
+        equal = (part[order[1:]] == part[order[:-1]]).all(axis=1)
+    start = np.flatnonzero(np.concatenate(([True], ~equal)))
+    size = np.diff(np.append(start, len(order)))
+    return order, start[size > 1], size[size > 1]
+
+
+def largest_bucket(signature: np.ndarray) -> int:
+    """The most texts sharing one band (over all bands)."""
+    sizes = [_buckets(signature, band)[2] for band in range(BANDS)] if len(signature) else []
+    return max([int(size.max()) for size in sizes if len(size)], default=min(len(signature), 1))
+
+
+def _unique_codes(pending: list[np.ndarray]) -> list[np.ndarray]:
+    """The pair codes gathered so far, repeats removed once there are many (bounds memory)."""
+    if sum(map(len, pending)) < _PENDING_PAIRS:
+        return pending
+    return [_unique(np.concatenate(pending))]
+
+
 def candidate_pairs(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j), i < j, for every two texts that agree on at least one whole band."""
+    """(i, j), i < j, for every two texts that agree on at least one whole band.
+
+    In a bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired with the first only.
+    """
     n = len(signature)
-    found = []
+    found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     for band in range(BANDS):
-        part = np.ascontiguousarray(signature[:, band * ROWS:(band + 1) * ROWS])
-        keys = part.view(np.dtype((np.void, part.dtype.itemsize * ROWS))).ravel()
-        _, bucket, sizes = np.unique(keys, return_inverse=True, return_counts=True)
-        shared = np.flatnonzero(sizes[bucket] > 1)
-        if len(shared) < 2:
-            continue
-        order = shared[np.argsort(bucket[shared], kind="stable")]
-        bounds = np.flatnonzero(np.diff(bucket[order])) + 1
-        for members in np.split(order, bounds):
-            if len(members) > MAX_BUCKET_PAIRS_SIZE:
-                # A huge bucket (hundreds of copies of one card) would give a quadratic number of
-                # pairs; pairing each with the first keeps its duplicate group connected.
-                found.append(members[0].astype(np.int64) * n + members[1:])
-                continue
-            i, j = np.triu_indices(len(members), 1)
-            found.append(members[i].astype(np.int64) * n + members[j])
-    if not found:
+        order, start, size = _buckets(signature, band)
+        small = size <= MAX_BUCKET_PAIRS_SIZE
+        for begin, members in zip(start[~small].tolist(), size[~small].tolist()):
+            # A huge bucket (hundreds of variants of one card) would give a quadratic number of
+            # pairs; pairing each with the first keeps its duplicate group connected.
+            found.append(order[begin] * n + order[begin + 1:begin + members])
+        start, size = start[small], size[small]
+        # Every two members of each bucket: a member at offset r of a bucket of s has s - 1 - r later ones.
+        member = _ranges(start, size - 1)
+        later = np.repeat(start + size, size - 1) - member - 1
+        first = np.repeat(member, later)
+        found.append(order[first] * n + order[first + 1 + _ranges(np.zeros(len(later), dtype=np.int64), later)])
+        found = _unique_codes(found)
+    pairs = _unique(np.concatenate(found))
+    return pairs // max(n, 1), pairs % max(n, 1)
+
+
+def _pairs_across(new: np.ndarray, old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) for every text i of `new` and j of `old` (two signature arrays) that agree on a whole band."""
+    found: list[np.ndarray] = []
+    if not len(new) or not len(old):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    pairs = np.unique(np.concatenate(found))
-    return pairs // n, pairs % n
+    for band in range(BANDS):
+        new_part, new_key = _band(new, band)
+        old_part, old_key = _band(old, band)
+        order = np.argsort(old_key, kind="stable")
+        sorted_key = old_key[order]
+        low = np.searchsorted(sorted_key, new_key, "left")
+        count = np.searchsorted(sorted_key, new_key, "right") - low
+        i = np.repeat(np.arange(len(new)), count)
+        j = order[_ranges(low, count)]
+        same = (new_part[i] == old_part[j]).all(axis=1)  # equal hashes of different values are no match
+        found = _unique_codes(found + [i[same] * len(old) + j[same]])
+    pairs = _unique(np.concatenate(found))
+    return pairs // len(old), pairs % len(old)
 
 
-def near_pairs(keys: list[str], threshold: float, signature: np.ndarray | None = None,
-               chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j), i < j, of texts whose character n-gram cosine is at least `threshold`."""
-    signature = signatures(keys) if signature is None else signature
-    first, second = candidate_pairs(signature)
+# --- exact check --------------------------------------------------------------------------------
+
+
+def _near(texts: tuple[list[str], list[str]], signature: tuple[np.ndarray, np.ndarray], first: np.ndarray,
+          second: np.ndarray, threshold: float, chunk: int) -> np.ndarray:
+    """Which candidate pairs (first[k] of the first texts, second[k] of the second) are near."""
     # The share of equal MinHash values estimates Jaccard; a pair at cosine t has Jaccard >= t^2.
     # Checking only pairs estimated above t^2 - JACCARD_SLACK (over 3 standard errors) saves most work.
     estimate = np.concatenate([
-        (signature[first[s:s + chunk]] == signature[second[s:s + chunk]]).mean(axis=1)
+        (signature[0][first[s:s + chunk]] == signature[1][second[s:s + chunk]]).mean(axis=1)
         for s in range(0, len(first), chunk)]) if len(first) else np.zeros(0)
-    plausible = estimate >= threshold ** 2 - JACCARD_SLACK
-    first, second = first[plausible], second[plausible]
-    if not len(first):
-        return first, second
-    involved = np.unique(np.concatenate([first, second]))
-    position = np.full(len(keys), -1, dtype=np.int64)
-    position[involved] = np.arange(len(involved))
-    vectors = char_vectors([keys[i] for i in involved])
+    plausible = np.flatnonzero(estimate >= threshold ** 2 - JACCARD_SLACK)
     keep = np.zeros(len(first), dtype=bool)
-    for start in range(0, len(first), chunk):
-        i, j = position[first[start:start + chunk]], position[second[start:start + chunk]]
-        keep[start:start + chunk] = np.asarray(vectors[i].multiply(vectors[j]).sum(axis=1)).ravel() >= threshold
+    if not len(plausible):
+        return keep
+    if texts[0] is texts[1]:
+        involved, position = np.unique(np.concatenate([first[plausible], second[plausible]]), return_inverse=True)
+        first_at, second_at = position[:len(plausible)], position[len(plausible):]
+        first_vectors = second_vectors = char_vectors([texts[0][k] for k in involved])
+    else:
+        involved, first_at = np.unique(first[plausible], return_inverse=True)
+        first_vectors = char_vectors([texts[0][k] for k in involved])
+        involved, second_at = np.unique(second[plausible], return_inverse=True)
+        second_vectors = char_vectors([texts[1][k] for k in involved])
+    for s in range(0, len(plausible), chunk):
+        i, j = first_at[s:s + chunk], second_at[s:s + chunk]
+        cosine = np.asarray(first_vectors[i].multiply(second_vectors[j]).sum(axis=1)).ravel()
+        keep[plausible[s:s + chunk]] = cosine >= threshold
+    return keep
+
+
+def near_pairs(texts: list[str], threshold: float, signature: np.ndarray | None = None,
+               chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j), i < j, of texts whose character n-gram cosine is at least `threshold`, from scratch.
+
+    `chunk`: candidate pairs checked at once (each gathers two signatures: 2 kB), to bound memory.
+    """
+    signature = signatures(texts) if signature is None else signature
+    first, second = candidate_pairs(signature)
+    keep = _near((texts, texts), (signature, signature), first, second, threshold, chunk)
     return first[keep], second[keep]
+
+
+# --- comparing only what is new -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """Texts seen before: their signatures, which of them have all been compared with each other
+    (`compared`), and which pairs of those are near."""
+
+    texts: list[str]
+    signature: np.ndarray  # (len(texts), SIGNATURE_SIZE) uint64
+    compared: np.ndarray  # bool per text; a text seen but not compared has only its signature kept
+    first: np.ndarray  # near pairs, as positions in `texts`
+    second: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Known:
+        none = np.zeros(0, dtype=np.int64)
+        return cls([], np.zeros((0, SIGNATURE_SIZE), dtype=np.uint64), np.zeros(0, dtype=bool), none, none)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    first: np.ndarray  # near pairs (i, j), i < j, as positions in the texts compared
+    second: np.ndarray
+    known: Known  # what was known, with the texts seen now added and the texts compared now marked
+    changed: np.ndarray  # positions in `known.texts` seen or compared for the first time
+    found: tuple[np.ndarray, np.ndarray]  # near pairs found now (positions in `known.texts`), each (other, changed one)
+    new: int  # texts compared now with everything compared before (0 when compared from scratch)
+    largest_bucket: int  # over MAX_BUCKET_PAIRS_SIZE: compared from scratch, nothing marked compared
+
+
+def compare(texts: list[str], threshold: float, known: Known | None = None, chunk: int = 50_000) -> Comparison:
+    """Near pairs among distinct `texts`: exactly `near_pairs(texts, threshold)`, but texts that `known`
+    has compared are not compared with each other again. Each text compared now is compared with every
+    text compared before, present among `texts` or not, so that all compared texts stay compared pairwise.
+    """
+    if len(set(texts)) != len(texts):
+        raise ValueError(f"texts: {len(texts) - len(set(texts))} texts appear more than once; expected distinct texts")
+    known = known if known is not None else Known.empty()
+    position = {text: k for k, text in enumerate(known.texts)}
+    at = np.array([position.get(text, -1) for text in texts], dtype=np.int64)  # position in the extended `known`
+    unseen = np.flatnonzero(at < 0)
+    at[unseen] = len(known.texts) + np.arange(len(unseen))
+    all_texts = known.texts + [texts[p] for p in unseen]
+    all_signature = np.concatenate([known.signature, signatures([texts[p] for p in unseen])])
+    compared = np.concatenate([known.compared, np.zeros(len(unseen), dtype=bool)])
+    signature = all_signature[at]
+    largest = largest_bucket(signature)
+    none = np.zeros(0, dtype=np.int64)
+    if largest > MAX_BUCKET_PAIRS_SIZE:
+        # Who is paired in the huge bucket depends on the texts present: no shortcut, only signatures kept.
+        first, second = near_pairs(texts, threshold, signature, chunk)
+        extended = Known(all_texts, all_signature, compared, known.first, known.second)
+        return Comparison(first, second, extended, at[unseen], (none, none), 0, largest)
+    new = at[~compared[at]]
+    before = np.flatnonzero(compared)  # every text compared before, present or not
+    a, b = near_pairs([all_texts[k] for k in new], threshold, all_signature[new], chunk)
+    i, j = _pairs_across(all_signature[new], all_signature[before])
+    keep = _near(([all_texts[k] for k in new], all_texts), (all_signature[new], all_signature), i, before[j], threshold,
+                 chunk)
+    found = (np.concatenate([before[j[keep]], np.minimum(new[a], new[b])]),
+             np.concatenate([new[i[keep]], np.maximum(new[a], new[b])]))
+    compared[new] = True
+    extended = Known(all_texts, all_signature, compared, np.concatenate([known.first, found[0]]),
+                     np.concatenate([known.second, found[1]]))
+    where = np.full(len(all_texts), -1, dtype=np.int64)  # position among `texts`, -1 for absent texts
+    where[at] = np.arange(len(texts))
+    first, second = where[extended.first], where[extended.second]
+    present = (first >= 0) & (second >= 0)
+    n = max(len(texts), 1)
+    pairs = _unique(np.minimum(first, second)[present] * n + np.maximum(first, second)[present])
+    return Comparison(pairs // n, pairs % n, extended, new, found, len(new), largest)

@@ -22,14 +22,19 @@ from pipeline.language import Detected, detect_language
 from pipeline.params import NormaliseParams
 from pipeline.repair import RepairSettings, join_hyphen_breaks  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, text_key, version_digest
-from pipeline.near_duplicates import SIGNATURE_SIZE, near_pairs, signatures
+from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare
 from pipeline.records import CARDS, NORMALISED, STATUS_OK, read_table, write_table
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting workers costs more than it saves
 # Per-text results kept between runs (see pipeline/memo.py).
 MEMO = pa.schema([("key", pa.string()), ("text_norm", pa.string()), ("language", pa.string()),
-                  ("language_confidence", pa.float64()), ("signature", pa.list_(pa.uint64()))])
+                  ("language_confidence", pa.float64())])
+# Texts seen by the near-duplicate check (duplicate keys) and their MinHash signatures; `near`: the
+# keys of the texts compared before it that it is near, null when it was not compared (see
+# pipeline/near_duplicates.py). Every two texts with a `near` list have been compared once.
+NEAR_MEMO = pa.schema([("key", pa.string()), ("text", pa.string()), ("signature", pa.list_(pa.uint64())),
+                       ("near", pa.list_(pa.string()))])
 
 _SPACES = re.compile(r"[ \t\r\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width and soft hyphen: not word breaks
@@ -74,36 +79,32 @@ def duplicate_key(text_norm: str) -> str:
 
 
 def find_duplicates(keys: list[str], threshold: float,
-                    signature: np.ndarray | None = None) -> list[tuple[int, str] | None]:
-    """For each text, (index of the first text it duplicates, "exact" | "near"), or None.
+                    known: Known | None = None) -> tuple[list[tuple[int, str] | None], Comparison]:
+    """For each text, (index of the first text it duplicates, "exact" | "near"), or None; and the comparison.
 
     Near: cosine of binary character 3-5-gram vectors at least `threshold`, found through
-    MinHash bands (pipeline/near_duplicates.py); `signature` holds the texts' MinHash
-    signatures when already known. Groups are closed transitively.
+    MinHash bands (pipeline/near_duplicates.py); texts that `known` has compared are not compared
+    with each other again, and the comparison's `known` adds what was seen and compared now.
+    Groups are closed transitively. The same keys give the same result whatever `known` holds.
     """
-    from scipy.sparse.csgraph import connected_components
+    ids: dict[str, int] = {}
+    key_id = np.array([ids.setdefault(key, len(ids)) for key in keys], dtype=np.int64)
+    comparison = compare(list(ids), threshold, known)
+    if len(comparison.first):
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
 
-    n = len(keys)
-    if n == 0:
-        return []
-    first, second = near_pairs(keys, threshold, signature)
-    rows, cols = first.tolist(), second.tolist()
-    same_key = {}
-    for i, key in enumerate(keys):
-        if key in same_key:
-            rows.append(same_key[key])
-            cols.append(i)
-        same_key.setdefault(key, i)
-    from scipy.sparse import coo_matrix
-
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
-    first_in = {}
-    result: list[tuple[int, str] | None] = []
-    for i, c in enumerate(component):
-        first = first_in.setdefault(c, i)
-        result.append(None if first == i else (first, "exact" if keys[first] == keys[i] else "near"))
-    return result
+        graph = coo_matrix((np.ones(len(comparison.first)), (comparison.first, comparison.second)),
+                           shape=(len(ids), len(ids)))
+        component = connected_components(graph, directed=False)[1][key_id]
+    else:
+        component = key_id  # exact copies (one key) only
+    _, first_of_component, which = np.unique(component, return_index=True, return_inverse=True)
+    first = first_of_component[which]
+    result: list[tuple[int, str] | None] = [
+        None if f == i else (f, "exact" if key_id[f] == key_id[i] else "near")
+        for i, f in enumerate(first.tolist())]
+    return result, comparison
 
 
 def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected]]:
@@ -121,7 +122,7 @@ def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str,
 
 
 def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None):
-    """(text_norm, language, confidence, MinHash signature) per text, and the rows computed now (for the memo).
+    """(text_norm, language, confidence) per text, and the rows computed now (for the memo).
 
     `known` holds earlier results indexed by `memo.text_key(text)`: only other texts are computed.
     """
@@ -131,51 +132,111 @@ def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFra
     pending = sorted(todo.items())
     computed = [(key, text_norm, detected.code, detected.confidence)
                 for (key, _), (text_norm, detected) in zip(pending, _normalise_all([t for _, t in pending], params))]
-    new_rows = pd.DataFrame(computed, columns=MEMO.names[:-1])
-    new_rows["signature"] = list(signatures([duplicate_key(t) for t in new_rows["text_norm"]])) if computed else []
+    new_rows = pd.DataFrame(computed, columns=MEMO.names)
     results = pd.concat([known, new_rows.set_index("key")]) if computed else known
     return results.loc[keys].reset_index(drop=True), new_rows
 
 
 def normalise(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None) -> pd.DataFrame:
     """Normalised cards; `results` are the cards' `normalise_texts` rows when already computed."""
+    return normalise_cards(cards, params, results)[0]
+
+
+def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None,
+                    known: Known | None = None) -> tuple[pd.DataFrame, Comparison]:
+    """`normalise`, with near duplicates known from earlier runs (`known`, not compared again),
+    and the near-duplicate comparison made (what to keep for the next run)."""
     out = cards.copy()
     if results is None:
         results, _ = normalise_texts(out["text"].tolist(), params)
     out["text_norm"] = results["text_norm"].tolist()
     out["language"] = results["language"].tolist()
     out["language_confidence"] = results["language_confidence"].astype(float).tolist()
-    out["duplicate_of"] = None
-    out["duplicate_kind"] = None
     live = np.flatnonzero((out["status"] == STATUS_OK).to_numpy())
-    signature = np.array(results["signature"].iloc[live].tolist(), dtype=np.uint64).reshape(len(live), SIGNATURE_SIZE)
-    found = find_duplicates([duplicate_key(out["text_norm"].iat[i]) for i in live], params.near_duplicate_threshold,
-                            signature)
-    for position, hit in zip(live, found):
+    text_norm, card_id = out["text_norm"].tolist(), out["card_id"].tolist()
+    found, comparison = find_duplicates([duplicate_key(text_norm[i]) for i in live], params.near_duplicate_threshold,
+                                        known)
+    duplicate_of: list[str | None] = [None] * len(out)
+    duplicate_kind: list[str | None] = [None] * len(out)
+    for position, hit in zip(live.tolist(), found):
         if hit is not None:
-            first, kind = hit
-            out.iat[position, out.columns.get_loc("duplicate_of")] = out["card_id"].iat[live[first]]
-            out.iat[position, out.columns.get_loc("duplicate_kind")] = kind
-    return out
+            duplicate_of[position], duplicate_kind[position] = card_id[live[hit[0]]], hit[1]
+    # object columns holding None, as pandas makes them from None, whatever the strings in them
+    out["duplicate_of"] = pd.Series(duplicate_of, index=out.index, dtype=object)
+    out["duplicate_kind"] = pd.Series(duplicate_kind, index=out.index, dtype=object)
+    return out, comparison
+
+
+def known_from_memo(table: pa.Table) -> Known:
+    """NEAR_MEMO rows as `Known`: a key stored twice counts once (compared if any of its rows says so),
+    and the pairs of all its rows count."""
+    import pyarrow.compute as pc
+
+    keys = table["key"].to_pandas()
+    first = ~keys.duplicated().to_numpy()
+    index = pd.Index(keys[first])
+    row_of = index.get_indexer(keys)
+    signature = table["signature"].combine_chunks().flatten().to_numpy()
+    signature = signature.reshape(len(table), SIGNATURE_SIZE)[first]
+    near = table["near"].combine_chunks()
+    compared = np.zeros(len(index), dtype=bool)
+    compared[row_of[pc.is_valid(near).to_numpy(zero_copy_only=False)]] = True
+    owner = row_of[pc.list_parent_indices(near).to_numpy()]
+    other = index.get_indexer(pc.list_flatten(near).to_pandas()).astype(np.int64)
+    kept = other >= 0  # a text whose row was lost is compared again when it comes back, with everything
+    return Known(table["text"].to_pandas()[first].tolist(), signature, compared,
+                 np.minimum(owner, other)[kept], np.maximum(owner, other)[kept])
+
+
+def near_memo_rows(comparison: Comparison) -> pd.DataFrame:
+    """NEAR_MEMO rows of the texts seen or compared for the first time (a list of the texts it is
+    near among those compared before or with it when compared, else null)."""
+    known = comparison.known
+    changed = comparison.changed.tolist()
+    others, owners = comparison.found[0].tolist(), comparison.found[1].tolist()
+    key_of = {k: text_key(known.texts[k]) for k in set(others)}
+    near: dict[int, list[str]] = {k: [] for k in changed if known.compared[k]}
+    for other, owner in zip(others, owners):
+        near[owner].append(key_of[other])
+    return pd.DataFrame({"key": [text_key(known.texts[k]) for k in changed], "text": [known.texts[k] for k in changed],
+                         "signature": list(known.signature[comparison.changed]),
+                         "near": [near.get(k) for k in changed]}, columns=NEAR_MEMO.names)
 
 
 def text_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
-    """Results depend on the params, this stage's code and the word and language data."""
-    version_id = version_digest(params=params.model_dump(mode="json"),
-                                modules=(sys.modules[__name__], repair, language, near_duplicates),
-                                packages=("wordfreq", "lingua-language-detector", "ftfy", "scikit-learn"))
+    """Results depend on the params (all but the threshold), this stage's code and the word and language data."""
+    version_id = version_digest(params=params.model_dump(mode="json", exclude={"near_duplicate_threshold"}),
+                                modules=(sys.modules[__name__], repair, language),
+                                packages=("wordfreq", "lingua-language-detector", "ftfy"))
     return TextMemo(cache_dir, "normalise", version_id, MEMO)
 
 
+def near_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
+    """Near pairs of texts (duplicate keys) depend only on the threshold and pipeline/near_duplicates.py."""
+    version_id = version_digest(params={"near_duplicate_threshold": params.near_duplicate_threshold},
+                                modules=(near_duplicates,), packages=("numpy", "scipy"))
+    return TextMemo(cache_dir, "near_duplicates", version_id, NEAR_MEMO)
+
+
 def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: Path | None = None) -> pd.DataFrame:
-    """`cache_dir`: where per-text results are kept between runs (None: compute every text)."""
+    """`cache_dir`: where per-text results and near pairs are kept between runs (None: compute everything)."""
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
+    pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
     results, new_rows = normalise_texts(cards["text"].tolist(), params, memo.load() if memo else None)
-    result = normalise(cards, params, results)
+    known = known_from_memo(pairs_memo.table()) if pairs_memo else None
+    result, comparison = normalise_cards(cards, params, results, known)
     if memo:
         memo.add(new_rows)
+    if pairs_memo:
+        pairs_memo.add(near_memo_rows(comparison))
     log.info("normalise: %d cards, %d texts normalised, %d reused from cache", len(result), len(new_rows),
              len(result) - len(new_rows))
+    if comparison.largest_bucket > near_duplicates.MAX_BUCKET_PAIRS_SIZE:
+        log.info("normalise: %d texts share one MinHash band (over %d): near duplicates compared from scratch",
+                 comparison.largest_bucket, near_duplicates.MAX_BUCKET_PAIRS_SIZE)
+    else:
+        log.info("normalise: near duplicates: %d new texts compared with %d known", comparison.new,
+                 int(comparison.known.compared.sum()) - comparison.new)
     write_table(result, NORMALISED, out_dir / "cards.parquet")
     return result

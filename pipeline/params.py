@@ -48,6 +48,9 @@ class NormaliseParams(Strict):
 class EmbedParams(Strict):
     backend: str = Field("e5-small-q4", description="'e5-small-q4' or 'sentence-transformers:<name or path>'.")
     batch_size: int = Field(64, ge=1, le=4096)
+    workers: int = Field(
+        0, ge=0, le=64, description="e5-small-q4: engines on threads of their own, one core each (0: one per core)."
+    )
     segment_size: int = Field(
         256, ge=1, le=100_000, description="Texts per cache segment: a killed run loses at most this much work."
     )

@@ -10,10 +10,12 @@ import hashlib
 import json
 import math
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, namedtuple
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
+from operator import attrgetter
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -70,7 +72,7 @@ def _package_versions() -> dict[str, str]:
 
 
 def _none(value):
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def taxonomy_section(taxonomy: Taxonomy) -> dict:
@@ -91,35 +93,62 @@ def taxonomy_section(taxonomy: Taxonomy) -> dict:
     }
 
 
-def quote_groups(members: pd.DataFrame) -> dict[str, str]:
+# The per-theme functions below take a theme's cards as rows of the merged card table
+# (`card_rows`), not as a DataFrame: each pandas call costs about 0.1 ms, and a 10k-card run
+# has hundreds of themes with a dozen calls each.
+Card = tuple  # a named tuple of some columns of the merged card table, from `card_rows`
+THEME_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text_norm", "status", "duplicate_of", "theme_id")
+CARD_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text", "text_norm", "status", "reason", "theme_id",
+                "category_id", "taxonomy_theme_id", "confidence", "duplicate_of", "duplicate_kind", "language")
+
+
+def card_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Card]:
+    """The frame's rows as named tuples of `columns`, with the values `itertuples` gives (NaN for missing).
+
+    Built from whole columns: `itertuples` unboxes pandas' Arrow-backed strings one cell at a
+    time, which takes twice as long.
+    """
+    row = namedtuple("Card", columns)
+    return [row._make(values) for values in zip(*(frame[column].tolist() for column in columns))]
+
+
+def rows_by_theme(cards: Sequence[Card]) -> dict[str, list[Card]]:
+    """theme_id -> its cards in table order; cards without a theme are left out (as groupby does)."""
+    members_of: dict[str, list[Card]] = defaultdict(list)
+    for card in cards:
+        if not pd.isna(card.theme_id):
+            members_of[card.theme_id].append(card)
+    return members_of
+
+
+def quote_groups(members: Sequence[Card]) -> dict[str, str]:
     """card_id -> the key of its duplicate group; cards sharing a key are the same words.
 
     The group is the card's `duplicate_of` root (or itself); cards whose texts match after
     case and punctuation folding share the first such root too, in case normalise missed them.
     """
     groups, by_text = {}, {}
-    for card in members.sort_values("card_id").itertuples(index=False):
+    for card in sorted(members, key=attrgetter("card_id")):
         root = _none(card.duplicate_of) or card.card_id
         groups[card.card_id] = by_text.setdefault(duplicate_key(card.text_norm), root)
     return groups
 
 
-def choose_quotes(members: pd.DataFrame, vectors: dict, n: int) -> list[dict]:
+def choose_quotes(members: Sequence[Card], vectors: dict, n: int) -> list[dict]:
     """Central and diverse cards of a theme (maximal marginal relevance), each duplicate group once."""
-    live = members[members["status"] != STATUS_REJECTED]
-    chosen = mmr_order(live["card_id"].tolist(), vectors, n, quote_groups(live))
-    by_id = live.set_index("card_id")
+    live = [card for card in members if card.status != STATUS_REJECTED]
+    chosen = mmr_order([card.card_id for card in live], vectors, n, quote_groups(live))
+    by_id = {card.card_id: card for card in live}
     return [
-        {"card_id": card_id, "workshop_id": by_id.at[card_id, "workshop_id"],
-         "card_type": by_id.at[card_id, "card_type"], "text": by_id.at[card_id, "text_norm"]}
+        {"card_id": card_id, "workshop_id": by_id[card_id].workshop_id, "card_type": by_id[card_id].card_type,
+         "text": by_id[card_id].text_norm}
         for card_id in chosen
     ]
 
 
-def distinct_voices(members: pd.DataFrame) -> int:
+def distinct_voices(members: Sequence[Card]) -> int:
     """Cards in a group, counting each set of exact or near duplicates once."""
-    roots = members["duplicate_of"].where(members["duplicate_of"].notna(), members["card_id"])
-    return int(roots.nunique())
+    return len({card.card_id if pd.isna(card.duplicate_of) else card.duplicate_of for card in members})
 
 
 def many_workshops(n_workshops: int) -> int:
@@ -127,16 +156,15 @@ def many_workshops(n_workshops: int) -> int:
     return max(2, math.ceil(n_workshops * MANY_WORKSHOPS_SHARE))
 
 
-def theme_breadth(members: pd.DataFrame, n_workshops: int) -> dict:
+def theme_breadth(members: Sequence[Card], n_workshops: int) -> dict:
     """How widely a theme was raised: workshops, and post-it groups (cards with a group id).
 
     `rank` is filled in by `rank_by_breadth` once every theme is known.
     """
-    workshops = int(members["workshop_id"].nunique())
-    grouped = members[members["group_id"].notna()]
+    workshops = len({card.workshop_id for card in members})
     return {
         "workshops": workshops,
-        "groups": int(grouped[["workshop_id", "group_id"]].drop_duplicates().shape[0]),
+        "groups": len({(card.workshop_id, card.group_id) for card in members if not pd.isna(card.group_id)}),
         "rank": 0,
         "relevant_for_many": workshops >= many_workshops(n_workshops),
     }
@@ -296,19 +324,19 @@ def changes_section(changes: pd.DataFrame, theme_ids: list[str]) -> dict:
 
 def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
     """Centred unit vectors of every card that is not rejected; each must have an embedding."""
-    missing = sorted(set(live["card_id"]) - set(embeddings["card_id"]))
+    missing = sorted(set(live["card_id"].tolist()) - set(embeddings["card_id"].tolist()))
     if missing:
         raise ReportError(f"cards without an embedding (rerun the embed stage): {missing[:5]}")
-    return centred_unit_vectors(embeddings, live["card_id"])
+    return centred_unit_vectors(embeddings, live["card_id"].tolist())
 
 
 def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, workshops: list[str],
                    taxonomy: Taxonomy, params: Params, change_of: dict[str, str]) -> list[dict]:
     """Themes in taxonomy category order (emergent last), broadest first within a category."""
     entries = []
-    members_of = dict(tuple(live.groupby("theme_id", sort=False)))  # one pass, not one filter per theme
+    members_of = rows_by_theme(card_rows(live, THEME_COLUMNS))  # one pass, not one filter per theme
     for theme in themes.itertuples(index=False):
-        members = members_of.get(theme.theme_id, live.iloc[:0])
+        members = members_of.get(theme.theme_id, [])
         entries.append(
             {
                 "theme_id": theme.theme_id,
@@ -322,7 +350,7 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                 "change": change_of[theme.theme_id],
                 "voices": distinct_voices(members),
                 "breadth": theme_breadth(members, len(workshops)),
-                "per_workshop": _per_workshop(members, workshops),
+                "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
                 "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
             }
         )
@@ -332,9 +360,10 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                                           t["breadth"]["rank"]))
 
 
-def _per_workshop(frame: pd.DataFrame, workshops: list[str]) -> dict[str, int]:
-    counts = frame["workshop_id"].value_counts()
-    return {w: int(counts[w]) for w in workshops if w in counts}
+def _per_workshop(workshop_ids: Iterable[str], workshops: list[str]) -> dict[str, int]:
+    """Cards per workshop, in `workshops` order, leaving out workshops without cards."""
+    counts = Counter(workshop_ids)
+    return {w: counts[w] for w in workshops if w in counts}
 
 
 def _category_entries(theme_entries: list[dict], live: pd.DataFrame, workshops: list[str],
@@ -349,7 +378,7 @@ def _category_entries(theme_entries: list[dict], live: pd.DataFrame, workshops: 
     for category_id, name in category_list:
         in_category = live[live["category_id"] == category_id]
         categories.append({"category_id": category_id, "name": name, "size": int(len(in_category)),
-                           "per_workshop": _per_workshop(in_category, workshops),
+                           "per_workshop": _per_workshop(in_category["workshop_id"].tolist(), workshops),
                            "theme_ids": themes_by_category[category_id]})
     return categories
 
@@ -377,13 +406,13 @@ def _card_entry(card, positions: dict) -> dict:
 
 
 def _workshop_entries(merged: pd.DataFrame, workshops: list[str]) -> list[dict]:
-    entries = []
-    for w in workshops:
-        in_workshop = merged[merged["workshop_id"] == w]
-        statuses = in_workshop["status"].value_counts()
-        entries.append({"workshop_id": w, "cards": int(len(in_workshop)),
-                        **{s: int(statuses.get(s, 0)) for s in (STATUS_ASSIGNED, STATUS_OUTLIER, STATUS_REJECTED)}})
-    return entries
+    # Counted in one pass: a filter per workshop is quadratic when a corpus has a hundred workshops.
+    workshop_ids = merged["workshop_id"].tolist()  # lists: pandas yields its Arrow strings one by one
+    cards = Counter(workshop_ids)
+    statuses = Counter(zip(workshop_ids, merged["status"].tolist()))
+    return [{"workshop_id": w, "cards": cards[w],
+             **{s: statuses[w, s] for s in (STATUS_ASSIGNED, STATUS_OUTLIER, STATUS_REJECTED)}}
+            for w in workshops]
 
 
 def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict], redactions: dict[str, int],
@@ -441,7 +470,7 @@ def build_insights(
         "changes": changes_entry,
         "votes": tally_votes(votes, taxonomy),
         "cards": [_card_entry(card, positions)
-                  for card in merged.sort_values(["workshop_id", "card_id"]).itertuples(index=False)],
+                  for card in card_rows(merged.sort_values(["workshop_id", "card_id"]), CARD_COLUMNS)],
     }
 
 

@@ -184,3 +184,21 @@ def test_exact_neighbours_match_a_full_sort_whatever_the_block_size():
         indices, distances = exact_neighbours(X, 5, max_block=max_block)
         assert (indices == expected).all() and (indices[:, 0] == np.arange(300)).all()
         assert (np.diff(distances, axis=1) >= 0).all() and (distances[:, 0] == 0).all()
+
+
+def test_bertopic_loads_without_its_unused_integrations_which_stay_importable():
+    # A fresh process: in this one, other tests may have imported them already.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pipeline.cluster import UNUSED_BY_BERTOPIC, load_bertopic\n"
+        "assert hasattr(load_bertopic(), 'BERTopic')\n"
+        "assert not any(sys.modules.get(name) for name in UNUSED_BY_BERTOPIC), 'an unused integration was loaded'\n"
+        "import importlib.util\n"
+        "assert all(sys.modules.get(n, 0) is not None for n in UNUSED_BY_BERTOPIC), 'left hidden'\n"
+        "if importlib.util.find_spec('torch'):\n"
+        "    import torch\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -28,8 +28,8 @@ def double_one(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("tamper", [lose_one, double_one], ids=["lost", "doubled"])
 def test_a_card_lost_or_doubled_between_stages_fails_the_run_naming_the_card(tamper, small_corpus, tmp_path,
                                                                              monkeypatch):
-    monkeypatch.setattr(embed_stage, "make_backend", lambda name: FakeEmbedder())
-    monkeypatch.setattr(map_stage, "make_backend", lambda name: FakeEmbedder(), raising=False)
+    monkeypatch.setattr(embed_stage, "make_backend", lambda name, **_: FakeEmbedder())
+    monkeypatch.setattr(map_stage, "make_backend", lambda name, **_: FakeEmbedder(), raising=False)
     real_map_run = map_stage.run
     tampered: list[str] = []
 

@@ -32,6 +32,23 @@ def test_e5_small_q4_gives_normalised_deterministic_vectors():
     assert "e5-small-q4" in backend.model_id
 
 
+def test_e5_on_worker_threads_gives_the_same_bits_as_in_process():
+    texts = [f"Kort kort nummer {i}: sektorene må samarbeide mer om {'tjenester ' * (i % 5)}" for i in range(40)]
+    alone = E5SmallQ4(workers=1).encode(texts)
+    shared = E5SmallQ4(workers=2, part_size=4)
+    try:
+        np.testing.assert_array_equal(shared.encode(texts), alone)
+        assert shared.executor_ is not None  # the batch really went to the worker threads
+    finally:
+        shared.close()
+
+
+def test_workers_apply_only_to_e5():
+    assert make_backend("e5-small-q4", workers=3).workers == 3
+    with pytest.raises(ValueError, match="embed.workers=2"):
+        make_backend("sentence-transformers:/some/model", workers=2)
+
+
 def test_e5_puts_paraphrases_closer_than_unrelated_text():
     v = E5SmallQ4().encode(["Budsjettet er ettårig", "Budsjettene gjelder bare ett år", "Vi må spørre innbyggerne"])
     assert v[0] @ v[1] > v[0] @ v[2]

@@ -601,3 +601,29 @@ def test_run_with_no_input_files_is_an_error(tmp_path):
 
     with pytest.raises(IngestError, match="no input files found"):
         run(inputs=[tmp_path], out_dir=tmp_path / "out", params=PARAMS)
+
+
+def test_a_rerun_with_a_cache_detects_only_new_texts_and_warns_the_same(tmp_path, monkeypatch):
+    import pipeline.ingest as ingest_module
+
+    monkeypatch.chdir(tmp_path)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    english = "We need more co-creation with citizens\nThe budget is too short-term for real change\n"
+    (corpus / "ws-a.csv").write_text("text\n" + english + "Vi trenger mer tid til innovasjon\n", encoding="utf-8")
+    detected: list[str] = []
+    detect = ingest_module.detect_language
+    monkeypatch.setattr(ingest_module, "detect_language", lambda text: detected.append(text) or detect(text))
+
+    first = run(inputs=[corpus], out_dir=tmp_path / "a", params=PARAMS, cache_dir=tmp_path / "cache")
+    (corpus / "ws-b.csv").write_text("text\nLeaders must dare to try new things\n" + english, encoding="utf-8")
+    detected.clear()
+    again = run(inputs=[corpus], out_dir=tmp_path / "b", params=PARAMS, cache_dir=tmp_path / "cache")
+    assert detected == ["Leaders must dare to try new things"]
+    assert list(again.languages) == [hashlib.sha256(b"Leaders must dare to try new things").hexdigest()]
+    fresh = run(inputs=[corpus], out_dir=tmp_path / "c", params=PARAMS)
+
+    assert [str(w) for w in again.warnings] == [str(w) for w in fresh.warnings]
+    assert [w.kind for w in again.warnings].count("not_norwegian") == 2 and len(first.languages) == 2
+    for name in ("cards.parquet", "votes.parquet", "manifest.json"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()

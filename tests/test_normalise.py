@@ -303,3 +303,87 @@ def test_parallel_workers_give_the_same_cards_as_one_process(monkeypatch):
     monkeypatch.setattr(normalise_module, "PARALLEL_MIN_TEXTS", 4)  # 18 texts: 2 workers
     parallel = normalise(cards, PARAMS)
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+# --- near duplicates kept between runs -----------------------------------------------------------
+
+
+def run_warm_and_fresh(tmp_path, name: str, cards: pd.DataFrame) -> pd.DataFrame:
+    """run() with the shared cache and without any: both must give the same cards, byte for byte."""
+    write_table(cards, CARDS, tmp_path / f"{name}.parquet")
+    warm = run(cards_path=tmp_path / f"{name}.parquet", out_dir=tmp_path / name / "warm", params=PARAMS,
+               cache_dir=tmp_path / "cache")
+    fresh = run(cards_path=tmp_path / f"{name}.parquet", out_dir=tmp_path / name / "fresh", params=PARAMS)
+    pd.testing.assert_frame_equal(warm, fresh)
+    assert ((tmp_path / name / "warm" / "cards.parquet").read_bytes()
+            == (tmp_path / name / "fresh" / "cards.parquet").read_bytes())
+    return warm
+
+
+def test_near_duplicates_from_the_memo_equal_a_run_from_scratch_as_texts_come_and_go(tmp_path, caplog):
+    first = [("k1", "Hindrer langsiktighet"), ("k2", "Budsjettet er ettårig"),
+             ("k3", "Vi trenger mer tid til innovasjon"), ("k4", "vi trenger mer tid til innovasjon!"),
+             ("k5", "Tid til innovasjon i kommunen"), ("k6", "Ledere må tørre å prøve nytt"),
+             ("k7", "se baksiden", STATUS_REJECTED)]
+    out = run_warm_and_fresh(tmp_path, "first", cards_frame(*first))
+    assert duplicate_of(out) == [None, None, None, "k3", None, None, None]
+
+    # k3 goes (its exact copy k4 leads now); k9 bridges k2 and k8 (near k1); k10 joins k4 and k5;
+    # k11 is a near copy of the text that went.
+    second = [row for row in first if row[0] != "k3"] + [
+        ("k8", "Budsjettet er ettårig og hindrer langsiktighet"), ("k9", "Budsjettet er ettårig og hindrer"),
+        ("k10", "vi trenger mer tid til innovasjon i kommunen"), ("k11", "Vi trenger mer tid til innovasjon nå")]
+    with caplog.at_level("INFO"):
+        out = run_warm_and_fresh(tmp_path, "second", cards_frame(*second))
+    assert "near duplicates: 4 new texts compared with 5 known" in caplog.text
+    assert dict(zip(out["card_id"], duplicate_of(out))) == {
+        "k1": None, "k2": "k1", "k4": None, "k5": "k4", "k6": None, "k7": None, "k8": "k1", "k9": "k1",
+        "k10": "k4", "k11": "k4"}
+
+    # The bridge goes, k3 comes back (compared before, though absent last time), k6 is copied.
+    third = [row for row in second if row[0] != "k9"] + [first[2], ("k12", "Ledere må tørre å prøve nytt.")]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        out = run_warm_and_fresh(tmp_path, "third", cards_frame(*third))
+    assert "near duplicates: 0 new texts compared with 9 known" in caplog.text
+    assert dict(zip(out["card_id"], duplicate_of(out))) == {
+        "k1": None, "k2": None, "k4": None, "k5": "k4", "k6": None, "k7": None, "k8": "k1", "k10": "k4",
+        "k11": "k4", "k3": "k4", "k12": "k6"}
+    assert dict(zip(out["card_id"], out["duplicate_kind"])) == {
+        "k1": None, "k2": None, "k4": None, "k5": "near", "k6": None, "k7": None, "k8": "near", "k10": "near",
+        "k11": "near", "k3": "exact", "k12": "exact"}
+
+
+def test_an_unreadable_near_duplicate_memo_only_costs_time(tmp_path, caplog):
+    cards = cards_frame(("k1", "Vi trenger mer tid til innovasjon"), ("k2", "Vi trenger mer tid til innovasjon nå"),
+                        ("k3", "Ledere må tørre å prøve nytt"))
+    run_warm_and_fresh(tmp_path, "first", cards)
+    segments = list((tmp_path / "cache" / "near_duplicates").rglob("segment-*.parquet"))
+    assert len(segments) == 1
+    segments[0].write_bytes(b"not parquet")
+
+    with caplog.at_level("INFO"):
+        out = run_warm_and_fresh(tmp_path, "second", cards)
+
+    assert "unreadable memo segment skipped" in caplog.text
+    assert "near duplicates: 3 new texts compared with 0 known" in caplog.text
+    assert duplicate_of(out) == [None, "k1", None]
+
+
+def test_a_huge_band_bucket_compares_from_scratch_and_keeps_only_signatures(tmp_path, caplog, monkeypatch):
+    from pipeline import near_duplicates
+
+    monkeypatch.setattr(near_duplicates, "MAX_BUCKET_PAIRS_SIZE", 2)
+    cards = cards_frame(*[(f"k{i}", f"Vi trenger mer tid til innovasjon {'nå ' * i}") for i in range(5)])
+
+    with caplog.at_level("INFO"):
+        out = run_warm_and_fresh(tmp_path, "first", cards)
+
+    assert "share one MinHash band (over 2): near duplicates compared from scratch" in caplog.text
+    assert duplicate_of(out)[1:] == ["k0"] * 4
+    caplog.clear()
+    monkeypatch.setattr(near_duplicates, "MAX_BUCKET_PAIRS_SIZE", 256)
+    with caplog.at_level("INFO"):
+        again = run_warm_and_fresh(tmp_path, "second", cards)
+    assert "near duplicates: 5 new texts compared with 0 known" in caplog.text  # seen before, not compared
+    pd.testing.assert_frame_equal(again, out)

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
+from pipeline import report_render
 from pipeline.report_render import load_schema, render_html, render_markdown, validate_insights
 
 XSS = "<script>alert(1)</script>"
@@ -315,16 +316,38 @@ def _empty_split_from_id(d):
     d["changes"]["themes"][0]["split_from"] = [""]
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [_drop_label, _extra_key, _bad_status, _bad_confidence, _bad_version, _bad_hash,
-     _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label, _drop_breadth,
-     _bad_split_label, _half_position, _rank_zero, _drop_changes, _drop_theme_change, _gone_theme_change,
-     _bad_change_kind, _extra_change_key, _drop_change_count, _negative_size_before, _empty_split_from_id],
-)
+INVALID = [_drop_label, _extra_key, _bad_status, _bad_confidence, _bad_version, _bad_hash,
+           _too_many_quotes, _bad_card_type, _bad_choice, _negative_count, _null_label, _drop_breadth,
+           _bad_split_label, _half_position, _rank_zero, _drop_changes, _drop_theme_change, _gone_theme_change,
+           _bad_change_kind, _extra_change_key, _drop_change_count, _negative_size_before, _empty_split_from_id]
+
+
+@pytest.mark.parametrize("mutate", INVALID)
 def test_invalid_documents_are_rejected(insights, mutate):
     mutate(insights)
     with pytest.raises(jsonschema.ValidationError):
+        validate_insights(insights)
+
+
+@pytest.mark.parametrize("mutate", INVALID)
+def test_the_compiled_validator_alone_rejects_every_invalid_document(insights, mutate):
+    """validate_insights passes whatever jsonschema-rs accepts, so it must catch each of these itself."""
+    mutate(insights)
+    assert not report_render._compiled_validator().is_valid(insights)
+
+
+def test_an_invalid_document_gets_jsonschemas_error(insights):
+    insights["cards"][0]["status"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError, match="'maybe' is not one of") as caught:
+        validate_insights(insights)
+    assert list(caught.value.absolute_path) == ["cards", 0, "status"]
+
+
+def test_where_the_validators_disagree_the_stricter_wins(insights):
+    # Python's re lets "$" match before a final newline; ECMA-262, as the schema standard says, does not.
+    insights["schema_version"] += "\n"
+    Draft202012Validator(load_schema()).validate(insights)
+    with pytest.raises(jsonschema.ValidationError, match="at schema_version; found by jsonschema-rs"):
         validate_insights(insights)
 
 
