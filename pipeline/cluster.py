@@ -2,16 +2,15 @@
 
 Large corpora: seeded UMAP + HDBSCAN. Small corpora (tens of cards), where HDBSCAN finds
 nothing useful: agglomerative clustering on the embeddings. Either way BERTopic builds the
-c-TF-IDF keywords, and cards in no cluster stay as outliers (cluster -1).
+c-TF-IDF keywords over lemmatised terms (`pipeline.topic_labels`), and cards in no cluster stay
+as outliers (cluster -1).
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import re
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry
-from pipeline.norwegian import TOKEN_PATTERN, stop_words
+from pipeline.topic_labels import TermAnalyzer, analyzer_for, make_label, rank_keywords, shown, usage_in
 from pipeline.params import ClusterParams
 from pipeline.records import (
     CLUSTER_ASSIGNMENTS,
@@ -204,7 +203,8 @@ def make_embedder(backend):
     return PipelineEmbedder()
 
 
-def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, embedder=None, y=None):
+def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, analyzer: TermAnalyzer,
+                    embedder=None, y=None):
     load_bertopic()
     from bertopic import BERTopic
     from bertopic.vectorizers import ClassTfidfTransformer
@@ -222,9 +222,7 @@ def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algor
         embedding_model=embedder,
         umap_model=umap_model,
         hdbscan_model=cluster_model,
-        vectorizer_model=CountVectorizer(
-            stop_words=sorted(stop_words()), ngram_range=(1, params.ngram_max), token_pattern=TOKEN_PATTERN
-        ),
+        vectorizer_model=CountVectorizer(analyzer=analyzer),
         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
         top_n_words=max(params.top_n_words, 30),  # candidates; rank_keywords picks the final ones
         calculate_probabilities=False,
@@ -236,55 +234,6 @@ def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algor
         warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
         topics, _ = model.fit_transform(docs, X, y=y)
     return model, np.asarray(topics, dtype=int)
-
-
-def rank_keywords(candidates: list[str], member_docs: list[str]) -> list[str]:
-    """Order c-TF-IDF keywords by how many cards of the cluster use them.
-
-    In small clusters every word occurs once, c-TF-IDF scores tie and BERTopic's order is
-    alphabetical; the number of cards that say a word is what makes it representative.
-    """
-    padded = [" " + " ".join(re.findall(TOKEN_PATTERN, doc.lower())) + " " for doc in member_docs]
-    support = {word: sum(f" {word} " in doc for doc in padded) for word in candidates}
-    return sorted(candidates, key=lambda word: -support[word])  # stable: c-TF-IDF order breaks ties
-
-
-@lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    """Cached: labels stem every word of every card."""
-    return _norwegian_stemmer().stem(word)
-
-
-@lru_cache(maxsize=1)
-def _norwegian_stemmer():
-    from nltk.stem.snowball import SnowballStemmer  # rule-based: needs no downloaded data
-
-    return SnowballStemmer("norwegian")
-
-
-def make_label(keywords: list[str], n_words: int, member_docs: list[str] | None = None) -> str:
-    """Readable label: the first keywords, one per word stem, each in its commonest form in the cluster.
-
-    "budsjetter, budsjettene, ettårige" becomes "budsjetter, ettårige": forms of one word count once.
-    """
-    stem = _stem
-    forms: dict[str, Counter] = {}
-    for doc in member_docs or []:
-        for token in re.findall(TOKEN_PATTERN, doc.lower()):
-            forms.setdefault(stem(token), Counter())[token] += 1
-    chosen: list[str] = []
-    used: set[str] = set()
-    for keyword in keywords:
-        stems = [stem(w) for w in keyword.split()]
-        if used & set(stems):
-            continue
-        used.update(stems)
-        if len(stems) == 1 and stems[0] in forms:
-            keyword = min(forms[stems[0]], key=lambda f: (-forms[stems[0]][f], len(f), f))
-        chosen.append(keyword)
-        if len(chosen) == n_words:
-            break
-    return ", ".join(chosen)
 
 
 def incremental_topics(card_ids: list[str], X: np.ndarray, previous: registry.Registry,
@@ -358,12 +307,13 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
     X = prepare(embeddings, params.center)
     given = incremental_topics(card_ids, X, previous, params)
     algorithm = choose_algorithm(params, len(docs)) if given is None else "incremental"
-    model, topics = fit_topic_model(docs, X, params, algorithm, embedder, y=given)
+    analyzer = analyzer_for(docs, params.ngram_max)
+    model, topics = fit_topic_model(docs, X, params, algorithm, analyzer, embedder, y=given)
     if params.algorithm == "auto" and algorithm == "hdbscan" and not _usable(topics, params):
         log.info("cluster: HDBSCAN gave %d topics, %.0f%% outliers; falling back to agglomerative",
                  len(set(topics.tolist()) - {OUTLIER}), 100 * np.mean(topics == OUTLIER))
         algorithm = "agglomerative"
-        model, topics = fit_topic_model(docs, X, params, algorithm, embedder)
+        model, topics = fit_topic_model(docs, X, params, algorithm, analyzer, embedder)
 
     similarity = np.zeros(len(docs))
     rows = []
@@ -372,13 +322,13 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
         centroid = X[members].mean(axis=0)
         centroid /= np.linalg.norm(centroid) or 1.0
         similarity[members] = X[members] @ centroid
-        keywords = rank_keywords([word for word, _ in model.get_topic(topic) if word], [docs[i] for i in members])
-        keywords = keywords[: params.top_n_words]
+        usage = usage_in([docs[i] for i in members], analyzer)
+        keywords = rank_keywords([term for term, _ in model.get_topic(topic) if term], usage)[: params.top_n_words]
         rows.append(
             {
                 "cluster": topic,
-                "label": make_label(keywords, params.label_words, [docs[i] for i in members]) or f"tema {topic}",
-                "keywords": keywords,
+                "label": make_label(keywords, params.label_words, usage) or f"tema {topic}",
+                "keywords": [shown(term, usage) for term in keywords],
                 "size": len(members),
             }
         )
@@ -391,6 +341,7 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
         min_overlap=params.match.min_overlap,
         min_centroid_similarity=params.match.min_centroid_similarity,
         merge_share=params.match.merge_share,
+        keep_labels=params.match.keep_labels,
         outliers=[card_ids[i] for i in np.flatnonzero(topics == OUTLIER)],
     )
     for row in rows:

@@ -92,6 +92,10 @@ class MatchParams(Strict):
     merge_share: float = Field(
         0.5, gt=0.0, le=1.0, description="An unmatched theme with this share of its cards in one theme is merged."
     )
+    keep_labels: bool = Field(
+        True, description="A matched theme keeps its registry label (an analyst may have edited it); false: "
+                          "relabelled from this run's keywords."
+    )
 
 
 class IncrementalParams(Strict):
@@ -116,7 +120,7 @@ class ClusterParams(Strict):
     umap: UmapParams = UmapParams()
     hdbscan: HdbscanParams = HdbscanParams()
     agglomerative: AgglomerativeParams = AgglomerativeParams()
-    ngram_max: int = Field(2, ge=1, le=3)
+    ngram_max: int = Field(2, ge=1, le=2)
     top_n_words: int = Field(8, ge=1, le=30)
     label_words: int = Field(3, ge=1, le=10)
     match: MatchParams = MatchParams()

@@ -73,8 +73,10 @@ def centroid(vectors: np.ndarray) -> tuple[float, ...]:
 
 def match(clusters: dict[int, list[str]], centroids: dict[int, tuple[float, ...]], labels: dict[int, str],
           previous: Registry, *, min_overlap: float, min_centroid_similarity: float,
-          merge_share: float, outliers=()) -> Matching:
+          merge_share: float, outliers=(), keep_labels: bool = True) -> Matching:
     """Ids for this run's clusters (cluster -> member card ids), given the previous registry.
+
+    A matched cluster keeps the previous theme's label, unless `keep_labels` is false.
 
     A run whose themes are exactly the registry's (a rerun) reports the registry's own changes again,
     so rerunning the same inputs gives the same outputs.
@@ -104,7 +106,8 @@ def match(clusters: dict[int, list[str]], centroids: dict[int, tuple[float, ...]
     for c in order:
         if c in matched:
             theme = active[matched[c]]
-            theme_ids[c], kept_labels[c] = theme.theme_id, theme.label
+            theme_ids[c] = theme.theme_id
+            kept_labels[c] = theme.label if keep_labels else labels[c]
         else:
             theme_ids[c] = new_theme_id(clusters[c], taken)
         taken.add(theme_ids[c])

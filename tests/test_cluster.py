@@ -46,6 +46,17 @@ def test_agglomerative_fallback_recovers_planted_clusters_and_keeps_outliers():
     assert any("budsjett" in kw for kw in result.topics["keywords"])
 
 
+def test_theme_labels_are_lemmatised_content_words():
+    X, truth = planted_clusters(2, 8, n_outliers=0)
+    texts = [["Budsjettene er ettårige", "Ettårige budsjetter hindrer oss", "Vi burde ha flerårige budsjetter"],
+             ["Siloene stopper alt", "Etatene jobber i siloer", "Bryt ned siloene mellom etatene"]]
+    docs = [texts[k][i % 3] for i, k in enumerate(truth)]
+    result = cluster([f"c{i}" for i in range(len(X))], docs, X, ClusterParams(), embedder=make_embedder(FakeEmbedder()))
+    labels = sorted(result.topics["label"])
+    assert labels[0].startswith("budsjett") and labels[1].startswith("silo"), labels
+    assert not any(word in label for label in labels for word in ("burde", "budsjettene", "siloene"))
+
+
 def test_hdbscan_path_is_seeded_and_deterministic():
     X, truth = planted_clusters(3, 50, dim=16, noise=0.2, seed=1)
     ids = [f"c{i}" for i in range(len(X))]
@@ -202,3 +213,15 @@ def test_bertopic_loads_without_its_unused_integrations_which_stay_importable():
         "    import torch\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_keep_labels_false_relabels_matched_themes_from_their_keywords():
+    X, truth = planted_clusters(3, 8, n_outliers=2)
+    ids = [f"c{i}" for i in range(len(X))]
+    first = cluster(ids, docs_for(truth), X, ClusterParams(), embedder=make_embedder(FakeEmbedder()))
+    edited = replace(first.registry, themes=tuple(replace(t, label="gammelt navn") for t in first.registry.themes))
+    params = ClusterParams(match={"keep_labels": False})
+    again = cluster(ids, docs_for(truth), X, params, embedder=make_embedder(FakeEmbedder()), previous=edited)
+    assert set(again.topics["theme_id"]) == set(first.topics["theme_id"])
+    assert sorted(again.topics["label"]) == sorted(first.topics["label"])
+    assert all(t.label != "gammelt navn" for t in again.registry.themes)
