@@ -11,6 +11,7 @@ labels always win for the labelled card itself.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import yaml
 
 from pipeline.cluster import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
-from pipeline.map_fewshot import emergent_probability
+from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
 from pipeline.params import MapParams, Params
 from pipeline.records import (
     CARD_MAP,
@@ -41,6 +42,7 @@ from pipeline.records import (
 )
 from pipeline.taxonomy import EMERGENT, Taxonomy, TaxonomyError, load_taxonomy
 
+log = logging.getLogger(__name__)
 LABELLED_CONFIDENCE = 1.0
 _WORDS = re.compile(r"[^\W\d_]+")
 
@@ -171,10 +173,12 @@ def score_cards(
 
 
 def decide(similarity: np.ndarray, cues: np.ndarray, targets: list[Target], params: MapParams):
-    """Best target (None = emergent, fits no theme) and how sure we are of that.
+    """Best target (None = emergent, fits no theme) and how sure we are of its category.
 
     A card naming a theme's cue word is emergent only when its meaning is also far from every
     theme (`cue_veto_floor`): "budsjett" in a card is strong evidence for the budget theme.
+    The confidence is the category's probability, summed over its themes: a card torn between
+    two themes of one category is still sure of the category.
     """
     scores = similarity + params.lexical_weight * cues
     best = int(np.argmax(scores))
@@ -182,7 +186,8 @@ def decide(similarity: np.ndarray, cues: np.ndarray, targets: list[Target], para
     if scores[best] < params.emergent_threshold and not vetoed:
         margin = (params.emergent_threshold - scores[best]) / params.temperature
         return None, float(1.0 / (1.0 + np.exp(-margin)))
-    return targets[best], float(softmax(scores, params.temperature)[best])
+    same_category = np.array([t.category_id == targets[best].category_id for t in targets])
+    return targets[best], float(softmax(scores, params.temperature)[same_category].sum())
 
 
 def _placement(target: Target | None) -> dict:
@@ -220,8 +225,12 @@ def map_to_taxonomy(
     texts = [text_by_id[c] for c in card_embeddings["card_id"]]
     similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, exclude)
     taxonomy_columns = np.array([t.taxonomy_theme_id is not None for t in targets])
-    novelty = _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, cards,
-                       card_embeddings["card_id"].tolist(), codebook, params)
+    groups, fully_labelled = _label_workshops(labels, cards, card_embeddings["card_id"].tolist())
+    novelty = _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, groups, fully_labelled,
+                       codebook, params)
+    params = _calibrated(params, X, texts, vectors, owner, weight, targets,
+                         taxonomy_columns if novelty is not None else np.ones(len(targets), dtype=bool),
+                         labels, label_rows, groups, fully_labelled, codebook)
     label_of = dict(zip(labels["card_id"], labels["theme_id"]))
     target_by_id = {t.id: t for t in targets}
     cluster_of = dict(zip(assignments["card_id"], assignments["cluster"]))
@@ -258,7 +267,17 @@ def map_to_taxonomy(
     return theme_votes(topics, card_map), card_map
 
 
-def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, cards, card_ids, codebook,
+def _label_workshops(labels: pd.DataFrame, cards: pd.DataFrame, card_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(workshop of each label, whether every card of that workshop is labelled); see
+    pipeline.map_fewshot. An in-memory table without workshops makes every card its own group."""
+    group_of = dict(zip(cards["card_id"], cards["workshop_id"] if "workshop_id" in cards else cards["card_id"]))
+    groups = np.array([group_of[c] for c in labels["card_id"]], dtype=object)
+    labelled = set(labels["card_id"])
+    partly_labelled = {group_of[c] for c in card_ids if c not in labelled}
+    return groups, np.array([g not in partly_labelled for g in groups], dtype=bool)
+
+
+def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, groups, fully_labelled, codebook,
              params: MapParams) -> np.ndarray | None:
     """(cards,) P(emergent) from the novelty detector, or None with too few labels to train it."""
     is_emergent = np.array([t.startswith(f"{EMERGENT}:") for t in labels["theme_id"]], dtype=bool)
@@ -271,15 +290,34 @@ def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels
     taxonomy_score = (zero_shot + params.lexical_weight * zero_shot_cues).max(axis=1)
     C, = centred_unit(X)
     rows = np.asarray(label_rows, dtype=int)
-    # Workshops group the labels (see pipeline.map_fewshot); an in-memory table without them
-    # makes every card its own group.
-    group_of = dict(zip(cards["card_id"], cards["workshop_id"] if "workshop_id" in cards else cards["card_id"]))
-    groups = np.array([group_of[c] for c in labels["card_id"]], dtype=object)
-    labelled = set(labels["card_id"])
-    partly_labelled = {group_of[c] for c in card_ids if c not in labelled}
-    fully_labelled = np.array([g not in partly_labelled for g in groups], dtype=bool)
     return emergent_probability(C @ C[rows].T, taxonomy_score, rows, is_emergent, groups, fully_labelled,
                                 params.top_k)
+
+
+def _calibrated(params: MapParams, X, texts, vectors, owner, weight, targets, columns, labels, label_rows, groups,
+                fully_labelled, codebook) -> MapParams:
+    """`params` with the temperature fitted to the cards labelled with a taxonomy theme, each scored
+    as an unlabelled card of its workshop would be; unchanged with fewer than
+    `min_calibration_labels` of them. `columns`: the targets the decision chooses among."""
+    target_of = {t.id: t for t in targets}
+    on_taxonomy = [k for k, theme in enumerate(labels["theme_id"]) if target_of[theme].taxonomy_theme_id]
+    if len(on_taxonomy) < params.min_calibration_labels:
+        return params
+    n_prototypes = len(vectors) - len(label_rows)
+    rows = np.asarray(label_rows, dtype=int)
+    hidden = np.zeros((len(X), len(vectors)), dtype=bool)
+    hidden[rows[:, None], n_prototypes + np.arange(len(rows))[None, :]] = training_mask(groups, fully_labelled)
+    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, hidden)
+    scores = (similarity + params.lexical_weight * cues)[rows[on_taxonomy]][:, columns]
+    categories = sorted({t.category_id for t in targets})
+    in_category = np.array([[t.category_id == c for c in categories] for t, keep in zip(targets, columns) if keep],
+                           dtype=float)
+    right = np.array([[target_of[labels["theme_id"].iloc[k]].category_id == c for c in categories]
+                      for k in on_taxonomy], dtype=float)
+    temperature = fit_temperature(scores, in_category, right)
+    log.info("map: temperature %.4f fitted to %d labelled cards (zero-shot: %.4f)", temperature, len(on_taxonomy),
+             params.temperature)
+    return params.model_copy(update={"temperature": temperature})
 
 
 def _decide_with_novelty(similarity, cues, p_emergent: float, targets, taxonomy_columns, params: MapParams):

@@ -1,4 +1,6 @@
-"""Few-shot emergent detection: is a card about something the taxonomy does not cover?
+"""Few-shot learning from analyst labels: emergent detection, and calibrated confidence.
+
+Is a card about something the taxonomy does not cover?
 
 With analyst labels, emergent topics recur across workshops (new technology, staffing, climate,
 ...), and a card's novelty shows in how its nearest labelled cards compare: near labelled
@@ -114,3 +116,25 @@ def emergent_probability(
                              hidden=training_mask(label_groups, fully_labelled))
     detector = NoveltyDetector().fit(train, label_is_emergent)
     return detector.predict_proba(novelty_features(similarity, label_is_emergent, taxonomy_score, top_k, own))
+
+
+# Softmax temperatures tried when fitting to labels: a log-spaced grid, so the fit is exact and
+# deterministic (no optimiser tolerance), from very sharp to very flat for cosine-like scores.
+TEMPERATURE_GRID = tuple(float(t) for t in np.geomspace(0.005, 0.5, 41))
+
+
+def fit_temperature(scores: np.ndarray, in_category: np.ndarray, right_category: np.ndarray) -> float:
+    """The temperature under which labelled cards' category probabilities fit their labels best
+    (least log loss): calibration learnt from the analyst, as the novelty detector is.
+
+    `scores` (labelled cards, targets): each card scored as an unlabelled card of its workshop
+    sees it (`training_mask`); `in_category[t, c]`: target t belongs to category c;
+    `right_category[i, c]`: c is card i's labelled category.
+    """
+    def log_loss(temperature: float) -> float:
+        z = (scores - scores.max(axis=1, keepdims=True)) / temperature
+        probabilities = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        right = (probabilities @ in_category * right_category).sum(axis=1)
+        return float(-np.log(np.clip(right, 1e-12, 1.0)).mean())
+
+    return min(TEMPERATURE_GRID, key=log_loss)

@@ -151,6 +151,11 @@ class MapParams(Strict):
                     "about 10 of the rarer class keep a logistic fit stable. With fewer, emergent labels "
                     "only act as prototypes of their topic.",
     )
+    min_calibration_labels: int = Field(
+        20, ge=1, le=10000,
+        description="Cards labelled with a taxonomy theme needed to fit the temperature to the labels; "
+                    "with fewer, `temperature` is used.",
+    )
 
 
 class ReportParams(Strict):

@@ -96,6 +96,20 @@ def test_with_enough_labels_a_novelty_detector_finds_emergent_cards():
     pd.testing.assert_frame_equal(card_map, again)
 
 
+def test_enough_taxonomy_labels_fit_the_temperature_and_sharpen_clear_cards(caplog):
+    labels = pd.DataFrame({"card_id": ["c0", "c1", "c4", "c5"],
+                           "theme_id": ["budsjettsystemet"] * 2 + ["siloer"] * 2})
+    fitted = MapParams(emergent_threshold=-1.0, min_calibration_labels=4, temperature=0.5)
+    unfitted = fitted.model_copy(update={"min_calibration_labels": 5})
+    with caplog.at_level("INFO", logger="pipeline.map"):
+        _, sharp = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, fitted, labels=labels)
+    assert "fitted to 4 labelled cards" in caplog.text
+    _, flat = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, unfitted, labels=labels)
+    # The labelled cards sit right on their themes, so the fit sharpens an over-flat temperature.
+    assert sharp.set_index("card_id").loc["c2", "confidence"] > flat.set_index("card_id").loc["c2", "confidence"]
+    pd.testing.assert_series_equal(sharp["category_id"], flat["category_id"])  # placements stay
+
+
 def test_too_few_labels_leave_emergent_topics_as_plain_prototypes():
     labels = pd.DataFrame({"card_id": ["c0", "c4", "c8", "c9"],
                            "theme_id": ["budsjettsystemet", "siloer", "emergent:ki", "emergent:ki"]})
@@ -116,6 +130,18 @@ def test_decide_returns_none_below_the_emergent_threshold_unless_a_cue_vetoes():
     assert decide(np.array([0.3, 0.1]), np.zeros(2), targets, params)[0] == targets[0]
     assert decide(np.array([0.1, 0.05]), np.zeros(2), targets, params)[0] is None
     assert decide(np.array([0.1, 0.05]), np.array([1.0, 0.0]), targets, params)[0] == targets[0]
+
+
+def test_confidence_is_the_categorys_probability_summed_over_its_themes():
+    from pipeline.map import Target
+
+    targets = [Target("a1", "x", "a1"), Target("a2", "x", "a2"), Target("b", "y", "b")]
+    params = MapParams(emergent_threshold=0.0, lexical_weight=0.0, temperature=0.05)
+    scores = np.array([0.50, 0.49, 0.30])  # torn between two themes of category x
+    target, confidence = decide(scores, np.zeros(3), targets, params)
+    probabilities = softmax(scores, 0.05)
+    assert target == targets[0] and confidence == pytest.approx(probabilities[0] + probabilities[1])
+    assert confidence > 0.95 > probabilities[0]
 
 
 def test_codebook_themes_must_exist_in_the_taxonomy(tmp_path):

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from pipeline.map_fewshot import NoveltyDetector, emergent_probability, novelty_features, top_k_mean, training_mask
+from pipeline.map_fewshot import (
+    TEMPERATURE_GRID,
+    NoveltyDetector,
+    emergent_probability,
+    fit_temperature,
+    novelty_features,
+    top_k_mean,
+    training_mask,
+)
 
 
 def test_top_k_mean_skips_hidden_columns_and_is_zero_without_any():
@@ -53,3 +61,17 @@ def test_cards_near_labelled_emergent_cards_and_far_from_the_taxonomy_are_emerge
     again = emergent_probability(cards @ cards[label_rows].T, taxonomy_score, label_rows, is_emergent, groups, full,
                                  2)
     np.testing.assert_array_equal(p, again)
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.0, 0.1, size=(4000, 4))
+    z = scores / 0.05
+    probabilities = np.exp(z - z.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    drawn = np.array([rng.choice(4, p=p) for p in probabilities])
+    in_category = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)  # two themes per category
+    right = in_category[drawn]
+    assert fit_temperature(scores, in_category, right) == pytest.approx(0.05, rel=0.15)
+    always_right = in_category[scores.argmax(axis=1)]  # labels that always agree: as sharp as the grid allows
+    assert fit_temperature(scores, in_category, always_right) == min(TEMPERATURE_GRID)
