@@ -287,11 +287,10 @@ def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels
     zero_shot, zero_shot_cues = score_cards(
         X, texts, np.stack([v for _, v in prototypes]).astype(np.float64), [t for t, _ in prototypes],
         np.ones(len(prototypes)), taxonomy_targets, codebook, params)
-    taxonomy_score = (zero_shot + params.lexical_weight * zero_shot_cues).max(axis=1)
     C, = centred_unit(X)
     rows = np.asarray(label_rows, dtype=int)
-    return emergent_probability(C @ C[rows].T, taxonomy_score, rows, is_emergent, groups, fully_labelled,
-                                params.top_k)
+    return emergent_probability(C @ C[rows].T, zero_shot + params.lexical_weight * zero_shot_cues, rows,
+                                is_emergent, groups, fully_labelled, params.top_k)
 
 
 def _calibrated(params: MapParams, X, texts, vectors, owner, weight, targets, columns, labels, label_rows, groups,

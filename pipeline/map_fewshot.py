@@ -8,10 +8,12 @@ emergent cards and far from labelled taxonomy cards and from every taxonomy prot
 logistic regression learns that trade-off from the labels themselves, so no similarity
 threshold is set by hand; its probability is the card's confidence of being emergent.
 
-Three features per card (mean-centred unit vectors, as in `pipeline.map.score_cards`):
+Four features per card (mean-centred unit vectors, as in `pipeline.map.score_cards`):
 - mean similarity of its `top_k` nearest labelled emergent cards;
 - mean similarity of its `top_k` nearest labelled taxonomy cards;
-- its best zero-shot taxonomy score (prototype similarity plus cue evidence, no labels).
+- its best zero-shot taxonomy score (prototype similarity plus cue evidence, no labels);
+- how far that best theme stands out from the second best: a card about one theme is clearly
+  nearer that theme, a card about none is about as near several.
 
 The labelled cards train the model with features computed as an unlabelled card of their
 workshop sees them. A card of a workshop that is labelled only in part sees the other labels of
@@ -24,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-FEATURES = ("emergent_neighbours", "taxonomy_neighbours", "taxonomy_score")
-# Inverse L2 strength of the detector; sklearn's default. Three standardised features and a
+FEATURES = ("emergent_neighbours", "taxonomy_neighbours", "taxonomy_score", "taxonomy_margin")
+# Inverse L2 strength of the detector; sklearn's default. Four standardised features and a
 # few hundred labels need little regularisation, and a fixed value keeps the knobs few.
 REGULARISATION_C = 1.0
 
@@ -41,19 +43,24 @@ def top_k_mean(similarity: np.ndarray, k: int) -> np.ndarray:
 
 
 def novelty_features(
-    similarity: np.ndarray, label_is_emergent: np.ndarray, taxonomy_score: np.ndarray, top_k: int,
+    similarity: np.ndarray, label_is_emergent: np.ndarray, taxonomy_scores: np.ndarray, top_k: int,
     hidden: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(cards, 3) features, see the module docstring.
+    """(cards, 4) features, see the module docstring.
 
     `similarity` is (cards, labelled cards); `hidden[i, j]` hides labelled card j from card i.
+    `taxonomy_scores` is (cards, taxonomy themes), zero-shot.
     """
     if hidden is not None:
         similarity = np.where(hidden, -np.inf, similarity)
+    ranked = np.sort(taxonomy_scores, axis=1)
+    best = ranked[:, -1]
+    margin = best - ranked[:, -2] if ranked.shape[1] >= 2 else np.zeros(len(ranked))
     return np.column_stack([
         top_k_mean(similarity[:, label_is_emergent], top_k),
         top_k_mean(similarity[:, ~label_is_emergent], top_k),
-        taxonomy_score,
+        best,
+        margin,
     ])
 
 
@@ -97,7 +104,7 @@ class NoveltyDetector:
 
 def emergent_probability(
     similarity: np.ndarray,
-    taxonomy_score: np.ndarray,
+    taxonomy_scores: np.ndarray,
     label_rows: np.ndarray,
     label_is_emergent: np.ndarray,
     label_groups: np.ndarray,
@@ -107,15 +114,15 @@ def emergent_probability(
     """(cards,) P(emergent) for every card, from a detector trained on the labelled cards.
 
     `similarity` is (cards, labelled cards); row `label_rows[j]` is labelled card j itself.
-    A card is never its own evidence: labelled cards are scored with `training_mask`'s labels
+    `taxonomy_scores` is (cards, taxonomy themes), zero-shot. A card is never its own evidence: labelled cards are scored with `training_mask`'s labels
     hidden, and every card has its own label hidden.
     """
     own = np.zeros(similarity.shape, dtype=bool)
     own[label_rows, np.arange(len(label_rows))] = True
-    train = novelty_features(similarity[label_rows], label_is_emergent, taxonomy_score[label_rows], top_k,
+    train = novelty_features(similarity[label_rows], label_is_emergent, taxonomy_scores[label_rows], top_k,
                              hidden=training_mask(label_groups, fully_labelled))
     detector = NoveltyDetector().fit(train, label_is_emergent)
-    return detector.predict_proba(novelty_features(similarity, label_is_emergent, taxonomy_score, top_k, own))
+    return detector.predict_proba(novelty_features(similarity, label_is_emergent, taxonomy_scores, top_k, own))
 
 
 # Softmax temperatures tried when fitting to labels: a log-spaced grid, so the fit is exact and

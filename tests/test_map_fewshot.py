@@ -31,14 +31,14 @@ def test_training_hides_what_an_unlabelled_card_of_the_same_workshop_would_not_s
 
 def test_novelty_features_compare_emergent_and_taxonomy_neighbours():
     similarity = np.array([[0.8, 0.6, 0.1, 0.2]])
-    features = novelty_features(similarity, np.array([True, True, False, False]), np.array([0.3]), top_k=2,
-                                hidden=np.array([[True, False, False, False]]))
-    np.testing.assert_allclose(features, [[0.6, 0.15, 0.3]])
+    features = novelty_features(similarity, np.array([True, True, False, False]), np.array([[0.1, 0.3, 0.25]]),
+                                top_k=2, hidden=np.array([[True, False, False, False]]))
+    np.testing.assert_allclose(features, [[0.6, 0.15, 0.3, 0.05]])  # best theme 0.3, 0.05 above the next
 
 
 def test_detector_needs_both_kinds_of_label():
     with pytest.raises(ValueError, match="is_emergent=\\[False\\]"):
-        NoveltyDetector().fit(np.zeros((3, 3)), np.array([False, False, False]))
+        NoveltyDetector().fit(np.zeros((3, 4)), np.array([False, False, False]))
 
 
 def _two_topics(rng, n=12):
@@ -53,7 +53,8 @@ def test_cards_near_labelled_emergent_cards_and_far_from_the_taxonomy_are_emerge
     label_rows = np.array([0, 1, 2, 3, 12, 13, 14, 15])
     is_emergent = label_rows < 12
     groups = np.array(["w1", "w2", "w1", "w2", "w1", "w2", "w1", "w2"], dtype=object)
-    taxonomy_score = np.where(np.arange(len(cards)) < 12, 0.1, 0.5)
+    # Zero-shot: emergent cards near no theme, taxonomy cards clearly near one.
+    taxonomy_score = np.where(np.arange(len(cards))[:, None] < 12, [[0.1, 0.08]], [[0.5, 0.2]])
     full = np.ones(len(label_rows), dtype=bool)
     p = emergent_probability(cards @ cards[label_rows].T, taxonomy_score, label_rows, is_emergent, groups, full,
                              top_k=2)
