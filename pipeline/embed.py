@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.params import EmbedParams
+from pipeline.params import EmbedParams, check_backend_name
 from pipeline.records import (
     EMBEDDINGS,
     NORMALISED,
@@ -133,16 +133,6 @@ class SentenceTransformerBackend:
 
 
 BACKENDS = {"e5-small-q4": E5SmallQ4, "sentence-transformers": SentenceTransformerBackend}
-
-
-def check_backend_name(name: str) -> None:
-    kind, _, arg = name.partition(":")
-    if kind not in BACKENDS:
-        raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKENDS)}")
-    if kind == "sentence-transformers" and not arg:
-        raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
-    if kind == "e5-small-q4" and arg:
-        raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
 
 
 def make_backend(name: str, *, workers: int = 1):

@@ -1,4 +1,6 @@
-"""Smoke test: the real `dvc repro` in a temporary git repository, on the small fixture corpus."""
+"""Smoke test: the real `dvc repro` in a temporary git repository, on the small fixture corpus;
+and a check that each stage's deps name all the code it runs."""
+import ast
 import json
 import os
 import shutil
@@ -7,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import FIXTURES
 
@@ -58,3 +61,50 @@ def test_repro_builds_the_report_then_reruns_nothing_then_only_what_changed(proj
     assert "37 cards, 1 texts embedded, 35 reused from cache" in third  # 36 distinct texts
     for stage in ("ingest", "normalise", "embed", "cluster", "map", "report"):
         assert f"Running stage '{stage}'" in third
+
+    # Every stage imports records.py (directly or through other modules): an edit reruns them all.
+    records = root / "pipeline" / "records.py"
+    records.write_text(records.read_text(encoding="utf-8") + "\n# touched by the test\n", encoding="utf-8")
+    fourth = sh(dvc + ["repro"], root, env)
+    for stage in yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]:
+        assert "pipeline/records.py" in import_closure_paths(stage)
+        assert f"Running stage '{stage}'" in fourth
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """pipeline/ modules one file imports, at top level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("pipeline."))
+    return {name for name in found if (REPO / "pipeline" / f"{name}.py").is_file()}
+
+
+def import_closure(module: str) -> set[str]:
+    """The stage module and every pipeline/ module it imports, directly or through others."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imported_modules(REPO / "pipeline" / f"{name}.py"))
+    return seen
+
+
+def import_closure_paths(stage: str) -> set[str]:
+    return {f"pipeline/{name}.py" for name in import_closure(stage)}
+
+
+def test_every_stage_lists_every_pipeline_module_it_imports_as_a_dep():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    missing = {}
+    for stage, spec in stages.items():
+        listed = {dep for dep in spec["deps"] if dep.startswith("pipeline/")}
+        needed = import_closure_paths(stage)
+        if needed - listed:
+            missing[stage] = sorted(needed - listed)
+    assert not missing, f"dvc.yaml deps miss modules their stage imports: {missing}"
