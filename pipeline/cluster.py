@@ -179,7 +179,8 @@ def _given_submodels(params: ClusterParams, X: np.ndarray):
 
 
 # Sub-models by name: each returns (dimensionality reduction, cluster model) for BERTopic.
-ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_submodels, "incremental": _given_submodels}
+ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_submodels, "incremental": _given_submodels,
+              "one-per-card": _given_submodels}
 
 
 def prepare(embeddings: np.ndarray, center: bool) -> np.ndarray:
@@ -302,11 +303,16 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
 
     Theme ids and labels come from `previous` (the last run's registry) where a cluster matches.
     """
-    if len(docs) < MIN_CARDS:
-        raise ClusterError(f"only {len(docs)} usable cards; clustering needs at least {MIN_CARDS}")
+    if not docs:
+        raise ClusterError("no usable cards: every card was rejected (see the reasons in the ingest output)")
     X = prepare(embeddings, params.center)
     given = incremental_topics(card_ids, X, previous, params)
     algorithm = choose_algorithm(params, len(docs)) if given is None else "incremental"
+    if len(docs) < MIN_CARDS:
+        # Too few cards to find themes in; the analyst still gets every card mapped and reported.
+        log.warning("cluster: only %d usable cards, fewer than the %d needed to find themes: each card is its "
+                    "own theme (the map stage still places every card on the taxonomy)", len(docs), MIN_CARDS)
+        given, algorithm = np.arange(len(docs)), "one-per-card"
     analyzer = analyzer_for(docs, params.ngram_max)
     model, topics = fit_topic_model(docs, X, params, algorithm, analyzer, embedder, y=given)
     if params.algorithm == "auto" and algorithm == "hdbscan" and not _usable(topics, params):

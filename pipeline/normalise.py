@@ -137,6 +137,16 @@ def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFra
     return results.loc[keys].reset_index(drop=True), new_rows
 
 
+_NUMBER = re.compile(r"(\d+)")
+
+
+def card_order_key(card_id: str) -> tuple:
+    """Canonical card order: by id, with runs of digits compared as numbers ("ham-2" before "ham-10");
+    the id itself breaks ties ("ham-02" and "ham-2"), so the order is total."""
+    parts = _NUMBER.split(card_id)
+    return tuple((0, int(part), "") if k % 2 else (1, 0, part) for k, part in enumerate(parts)), card_id
+
+
 def normalise(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None) -> pd.DataFrame:
     """Normalised cards; `results` are the cards' `normalise_texts` rows when already computed."""
     return normalise_cards(cards, params, results)[0]
@@ -145,10 +155,19 @@ def normalise(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFram
 def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None,
                     known: Known | None = None) -> tuple[pd.DataFrame, Comparison]:
     """`normalise`, with near duplicates known from earlier runs (`known`, not compared again),
-    and the near-duplicate comparison made (what to keep for the next run)."""
-    out = cards.copy()
+    and the near-duplicate comparison made (what to keep for the next run).
+
+    The cards come out in canonical order (by card id, numbers by value: `card_order_key`), whatever the order of the input files and
+    of the rows in them: everything order-sensitive downstream (which copy of a duplicate group is
+    its representative, UMAP and clustering input order, tie-breaks) then sees the same order.
+    """
+    ids = cards["card_id"].tolist()
+    order = np.array(sorted(range(len(ids)), key=lambda i: card_order_key(ids[i])), dtype=np.int64)
+    out = cards.iloc[order].reset_index(drop=True)
     if results is None:
         results, _ = normalise_texts(out["text"].tolist(), params)
+    else:
+        results = results.iloc[order].reset_index(drop=True)
     out["text_norm"] = results["text_norm"].tolist()
     out["language"] = results["language"].tolist()
     out["language_confidence"] = results["language_confidence"].astype(float).tolist()

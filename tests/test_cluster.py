@@ -76,9 +76,23 @@ def test_auto_falls_back_when_hdbscan_finds_nothing_useful(monkeypatch):
     assert result.algorithm == "agglomerative"
 
 
-def test_too_few_cards_is_a_clear_error():
-    with pytest.raises(ClusterError, match="at least"):
-        cluster(["a", "b"], ["x", "y"], np.eye(2), ClusterParams())
+def test_no_usable_card_is_a_clear_error():
+    with pytest.raises(ClusterError, match="no usable cards"):
+        cluster([], [], np.zeros((0, 4)), ClusterParams())
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_too_few_cards_to_cluster_makes_each_card_its_own_theme_with_a_warning(n, caplog):
+    texts = ["Budsjettet er ettårig", "Etatene sitter i hver sin silo", "Innbyggerne må involveres tidlig",
+             "Ledere må tørre å feile"][:n]
+    ids = [f"c{i}" for i in range(n)]
+    embedder = FakeEmbedder()
+    with caplog.at_level("WARNING", logger="pipeline.cluster"):
+        result = cluster(ids, texts, embedder.encode(texts), ClusterParams(), embedder=make_embedder(embedder))
+    assert sorted(result.assignments["cluster"]) == list(range(n))  # no outlier, one theme per card
+    assert len(result.topics) == n and result.topics["theme_id"].is_unique
+    assert all(result.topics["label"].str.len() > 0)
+    assert any(f"only {n} usable cards" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
 def test_reclustering_keeps_theme_ids_and_labels_from_the_registry():

@@ -170,3 +170,25 @@ def test_rerunning_the_same_inputs_into_the_same_folder_changes_nothing(run_twic
     run_all(inputs=[small_corpus], out=out, params=params, taxonomy="configs/taxonomy.yaml", cache_dir=tmp_path / "c")
     for ours, again in zip(_outputs_to_compare(first), _outputs_to_compare(out)):
         assert ours.read_bytes() == again.read_bytes(), ours.name
+
+
+def test_a_file_of_three_cards_is_still_mapped_and_reported_with_a_warning(tmp_path, caplog):
+    """Under the clustering minimum every card is its own theme, placed on the taxonomy, in every report."""
+    source = tmp_path / "tre.csv"
+    source.write_text("text\n"
+                      "Budsjettet er ettårig og hindrer langsiktige investeringer i digitalisering\n"
+                      "Etatene samarbeider for dårlig, vi sitter i hver vår silo\n"
+                      "Innbyggerne må involveres tidlig i utviklingen av tjenestene\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        insights = run_all(inputs=[source], out=tmp_path / "out", params=load_params("configs/params.yaml"),
+                           taxonomy="configs/taxonomy.yaml", cache_dir=tmp_path / "cache")
+    assert any("only 3 usable cards" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    cards = insights["cards"]
+    assert len(cards) == 3 and {c["status"] for c in cards} == {"assigned"}
+    assert all(c["category_id"] and c["theme_id"] for c in cards)
+    assert len({c["theme_id"] for c in cards}) == 3
+    assert {c["taxonomy_theme_id"] for c in cards} == {"budsjettsystemet", "siloer", "involvering-av-innbyggere"}
+    html = (tmp_path / "out" / "report" / "report.html").read_text(encoding="utf-8")
+    markdown = (tmp_path / "out" / "report" / "report.md").read_text(encoding="utf-8")
+    for card in cards:
+        assert card["text"][:40] in html and card["text"][:40] in markdown
