@@ -467,6 +467,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                           "no cards in any input file; expected at least one file with a text column and rows",
                           kind="no_cards")
+    _keep_redacted_ids_apart(cards + votes, redactions)
     detected: dict[str, Detected] = {}
     warnings.extend(_card_warnings(cards, params, languages or {}, detected))
     warnings.extend(_vote_warnings(votes, cards))
@@ -486,15 +487,22 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                   redactions: Redactions, shown: str) -> list[dict]:
     # Personal data never leaves ingest: every field that reaches an output is redacted here,
     # before anything is written (pipeline/pii.py), and counted per field. The default workshop
-    # and the column names are counted once per file.
-    default_workshop = redactions.text("workshop_id", Path(source.name).stem)
+    # (the file name) and the column names are counted once per file.
+    default_workshop: str | None = None  # redacted when first needed: counted only when used
     column_shown = {column: redactions.text("column_name", column) for column in table.columns}
     known = {"card_id", "workshop_id", "group_id", "card_type", "text"}
     records = []
     for row_number, row in table.rows:
         # The text the content hash of a generated id is taken from is the redacted one.
         text = redactions.text("text", row.get("text", ""))
-        workshop_id = redactions.text("workshop_id", row.get("workshop_id", "").strip()) or default_workshop
+        raw_workshop, raw_group = row.get("workshop_id", "").strip(), row.get("group_id", "").strip()
+        if raw_workshop:
+            workshop_id = redactions.ident("workshop", "workshop_id", raw_workshop)
+        else:
+            raw_workshop = Path(source.name).stem
+            if default_workshop is None:
+                default_workshop = redactions.ident("workshop", "workshop_id", raw_workshop)
+            workshop_id = default_workshop
         card_id = row.get("card_id", "").strip()
         if not card_id:
             card_id = content_id(workshop_id, text)
@@ -524,7 +532,7 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             {
                 "card_id": card_id,
                 "workshop_id": workshop_id,
-                "group_id": redactions.text("group_id", row.get("group_id", "").strip()) or None,
+                "group_id": redactions.ident("group", "group_id", raw_group) or None,
                 "card_type": card_type_of(raw_type),
                 "text": text,
                 "source_file": shown,
@@ -532,6 +540,7 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
                 "status": STATUS_REJECTED if reason else STATUS_OK,
                 "reason": reason,
+                "_raw_ids": (raw_workshop, raw_group),  # until _keep_redacted_ids_apart
             }
         )
     return records
@@ -548,6 +557,16 @@ def _redacted_card_id(card_id: str, first_seen: dict, redactions: Redactions, wh
         unique, suffix = f"{redacted}-{suffix}", suffix + 1
     first_seen[unique] = where
     return unique
+
+
+def _keep_redacted_ids_apart(records: list[dict], redactions: Redactions) -> None:
+    """Workshop or group ids that differ only in their personal data ("ws-ola@x.no", "ws-kari@x.no")
+    are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"), the same in cards and votes."""
+    for record in records:
+        raw_workshop, raw_group = record.pop("_raw_ids")
+        record["workshop_id"] = redactions.apart("workshop", raw_workshop, record["workshop_id"])
+        if record["group_id"]:
+            record["group_id"] = redactions.apart("group", raw_group, record["group_id"])
 
 
 def _redacted_warning(warning: IngestWarning) -> IngestWarning:
@@ -691,12 +710,13 @@ def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None, shown
                     row=row_number, column="choice", kind="bad_choice")
         records.append(
             {
-                "workshop_id": redactions.text("votes.workshop_id", row["workshop_id"].strip()),
-                "group_id": redactions.text("votes.group_id", row["group_id"].strip()),
+                "workshop_id": redactions.ident("workshop", "votes.workshop_id", row["workshop_id"].strip()),
+                "group_id": redactions.ident("group", "votes.group_id", row["group_id"].strip()),
                 "theme_id": redactions.text("votes.theme_id", theme_id),
                 "choice": redactions.text("votes.choice", choice),
                 "source_file": shown,
                 "source_row": row_number,
+                "_raw_ids": (row["workshop_id"].strip(), row["group_id"].strip()),  # until _keep_redacted_ids_apart
             }
         )
     return records

@@ -405,6 +405,7 @@ class Redactions:
 
     def __init__(self) -> None:
         self.by_field: dict[str, Counter] = {}
+        self._sharing: dict[tuple[str, str], set[str]] = {}  # (scope, redacted id) -> the values redacted to it
 
     def text(self, field: str, value: str) -> str:
         """`value` redacted, its replacements counted under `field`."""
@@ -419,6 +420,24 @@ class Redactions:
         if found:
             self.by_field.setdefault(field, Counter()).update(found)
         return clean
+
+    def ident(self, scope: str, field: str, value: str) -> str:
+        """`text(field, value)` for an id whose distinct values must stay distinct within `scope`
+        (workshops, groups): see `apart`."""
+        clean = self.text(field, value)
+        if clean != value:
+            self._sharing.setdefault((scope, clean), set()).add(value)
+        return clean
+
+    def apart(self, scope: str, value: str, clean: str) -> str:
+        """The id for `value`, redacted by `ident` to `clean`: `clean` itself unless other values of
+        the scope were redacted to it too; then `clean`, `clean-2`, `clean-3` ... in the sorted order of
+        the values, so that the numbering does not depend on the order they came in."""
+        sharing = sorted(self._sharing.get((scope, clean), ()))
+        if len(sharing) < 2:
+            return clean
+        position = sharing.index(value)
+        return clean if position == 0 else f"{clean}-{position + 1}"
 
     def per_kind(self) -> dict[str, int]:
         total: Counter = Counter()
