@@ -29,7 +29,7 @@ from pipeline import language
 from pipeline.language import Detected, detect_language, obviously_norwegian
 from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.params import IngestParams
-from pipeline.pii import PII_KINDS, redact
+from pipeline.pii import Redactions, redact, redact_name
 from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -129,6 +129,7 @@ class IngestResult:
     votes: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
+    redactions_by_field: dict[str, dict[str, int]] = field(default_factory=dict)  # ... per field and kind
     warnings: list[IngestWarning] = field(default_factory=list)
     languages: dict[str, Detected] = field(default_factory=dict)  # detected now, by memo.text_key(text)
 
@@ -422,7 +423,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
     seen_content: dict[str, str] = {}
     seen_cards: dict[tuple, str] = {}  # the cards of a file (workshop, group, type, text) -> the file
     file_of_card: dict[tuple, str] = {}  # (workshop, text) of every usable card so far -> its first file
-    redactions: Counter = Counter()
+    redactions = Redactions()
     for source in sources:
         digest = hashlib.sha256(source.data).hexdigest()
         if digest in seen_content:
@@ -435,6 +436,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
                                            "per card (an export that failed? remove the file or export it again)",
                               kind="empty_file")
         kind = classify(table)
+        shown = redactions.name("file_name", source.name)  # the name outputs show; errors name the file itself
         if kind == "unknown":
             raise IngestError(
                 source.name,
@@ -449,12 +451,12 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
             warnings.append(IngestWarning("header_only", source.name,
                                           f"a header ({', '.join(table.columns)}) but no {kind}; the file adds nothing"))
         if kind == "votes":
-            votes.extend(_vote_records(source, table, taxonomy))
+            votes.extend(_vote_records(source, table, taxonomy, shown, redactions))
         else:
-            records = _card_records(source, table, params, first_seen, redactions)
+            records = _card_records(source, table, params, first_seen, redactions, shown)
             _check_same_workshop_twice(source, records, seen_cards, file_of_card, warnings)
             cards.extend(records)
-        inputs.append({"path": source.name, "sha256": digest, "kind": kind, "rows": len(table.rows)})
+        inputs.append({"path": shown, "sha256": digest, "kind": kind, "rows": len(table.rows)})
     card_rows = sum(item["rows"] for item in inputs if item["kind"] == "cards")
     if len(cards) != card_rows:  # every data row of a card file is exactly one card
         raise IngestError(", ".join(item["path"] for item in inputs),
@@ -465,30 +467,42 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                           "no cards in any input file; expected at least one file with a text column and rows",
                           kind="no_cards")
+    _keep_redacted_ids_apart(cards + votes, redactions)
     detected: dict[str, Detected] = {}
     warnings.extend(_card_warnings(cards, params, languages or {}, detected))
     warnings.extend(_vote_warnings(votes, cards))
+    warnings = [_redacted_warning(warning) for warning in warnings]
     return IngestResult(
         cards=pd.DataFrame(cards, columns=CARDS.names),
         votes=pd.DataFrame(votes, columns=VOTES.names),
         inputs=inputs,
-        redactions={kind: redactions[kind] for kind in PII_KINDS},
+        redactions=redactions.per_kind(),
+        redactions_by_field=redactions.per_field(),
         warnings=warnings,
         languages=detected,
     )
 
 
 def _card_records(source: Source, table: Table, params: IngestParams, first_seen: dict,
-                  redactions: Counter) -> list[dict]:
-    default_workshop = Path(source.name).stem
+                  redactions: Redactions, shown: str) -> list[dict]:
+    # Personal data never leaves ingest: every field that reaches an output is redacted here,
+    # before anything is written (pipeline/pii.py), and counted per field. The default workshop
+    # (the file name) and the column names are counted once per file.
+    default_workshop: str | None = None  # redacted when first needed: counted only when used
+    column_shown = {column: redactions.text("column_name", column) for column in table.columns}
     known = {"card_id", "workshop_id", "group_id", "card_type", "text"}
     records = []
     for row_number, row in table.rows:
-        # Personal data never leaves ingest: the text is redacted before anything is written,
-        # and so is the text the content hash of a generated id is taken from.
-        text, found = redact(row.get("text", ""))
-        redactions.update(found)
-        workshop_id = row.get("workshop_id", "").strip() or default_workshop
+        # The text the content hash of a generated id is taken from is the redacted one.
+        text = redactions.text("text", row.get("text", ""))
+        raw_workshop, raw_group = row.get("workshop_id", "").strip(), row.get("group_id", "").strip()
+        if raw_workshop:
+            workshop_id = redactions.ident("workshop", "workshop_id", raw_workshop)
+        else:
+            raw_workshop = Path(source.name).stem
+            if default_workshop is None:
+                default_workshop = redactions.ident("workshop", "workshop_id", raw_workshop)
+            workshop_id = default_workshop
         card_id = row.get("card_id", "").strip()
         if not card_id:
             card_id = content_id(workshop_id, text)
@@ -507,11 +521,10 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 kind="duplicate_card_id",
             )
         first_seen[card_id] = (source.name, row_number)
-        raw_type = row.get("card_type", "")
-        extras = {key: value for key, value in row.items() if key not in known and value != ""}
-        for key, value in extras.items():
-            extras[key], found = redact(value)
-            redactions.update(found)
+        card_id = _redacted_card_id(card_id, first_seen, redactions, (source.name, row_number))
+        raw_type = redactions.text("card_type", row.get("card_type", ""))
+        extras = {column_shown[key]: redactions.text("metadata", value) for key, value in row.items()
+                  if key not in known and value != ""}
         if card_type_of(raw_type) == "other" and raw_type.strip():
             extras["card_type_raw"] = raw_type
         reason = junk_reason(text, params)
@@ -519,17 +532,48 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             {
                 "card_id": card_id,
                 "workshop_id": workshop_id,
-                "group_id": row.get("group_id", "").strip() or None,
+                "group_id": redactions.ident("group", "group_id", raw_group) or None,
                 "card_type": card_type_of(raw_type),
                 "text": text,
-                "source_file": source.name,
+                "source_file": shown,
                 "source_row": row_number,
                 "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
                 "status": STATUS_REJECTED if reason else STATUS_OK,
                 "reason": reason,
+                "_raw_ids": (raw_workshop, raw_group),  # until _keep_redacted_ids_apart
             }
         )
     return records
+
+
+def _redacted_card_id(card_id: str, first_seen: dict, redactions: Redactions, where: tuple[str, int]) -> str:
+    """A given card id with its personal data replaced; "-2", "-3" ... when the redacted id is taken
+    ("kort-[telefon]" twice). Ids without personal data come back as they are."""
+    redacted = redactions.text("card_id", card_id)
+    if redacted == card_id:
+        return card_id
+    unique, suffix = redacted, 2
+    while unique in first_seen:
+        unique, suffix = f"{redacted}-{suffix}", suffix + 1
+    first_seen[unique] = where
+    return unique
+
+
+def _keep_redacted_ids_apart(records: list[dict], redactions: Redactions) -> None:
+    """Workshop or group ids that differ only in their personal data ("ws-ola@x.no", "ws-kari@x.no")
+    are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"), the same in cards and votes."""
+    for record in records:
+        raw_workshop, raw_group = record.pop("_raw_ids")
+        record["workshop_id"] = redactions.apart("workshop", raw_workshop, record["workshop_id"])
+        if record["group_id"]:
+            record["group_id"] = redactions.apart("group", raw_group, record["group_id"])
+
+
+def _redacted_warning(warning: IngestWarning) -> IngestWarning:
+    """A warning as written to the manifest and the log: its file, column and message repeat
+    values of the input, whose personal data is counted in their own fields, so not again here."""
+    return IngestWarning(warning.kind, redact_name(warning.file)[0], redact(warning.message)[0], warning.row,
+                         None if warning.column is None else redact(warning.column)[0])
 
 
 def _card_key(card: dict) -> tuple:
@@ -637,7 +681,11 @@ def _vote_warnings(votes: list[dict], cards: list[dict]) -> list[IngestWarning]:
     return warnings
 
 
-def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None = None) -> list[dict]:
+def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None, shown: str,
+                  redactions: Redactions) -> list[dict]:
+    """Vote records, checked against `taxonomy` when given. Every field is redacted after the checks
+    (errors name the value as found, outputs never), and `source_file` is the name as shown."""
+
     themes = {theme.id: theme for theme in taxonomy.themes} if taxonomy is not None else None
     records = []
     for row_number, row in table.rows:
@@ -662,12 +710,13 @@ def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None = None
                     row=row_number, column="choice", kind="bad_choice")
         records.append(
             {
-                "workshop_id": row["workshop_id"].strip(),
-                "group_id": row["group_id"].strip(),
-                "theme_id": theme_id,
-                "choice": choice,
-                "source_file": source.name,
+                "workshop_id": redactions.ident("workshop", "votes.workshop_id", row["workshop_id"].strip()),
+                "group_id": redactions.ident("group", "votes.group_id", row["group_id"].strip()),
+                "theme_id": redactions.text("votes.theme_id", theme_id),
+                "choice": redactions.text("votes.choice", choice),
+                "source_file": shown,
                 "source_row": row_number,
+                "_raw_ids": (row["workshop_id"].strip(), row["group_id"].strip()),  # until _keep_redacted_ids_apart
             }
         )
     return records
@@ -761,5 +810,6 @@ def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Pa
     write_table(result.cards, CARDS, out_dir / "cards.parquet")
     write_table(result.votes, VOTES, out_dir / "votes.parquet")
     write_json({"inputs": result.inputs, "redactions": result.redactions,
+                "redactions_by_field": result.redactions_by_field,
                 "warnings": [w.as_dict() for w in result.warnings]}, out_dir / "manifest.json")
     return result

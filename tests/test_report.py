@@ -47,6 +47,7 @@ from pipeline.taxonomy import load_taxonomy
 REPO = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
 REDACTIONS = {"telefon": 1, "e-post": 0, "fødselsnummer": 0}
+REDACTIONS_BY_FIELD = {"text": REDACTIONS}
 INPUTS = [{"path": "corpora/x/w1.csv", "sha256": "0" * 64, "kind": "cards", "rows": 5}]
 
 
@@ -112,7 +113,8 @@ def theme_changes(rows=FIRST_RUN) -> pd.DataFrame:
 def build(**overrides):
     cards, card_map, themes, votes = frames()
     inputs = dict(cards=cards, card_map=card_map, themes=themes, votes=votes, embeddings=embeddings(),
-                  changes=theme_changes(), inputs=INPUTS, redactions=REDACTIONS, taxonomy=TAXONOMY, params=Params())
+                  changes=theme_changes(), inputs=INPUTS, redactions=REDACTIONS,
+                  redactions_by_field=REDACTIONS_BY_FIELD, taxonomy=TAXONOMY, params=Params())
     return build_insights(**(inputs | overrides))
 
 
@@ -353,6 +355,7 @@ def test_voices_count_a_duplicate_group_once():
 
 def test_redaction_counts_are_reported():
     assert build()["run"]["redactions"] == REDACTIONS
+    assert build()["run"]["redactions_by_field"] == REDACTIONS_BY_FIELD
 
 
 # --------------------------------------------------------------------------- changes since the previous run
@@ -448,7 +451,8 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
     """The files `innsikt report` reads, from the in-memory frames: the stage's paths as keywords."""
     cards, card_map, themes, votes = frames()
     (root / "ingest").mkdir(parents=True)
-    (root / "ingest" / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "redactions": REDACTIONS}),
+    (root / "ingest" / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "redactions": REDACTIONS,
+                                                                        "redactions_by_field": REDACTIONS_BY_FIELD}),
                                                    encoding="utf-8")
     write_table(votes, VOTES, root / "ingest" / "votes.parquet")
     write_table(cards, NORMALISED, root / "cards.parquet")
