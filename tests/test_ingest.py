@@ -649,7 +649,7 @@ def saved(workbook: Workbook, cached: dict[str, str] | None = None) -> bytes:
             data = source.read(info.filename)
             if info.filename.startswith("xl/worksheets/"):
                 for ref, value in cached.items():
-                    data = re.sub(rf'<c r="{ref}"><f>(.*?)</f><v ?/>'.encode(),
+                    data = re.sub(rf'<c r="{ref}"><f>(.*?)</f>(?:<v ?/>|<v></v>)'.encode(),
                                   lambda m: f'<c r="{ref}" t="str"><f>'.encode() + m.group(1)
                                   + f"</f><v>{value}</v>".encode(), data)
             target.writestr(info, data)
@@ -752,8 +752,8 @@ def test_a_mac_roman_file_is_an_error_naming_the_row_and_the_misread_word_never_
                                                         "«Ønske»: 2½ år med øre-merking"]
 
 
-@pytest.mark.parametrize("value, found", [('{"a": 1}', "object"), ('["Mer", "tid"]', "array"), ("42", "number"),
-                                          ("true", "boolean")])
+@pytest.mark.parametrize("value, found", [('{"a": 1}', "an object"), ('["Mer", "tid"]', "an array"),
+                                          ("42", "a number"), ("true", "a boolean")])
 def test_jsonl_text_that_is_not_a_string_is_an_error_naming_file_line_and_column(value, found):
     good = Source("a.jsonl", b'{"text": "Tillit"}\n')
     data = f'{{"text": "Mer tid"}}\n\n{{"text": "Penger", "group": "g1"}}\n{{"group": "g2", "text": {value}}}\n'
@@ -761,7 +761,7 @@ def test_jsonl_text_that_is_not_a_string_is_an_error_naming_file_line_and_column
     error = ingest_error(good, Source("kort.jsonl", data.encode("utf-8")))
 
     assert (error.file, error.row, error.column, error.kind) == ("kort.jsonl", 4, "text", "invalid_json")
-    assert f"expected the card text as a JSON string, found a {found}" in str(error)
+    assert f"expected the card text as a JSON string, found {found}" in str(error)
 
 
 def test_jsonl_duplicate_key_names_the_line_it_is_on():
