@@ -58,3 +58,17 @@ def test_repro_builds_the_report_then_reruns_nothing_then_only_what_changed(proj
     assert "37 cards, 1 texts embedded, 35 reused from cache" in third  # 36 distinct texts
     for stage in ("ingest", "normalise", "embed", "cluster", "map", "report"):
         assert f"Running stage '{stage}'" in third
+
+
+def test_dvc_plots_show_reads_the_plot_csvs_written_with_a_bom(project):
+    root, env, dvc = project
+    sh(dvc + ["repro"], root, env)  # nothing to do after the test above
+
+    shown = json.loads(subprocess.run(dvc + ["plots", "show", "--json"], cwd=root, env=env, capture_output=True,
+                                      text=True, timeout=300, check=True).stdout)
+
+    assert not shown.get("errors")
+    for name, field in (("categories_by_workshop", "category"), ("themes_by_breadth", "theme")):
+        values = shown["data"][name][0]["content"]["data"]["values"]
+        assert values and all(row[field] for row in values), name
+    assert (root / "outputs" / "report" / "plots" / "categories.csv").read_bytes().startswith(b"\xef\xbb\xbf")
