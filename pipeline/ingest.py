@@ -1,6 +1,8 @@
 """Ingest: every input file -> canonical card and vote records.
 
-Reads CSV (`,` `;` tab; UTF-8 with or without BOM, UTF-16, cp1252), XLSX, JSONL and plain text.
+Reads CSV (`,` `;` tab; UTF-8 with or without BOM, UTF-16, cp1252; text that cp1252 would misread
+is an error), XLSX (the first visible sheet; formulas' saved values; merged cells filled down),
+JSONL and plain text (only CR and LF end a line).
 Bad input stops the run with an `IngestError` naming file, row and column; suspicious but
 usable input (long cards, non-Norwegian cards, tiny workshops, ignored sheets, votes for a
 workshop without cards) gives an `IngestWarning` and goes on. Junk cards are kept as
@@ -318,9 +320,9 @@ def _read_xlsx(source: Source) -> Table:
         raise IngestError(source.name, f"no visible sheet (all of {[s.title for s in sheets]} are hidden); "
                                        f"expected the cards on a visible sheet", kind="empty_first_sheet")
     sheet = visible[0]  # cards are on the first sheet the analyst sees; later and hidden sheets are notes
-    cells = {(cell.row, cell.column): cell for row in sheet.iter_rows() for cell in row}
-    values = {ref: cell.value for ref, cell in cells.items()}
-    formulas = {ref: cell.value for ref, cell in cells.items() if cell.data_type == "f"}
+    sheet_cells = {(cell.row, cell.column): cell for row in sheet.iter_rows() for cell in row}
+    values = {ref: cell.value for ref, cell in sheet_cells.items()}
+    formulas = {ref: cell.value for ref, cell in sheet_cells.items() if cell.data_type == "f"}
     others = [f"{other.title!r}" + ("" if other.sheet_state == "visible" else " (hidden)")
               for other in sheets if other is not sheet and _sheet_has_content(other)]
     unsaved: dict[tuple[int, int], str] = {}  # formula cells without a usable saved value -> why
