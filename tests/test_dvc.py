@@ -108,3 +108,17 @@ def test_every_stage_lists_every_pipeline_module_it_imports_as_a_dep():
         if needed - listed:
             missing[stage] = sorted(needed - listed)
     assert not missing, f"dvc.yaml deps miss modules their stage imports: {missing}"
+
+
+def test_dvc_plots_show_reads_the_plot_csvs_written_with_a_bom(project):
+    root, env, dvc = project
+    sh(dvc + ["repro"], root, env)  # nothing to do after the test above
+
+    shown = json.loads(subprocess.run(dvc + ["plots", "show", "--json"], cwd=root, env=env, capture_output=True,
+                                      text=True, timeout=300, check=True).stdout)
+
+    assert not shown.get("errors")
+    for name, field in (("categories_by_workshop", "category"), ("themes_by_breadth", "theme")):
+        values = shown["data"][name][0]["content"]["data"]["values"]
+        assert values and all(row[field] for row in values), name
+    assert (root / "outputs" / "report" / "plots" / "categories.csv").read_bytes().startswith(b"\xef\xbb\xbf")
