@@ -73,32 +73,56 @@ def _skip_space(text: str, i: int) -> int:
     return i
 
 
+# Characters the view may change; everything between them is copied as it is, in one piece.
+# (A single space between two other characters is plain.)
+_SPECIAL = re.compile(
+    r"[^\S ]| (?=[\s\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e])|[_\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e-]"
+    r"|(?![0-9])\d|[\uff01-\uff5e\ufe50-\ufe6b\u00b2\u00b3\u00b9\u2070-\u209f]"
+)
+
+
+def _blank(ch: str, underscore_is_space: bool) -> bool:
+    return ch.isspace() or ch in _INVISIBLE or (underscore_is_space and ch == "_")
+
+
 def _view(text: str, underscore_is_space: bool = False) -> _View:
-    chars: list[str] = []
+    chars: list[str] = []  # pieces of the view; the last character of the last piece is the view's last
     starts: list[int] = []
     ends: list[int] = []
     i = 0
     while i < len(text):
+        special = _SPECIAL.search(text, i)
+        plain_end = special.start() if special else len(text)
+        if plain_end > i:
+            chars.append(text[i:plain_end])
+            starts.extend(range(i, plain_end))
+            ends.extend(range(i + 1, plain_end + 1))
+            i = plain_end
+            continue
         ch = text[i]
+        last = chars[-1][-1] if chars else ""
         if ch in _INVISIBLE:
             i += 1
             continue
         if ch.isspace() or (underscore_is_space and ch == "_"):
-            if chars and chars[-1] == " ":
-                ends[-1] = i + 1
+            run_end = i + 1  # the whole run of white space (and invisible characters in it): one space
+            while run_end < len(text) and _blank(text[run_end], underscore_is_space):
+                run_end += 1
+            if last == " ":
+                ends[-1] = run_end
             else:
                 chars.append(" ")
                 starts.append(i)
-                ends.append(i + 1)
-            i += 1
+                ends.append(run_end)
+            i = run_end
             continue
-        if ch == "-" and chars:
+        if ch == "-" and last:
             after = _skip_space(text, i + 1)
             broken = after > i + 1 and after < len(text) and any(c.isspace() for c in text[i + 1 : after])
-            if broken and chars[-1].isalpha() and text[after].isalpha():
+            if broken and last.isalpha() and text[after].isalpha():
                 i = after  # "kom-\nmune" reads "kommune": the hyphen and the break go with the word
                 continue
-            if broken and chars[-1].isdigit() and text[after].isdigit():
+            if broken and last.isdigit() and text[after].isdigit():
                 chars.append("-")  # "99-88-\n77-66" reads "99-88-77-66"
                 starts.append(i)
                 ends.append(after)
@@ -169,12 +193,14 @@ def _accept_fnr_lost_zero(match: re.Match[str]) -> bool:
 
 # `\w` is Unicode, so æøå are allowed in the local part and the domain (IDN). The local part
 # starts with a letter or digit; the top-level domain is letters only ("kommune.no").
-_LOCAL = r"\w[\w.+-]*"
+# `(?<!\w)`: start at the start of a word only (the same matches; no retries inside every word).
+_LOCAL = r"(?<!\w)\w[\w.+-]*"
 # "@" (spaces around it allowed: "kari @ kommune.no"), or an "at"/"@" in round or square brackets.
 _AT = r"(?:\s*@\s*|\s*[(\[]\s*(?i:at|@)\s*[)\]]\s*)"
 # A dot, "(dot)"/"[punktum]" as in "kommune (dot) no", or " dot " as in "kommune dot no".
 _DOT = r"(?:\.|\s*[(\[]\s*(?i:dot|punktum)\s*[)\]]\s*|\s+(?i:dot|punktum)\s+)"
 _EMAIL = re.compile(rf"{_LOCAL}{_AT}(?:[\w-]+{_DOT})+[^\W\d_]{{2,}}")
+_AT_ANYWHERE = re.compile(r"@|[(\[]\s*(?i:at)\s*[)\]]")  # no address without one: skip the slower search
 
 
 def _accept_email(match: re.Match[str]) -> bool:
@@ -341,12 +367,14 @@ _PASSES: tuple[tuple[str, re.Pattern[str] | None, _Accept | None], ...] = (
 def _spans(view: str, pattern: re.Pattern[str] | None, accept: _Accept | None) -> list[tuple[int, int]]:
     if pattern is None:
         return _foreign_phone_spans(view)
+    if pattern is _EMAIL and not _AT_ANYWHERE.search(view):
+        return []
     return [match.span() for match in pattern.finditer(view) if accept(match)]
 
 
 def _redact_pass(text: str, underscore_is_space: bool, counts: Counter) -> str:
+    view = _view(text, underscore_is_space)
     for kind, pattern, accept in _PASSES:
-        view = _view(text, underscore_is_space)
         spans = _spans(view.text, pattern, accept)
         if not spans:
             continue
@@ -357,6 +385,7 @@ def _redact_pass(text: str, underscore_is_space: bool, counts: Counter) -> str:
             kept_from = original_end
         text = "".join(pieces) + text[kept_from:]
         counts[kind] += len(spans)
+        view = _view(text, underscore_is_space)  # built again only after a replacement
     return text
 
 
