@@ -369,3 +369,20 @@ def test_redacted_fields_still_join_up(battery_run):
     cards = {card["card_id"]: card for card in insights["cards"]}
     assert cards["kort-[telefon]"]["group_id"] == "gruppe [telefon]"
     assert cards["kort-[telefon]"]["card_type"] == "other"
+
+
+def test_ingest_alone_redacts_and_counts_every_variant(tmp_path):
+    """The same corpus through ingest only (fast): no variant in any record, input or warning."""
+    from pipeline.ingest import discover, ingest, read_source
+    from pipeline.params import IngestParams
+    from pipeline.taxonomy import load_taxonomy
+
+    build_corpus(tmp_path)
+    result = ingest([read_source(path) for path in discover([tmp_path])], IngestParams(),
+                    taxonomy=load_taxonomy(Path("configs/taxonomy.yaml")))
+    assert result.redactions_by_field == expected_counts()
+    records = [result.cards.to_dict("records"), result.votes.to_dict("records"), result.inputs,
+               [warning.as_dict() for warning in result.warnings]]
+    views = scan("\n".join(_leaves(records)))
+    assert [(variant.raw, needle) for variant in VARIANTS for how, needle in needles(variant)
+            if needle in views[how]] == []
