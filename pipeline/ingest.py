@@ -685,7 +685,6 @@ def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None, shown
                   redactions: Redactions) -> list[dict]:
     """Vote records, checked against `taxonomy` when given. Every field is redacted after the checks
     (errors name the value as found, outputs never), and `source_file` is the name as shown."""
-
     themes = {theme.id: theme for theme in taxonomy.themes} if taxonomy is not None else None
     records = []
     for row_number, row in table.rows:
