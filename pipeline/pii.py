@@ -245,7 +245,7 @@ _PHONE = re.compile(
       | [2-9][0-9]{{2}}(?P<s1>{_SEP})[0-9]{{2}}(?P=s1)[0-9]{{3}}       # 998 87 766
       | [2-9][0-9](?P<s2>{_SEP})[0-9]{{2}}(?P=s2)[0-9]{{2}}(?P=s2)[0-9]{{2}}  # 99 88 77 66
       | (?P<half1>[2-9][0-9]{{3}}){_SEP}(?P<half2>[0-9]{{4}})             # 9988 7766
-      | (?P<thousands>[2-9][0-9](?P<s3>{_SEP})[0-9]{{3}}(?P=s3)[0-9]{{3}})  # 41 234 567
+      | (?P<thousands>[2-9][0-9][ ][0-9]{{3}}[ ][0-9]{{3}})             # 41 234 567 (not 50-100-130, 41.234.567)
     )
     (?!\w)
     """,
@@ -258,23 +258,29 @@ _DECIMAL_JOINERS = ".,"
 # A group of up to this many digits continues a grouping ("99 88 77 66 55", "2 99887766").
 _SHORT_GROUP = 3
 _DIGITS = "0123456789"
-# Money and shares next to a number: "kr 12345678", "Budsjett på 45000000", "22334455 kroner",
-# "25000000 mill", "%". The words before may be a few words away ("kostnaden blir 45000000").
-_AMOUNT_BEFORE = re.compile(
-    r"(?:\b(?:kr|nok|kroner)\.?|[$€£]"
-    r"|\b(?:budsjett|beløp|kostnad|koste|koster|kostet|pris|tilskudd|bevilg|ramme|invester|lønn|utgift|inntekt"
-    r"|sum|summen|million|milliard|omsetning|underskudd|overskudd|gjeld)\w*[^\d\[\]]*?)\s*\Z",
+# Money, shares and counts next to a number: "kr 12345678", "22334455 kroner", "25000000 mill", "%",
+# "23 456 789 innbyggere", for every shape of number.
+_CURRENCY_BEFORE = re.compile(r"(?:\b(?:kr|nok|kroner)\.?|[$€£])\s*\Z", re.IGNORECASE)
+# Words of money and counts a few words before a number written as an amount is ("Budsjett på
+# 45000000", "kostnaden blir 45 678 901"): not for the groupings of phone numbers (99 88 77 66,
+# 998 87 766, 9988 7766), and not when a phone word comes before the number too.
+_AMOUNT_WORD_BEFORE = re.compile(
+    r"\b(?:budsjett|beløp|kostnad|koste|koster|kostet|pris|tilskudd|bevilg|ramme|invester|lønn|utgift|inntekt"
+    r"|sum|summen|million|milliard|omsetning|underskudd|overskudd|gjeld|betal|brukte|brukt|premie|gevinst|sparte"
+    r"|spart|midler|avsatt|antall|befolkning|innbygger)\w*[^\d\[\]]*?\s*\Z",
     re.IGNORECASE,
 )
 _AMOUNT_AFTER = re.compile(
-    r"\s*(?:kr\b|kroner\b|nok\b|mill(?:\.|ioner?\b|\b)|milliard|mrd\b|%|prosent|,-)",
+    r"\s*(?:kr\b|kroner\b|nok\b|mill(?:\.|ioner?\b|\b)|milliard|mrd\b|%|prosent|,-"
+    r"|(?:innbyggere|personer|ansatte|elever|pasienter|brukere|deltakere|husstander|er antallet)\b)",
     re.IGNORECASE,
 )
-_AMOUNT_LOOKBACK = 30  # characters before a number searched for "kr", "budsjett", ...
+_CURRENCY_LOOKBACK = 20  # characters before a number searched for "kr", "NOK", ...
+_AMOUNT_LOOKBACK = 30  # ... for "budsjett", "koster", ...
 # A phone word between an amount word and the number makes it a phone number again. Not inside a
 # tag ("[telefon]"), so that redacting one number never changes the verdict on the next.
 _PHONE_WORD = re.compile(r"(?<![\[\w])(?:ring|tlf|telefon|mobil|mob|nr|nummer|tel|sms|kontakt)\w*", re.IGNORECASE)
-_PHONE_WORD_LOOKBACK = 25
+_PHONE_WORD_LOOKBACK = 60  # wider than the amount words: in doubt, a phone number
 ROUND_NUMBER_ZEROS = 5  # "45000000" and "45 000 000" end in this many zeros or more: an amount
 # "2024 2025", "2026-2030": two years (or a year range) in the 9988 7766 shape.
 _YEAR_RANGE = range(1900, 2101)
@@ -320,18 +326,24 @@ def _after_phone_word(text: str, start: int) -> bool:
     return bool(_PHONE_WORD.search(text, max(0, start - _PHONE_WORD_LOOKBACK), start))
 
 
-def _is_amount(text: str, start: int, end: int) -> bool:
-    if _AMOUNT_AFTER.match(text, end):
+def _amount_shaped(match: re.Match[str]) -> bool:
+    """Written as amounts are: one run of digits or thousands groups ("45000000", "45 678 901")."""
+    return match.group("plain") is not None or match.group("thousands") is not None
+
+
+def _is_amount(match: re.Match[str]) -> bool:
+    text, start, end = match.string, match.start(), match.end()
+    if _AMOUNT_AFTER.match(text, end) or _CURRENCY_BEFORE.search(text, max(0, start - _CURRENCY_LOOKBACK), start):
         return True
-    before = _AMOUNT_BEFORE.search(text, max(0, start - _AMOUNT_LOOKBACK), start)
-    return bool(before) and not _PHONE_WORD.search(text, before.start(), start)
+    return (_amount_shaped(match) and not _after_phone_word(text, start)
+            and bool(_AMOUNT_WORD_BEFORE.search(text, max(0, start - _AMOUNT_LOOKBACK), start)))
 
 
 def _is_round(match: re.Match[str]) -> bool:
     """A plain or thousands-grouped number ending in many zeros ("45000000", "45 000 000")."""
-    written = match.group("plain") or match.group("thousands")
-    if written is None:
+    if not _amount_shaped(match):
         return False
+    written = match.group("plain") or match.group("thousands")
     digits = re.sub(r"[^0-9]", "", written)
     return len(digits) - len(digits.rstrip("0")) >= ROUND_NUMBER_ZEROS
 
@@ -347,7 +359,7 @@ def _accept_phone(match: re.Match[str]) -> bool:
         return False
     if start < match.start("number"):  # written with a country prefix: a phone number for sure
         return True
-    if _is_amount(text, start, end) or _is_year_pair(match):
+    if _is_amount(match) or _is_year_pair(match):
         return False
     return not _is_round(match) or _after_phone_word(text, start)
 

@@ -394,6 +394,9 @@ def test_redaction_is_idempotent_on_awkward_neighbours(text):
         ("Ring 0046 70 123 45 67", "Ring [telefon]"),
         ("ring meg på 45000000", "ring meg på [telefon]"),  # round, but after a phone word
         ("Budsjett: ring 99887766", "Budsjett: ring [telefon]"),  # a phone word after the amount word
+        ("Ring meg, budsjettansvarlig, på 41 23 45 67", "Ring meg, budsjettansvarlig, på [telefon]"),
+        ("Ring meg, budsjettansvarlig, på 41234567", "Ring meg, budsjettansvarlig, på [telefon]"),
+        ("Budsjett: 41 23 45 67", "Budsjett: [telefon]"),  # grouped as phone numbers are
     ],
 )
 def test_forms_that_normalise_would_join(text, expected):
@@ -451,6 +454,12 @@ def test_fh_numbers_have_no_date_but_are_identity_numbers():
         "1 200 deltakere",
         "+ 2 500 000 kr",
         "Ring 112",
+        "Die bestehende Regelung (50-100-130) soll beibehalten werden.",  # a range, not 41 234 567
+        "41.234.567 innbyggere",  # thousands with dots
+        "i 2023 brukte vi 45 678 901",
+        "56 789 012 er antallet",
+        "23 456 789 innbyggere",
+        "premie 45 123 456",
     ],
 )
 def test_amounts_and_other_lookalikes(text):
