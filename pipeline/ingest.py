@@ -521,7 +521,7 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 kind="duplicate_card_id",
             )
         first_seen[card_id] = (source.name, row_number)
-        card_id = _redacted_card_id(card_id, first_seen, redactions, (source.name, row_number))
+        raw_card_id, card_id = card_id, redactions.ident("card", "card_id", card_id)
         raw_type = redactions.text("card_type", row.get("card_type", ""))
         extras = {column_shown[key]: redactions.text("metadata", value) for key, value in row.items()
                   if key not in known and value != ""}
@@ -540,33 +540,23 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
                 "status": STATUS_REJECTED if reason else STATUS_OK,
                 "reason": reason,
-                "_raw_ids": (raw_workshop, raw_group),  # until _keep_redacted_ids_apart
+                "_raw_ids": {"card_id": raw_card_id, "workshop_id": raw_workshop, "group_id": raw_group},
             }
         )
     return records
 
 
-def _redacted_card_id(card_id: str, first_seen: dict, redactions: Redactions, where: tuple[str, int]) -> str:
-    """A given card id with its personal data replaced; "-2", "-3" ... when the redacted id is taken
-    ("kort-[telefon]" twice). Ids without personal data come back as they are."""
-    redacted = redactions.text("card_id", card_id)
-    if redacted == card_id:
-        return card_id
-    unique, suffix = redacted, 2
-    while unique in first_seen:
-        unique, suffix = f"{redacted}-{suffix}", suffix + 1
-    first_seen[unique] = where
-    return unique
+_ID_SCOPES = {"card_id": "card", "workshop_id": "workshop", "group_id": "group"}
 
 
 def _keep_redacted_ids_apart(records: list[dict], redactions: Redactions) -> None:
-    """Workshop or group ids that differ only in their personal data ("ws-ola@x.no", "ws-kari@x.no")
-    are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"), the same in cards and votes."""
+    """Card, workshop or group ids that differ only in their personal data ("ws-ola@x.no",
+    "ws-kari@x.no") are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"),
+    the same in cards and votes and whatever the order of the input (`Redactions.apart`)."""
     for record in records:
-        raw_workshop, raw_group = record.pop("_raw_ids")
-        record["workshop_id"] = redactions.apart("workshop", raw_workshop, record["workshop_id"])
-        if record["group_id"]:
-            record["group_id"] = redactions.apart("group", raw_group, record["group_id"])
+        for column, raw in record.pop("_raw_ids").items():
+            if record[column]:
+                record[column] = redactions.apart(_ID_SCOPES[column], raw, record[column])
 
 
 def _redacted_warning(warning: IngestWarning) -> IngestWarning:
@@ -715,7 +705,7 @@ def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None, shown
                 "choice": redactions.text("votes.choice", choice),
                 "source_file": shown,
                 "source_row": row_number,
-                "_raw_ids": (row["workshop_id"].strip(), row["group_id"].strip()),  # until _keep_redacted_ids_apart
+                "_raw_ids": {"workshop_id": row["workshop_id"].strip(), "group_id": row["group_id"].strip()},
             }
         )
     return records

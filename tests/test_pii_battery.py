@@ -386,3 +386,23 @@ def test_ingest_alone_redacts_and_counts_every_variant(tmp_path):
     views = scan("\n".join(_leaves(records)))
     assert [(variant.raw, needle) for variant in VARIANTS for how, needle in needles(variant)
             if needle in views[how]] == []
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_ids_that_only_personal_data_told_apart_stay_apart_in_any_order(reverse):
+    from pipeline.ingest import Source, ingest
+    from pipeline.params import IngestParams
+
+    def source(name: str, rows: list[str]) -> Source:
+        return Source(name, ("card_id,workshop_id,group_id,text\n" + "\n".join(rows) + "\n").encode())
+
+    sources = [source("a.csv", ["kort-99887766,ws-ola@x.no,g 99887766,Vi trenger mer samarbeid på tvers"]),
+               source("b.csv", ["kort-22334455,ws-kari@x.no,g 22334455,Budsjettene må gå over flere år"])]
+    result = ingest(sources[::-1] if reverse else sources, IngestParams(min_workshop_cards=0))
+    cards = result.cards.set_index("text")
+    assert cards.loc["Vi trenger mer samarbeid på tvers", ["card_id", "workshop_id", "group_id"]].tolist() == [
+        "kort-[telefon]-2", "[e-post]-2", "g [telefon]-2"]  # numbered in the sorted order of the originals
+    assert cards.loc["Budsjettene må gå over flere år", ["card_id", "workshop_id", "group_id"]].tolist() == [
+        "kort-[telefon]", "[e-post]", "g [telefon]"]
+    phones, addresses = {"telefon": 2, "e-post": 0, "fødselsnummer": 0}, {"telefon": 0, "e-post": 2, "fødselsnummer": 0}
+    assert result.redactions_by_field == {"card_id": phones, "group_id": phones, "workshop_id": addresses}
