@@ -277,8 +277,9 @@ _AMOUNT_AFTER = re.compile(
 )
 _CURRENCY_LOOKBACK = 20  # characters before a number searched for "kr", "NOK", ...
 _AMOUNT_LOOKBACK = 30  # ... for "budsjett", "koster", ...
-# A phone word between an amount word and the number makes it a phone number again. Not inside a
-# tag ("[telefon]"), so that redacting one number never changes the verdict on the next.
+# A phone word shortly before a round or amount-worded number makes it a phone number again
+# ("ring meg på 45000000"). Not inside a tag ("[telefon]"), so that redacting one number never
+# changes the verdict on the next.
 _PHONE_WORD = re.compile(r"(?<![\[\w])(?:ring|tlf|telefon|mobil|mob|nr|nummer|tel|sms|kontakt)\w*", re.IGNORECASE)
 _PHONE_WORD_LOOKBACK = 60  # wider than the amount words: in doubt, a phone number
 ROUND_NUMBER_ZEROS = 5  # "45000000" and "45 000 000" end in this many zeros or more: an amount
