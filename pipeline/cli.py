@@ -30,7 +30,7 @@ EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsE
                    "pipeline.api": "RunError", "pipeline.export": "ExportError"}
 
 
-_LOG_LEVEL = {"level": logging.INFO}  # set by the global -v / -q options
+_LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
 
 
 def _version(value: bool) -> None:
@@ -45,13 +45,15 @@ def _version(value: bool) -> None:
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the installed version and exit."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log debug messages."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log innsikt's debug messages."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
 ) -> None:
     """Themes, taxonomy mapping and quotes from transcribed Norwegian workshop cards."""
     if verbose and quiet:
         raise typer.BadParameter("give -v or -q, not both")
-    _LOG_LEVEL["level"] = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    _LOG_LEVEL["root"] = logging.WARNING if quiet else logging.INFO
+    # debug lines of innsikt's own modules only: numba, matplotlib and the like stay at INFO
+    _LOG_LEVEL["pipeline"] = logging.DEBUG if verbose else logging.NOTSET
 
 
 def _stage(name: str):
@@ -61,6 +63,7 @@ def _stage(name: str):
 
 def _expected_errors() -> tuple[type[Exception], ...]:
     return tuple(getattr(importlib.import_module(module), name) for module, name in EXPECTED_ERRORS.items())
+_log = logging.getLogger("pipeline.cli")  # not __name__: `python -m pipeline.cli` runs as __main__
 MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as ctx.args
 
 # Config files: configs/<name> in the working folder (a clone of the repository), else the
@@ -74,8 +77,10 @@ def config_path(given: Optional[Path], name: str) -> Path:
     folder has none (outside a clone of the repository): then the packaged copy, said in a log line."""
     default = Path("configs") / name
     if given is not None and (Path(given) != default or default.is_file()):
+        _log.debug("%s: %s", name, given)
         return Path(given)
     if default.is_file():
+        _log.debug("%s: %s", name, default)
         return default
     logging.info("using the packaged default %s (no configs/%s in %s)", name, name, Path.cwd())
     return DEFAULTS_DIR / name
@@ -113,8 +118,9 @@ def guarded(command):
     def wrapper(*args, **kwargs):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_LineFormatter())
-        logging.basicConfig(level=_LOG_LEVEL["level"], handlers=[handler])
-        logging.getLogger().setLevel(_LOG_LEVEL["level"])  # also when logging was set up before
+        logging.basicConfig(level=_LOG_LEVEL["root"], handlers=[handler])
+        logging.getLogger().setLevel(_LOG_LEVEL["root"])  # also when logging was set up before
+        logging.getLogger("pipeline").setLevel(_LOG_LEVEL["pipeline"])
         try:
             return command(*args, **kwargs)
         except OSError as exc:  # disk full, permission denied, a folder where a file should be
