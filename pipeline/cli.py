@@ -308,7 +308,8 @@ def run_command(
     codebook: Path = CodebookOption,
     labels: Optional[Path] = LabelsOption,
     cache_dir: Path = CacheOption,
-    registry: Optional[Path] = typer.Option(None, "--registry", help="Theme registry: the previous run's themes, then this run's (default: OUT/models/themes.json)."),
+    registry: Optional[Path] = typer.Option(
+        None, "--registry", help="Theme registry: the previous run's themes, then this run's (default: OUT/models/themes.json)."),
     params: Path = ParamsOption,
 ) -> None:
     """Run all stages in one process on any files or folders (no DVC needed)."""

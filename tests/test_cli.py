@@ -65,6 +65,18 @@ def test_help_texts_render_their_defaults():
     assert "export" in top
 
 
+def test_every_option_help_renders_whole():
+    """Rich reads [text] as markup and drops it: every help text must reach the screen as written."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        shown = _help_text([name, "--help"])
+        for param in command.params:
+            if getattr(param, "help", None):
+                assert " ".join(param.help.split()) in shown, (name, param.name)
+
+
 def test_verbose_and_quiet_set_the_log_level(tmp_path):
     """-q leaves only warnings and errors; the default logs progress; -v adds debug lines."""
     import os
