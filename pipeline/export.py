@@ -132,15 +132,19 @@ def write_tables(run: Run, out_dir: Path) -> None:
 # --- REFI-QDA ----------------------------------------------------------------------------------
 
 
-def _sub(parent: ET.Element, tag: str, ns: str, text: str | None = None, **attributes) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{ns}}}{tag}", {k: clean_text(v) for k, v in attributes.items()
-                                                           if v is not None})
+def _element(tag: str, ns: str, **attributes) -> ET.Element:
+    """The root element: children are written unqualified, in its default namespace."""
+    return ET.Element(tag, {"xmlns": ns, **{k: clean_text(v) for k, v in attributes.items() if v is not None}})
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes) -> ET.Element:
+    element = ET.SubElement(parent, tag, {k: clean_text(v) for k, v in attributes.items() if v is not None})
     if text is not None:
         element.text = clean_text(text)
     return element
 
 
-def code_tree(run: Run, parent: ET.Element, ns: str) -> dict[str, str]:
+def code_tree(run: Run, parent: ET.Element) -> dict[str, str]:
     """The codes under `parent` (a <Codes>); returns key -> GUID for coding.
 
     Keys: `category:<id>` (taxonomy categories and `emergent`), `taxonomy:<taxonomy theme id>`,
@@ -155,8 +159,8 @@ def code_tree(run: Run, parent: ET.Element, ns: str) -> dict[str, str]:
     def code(into: ET.Element, key: str, name: str, description: str, colour: str | None = None,
              codable: bool = True) -> ET.Element:
         guids[key] = guid("code", key)
-        element = _sub(into, "Code", ns, guid=guids[key], name=name, isCodable=str(codable).lower(), color=colour)
-        _sub(element, "Description", ns, description)
+        element = _sub(into, "Code", guid=guids[key], name=name, isCodable=str(codable).lower(), color=colour)
+        _sub(element, "Description", description)
         return element
 
     taxonomy_root = code(parent, "taxonomy", "Taksonomi",
@@ -211,78 +215,73 @@ def workshop_text(cards: pd.DataFrame) -> tuple[str, list[tuple[object, int, int
 
 def project_document(run: Run) -> tuple[bytes, dict[str, str]]:
     """(project.qde bytes, {source file name: text}) for the run."""
-    ET.register_namespace("", PROJECT_NS)
     origin = f"innsikt {version('innsikt')}"
     user = guid("user", "innsikt")
-    project = ET.Element(f"{{{PROJECT_NS}}}Project", {"name": f"innsikt: {run.insights['taxonomy']['id']}",
-                                                        "origin": origin, "creatingUserGUID": user})
-    users = _sub(project, "Users", PROJECT_NS)
-    _sub(users, "User", PROJECT_NS, guid=user, name="innsikt")
-    guids = code_tree(run, _sub(_sub(project, "CodeBook", PROJECT_NS), "Codes", PROJECT_NS), PROJECT_NS)
+    project = _element("Project", PROJECT_NS, name=f"innsikt: {run.insights['taxonomy']['id']}", origin=origin,
+                       creatingUserGUID=user)
+    users = _sub(project, "Users")
+    _sub(users, "User", guid=user, name="innsikt")
+    guids = code_tree(run, _sub(_sub(project, "CodeBook"), "Codes"))
     texts: dict[str, str] = {}
     selections: dict[tuple[str, str], list[str]] = {}
-    sources = ET.Element(f"{{{PROJECT_NS}}}Sources")
+    sources = ET.Element("Sources")
     for workshop, cards in run.cards.groupby("workshop_id", sort=True):
         source_guid = guid("source", workshop)
         text, spans = workshop_text(cards)
         texts[f"{source_guid}.txt"] = text
-        source = _sub(sources, "TextSource", PROJECT_NS, guid=source_guid, name=workshop,
+        source = _sub(sources, "TextSource", guid=source_guid, name=workshop,
                       plainTextPath=f"internal://{source_guid}.txt", creatingUser=user)
-        _sub(source, "Description", PROJECT_NS, f"Verksted {workshop}: {len(cards)} kort")
+        _sub(source, "Description", f"Verksted {workshop}: {len(cards)} kort")
         for card, start, end in spans:
             selection_guid = guid("selection", card.card_id)
-            selection = _sub(source, "PlainTextSelection", PROJECT_NS, guid=selection_guid, name=card.card_id,
+            selection = _sub(source, "PlainTextSelection", guid=selection_guid, name=card.card_id,
                              startPosition=str(start), endPosition=str(end), creatingUser=user)
             for code_guid in _card_codes(card, guids):
-                coding = _sub(selection, "Coding", PROJECT_NS, guid=guid("coding", card.card_id, code_guid),
+                coding = _sub(selection, "Coding", guid=guid("coding", card.card_id, code_guid),
                               creatingUser=user)
-                _sub(coding, "CodeRef", PROJECT_NS, targetGUID=code_guid)
+                _sub(coding, "CodeRef", targetGUID=code_guid)
             if isinstance(card.group_id, str):
                 selections.setdefault((workshop, card.group_id), []).append(selection_guid)
     if selections:
-        cases = _sub(project, "Cases", PROJECT_NS)
+        cases = _sub(project, "Cases")
         for (workshop, group), members in sorted(selections.items()):
-            case = _sub(cases, "Case", PROJECT_NS, guid=guid("case", workshop, group), name=f"{workshop} / {group}")
-            _sub(case, "Description", PROJECT_NS, f"Gruppe {group} i verksted {workshop}")
+            case = _sub(cases, "Case", guid=guid("case", workshop, group), name=f"{workshop} / {group}")
+            _sub(case, "Description", f"Gruppe {group} i verksted {workshop}")
             for member in members:
-                _sub(case, "SelectionRef", PROJECT_NS, targetGUID=member)
+                _sub(case, "SelectionRef", targetGUID=member)
     if len(sources):
         project.append(sources)
-    _sub(project, "Description", PROJECT_NS,
+    _sub(project, "Description",
          f"Kort fra {run.cards['workshop_id'].nunique()} verksteder, tematisert av {origin}. "
          f"Ett dokument per verksted, hvert kort et kodet segment; én case per gruppe.")
     return _xml_bytes(project), texts
 
 
 def codebook_document(run: Run) -> bytes:
-    ET.register_namespace("", CODEBOOK_NS)
-    codebook = ET.Element(f"{{{CODEBOOK_NS}}}CodeBook", {"origin": f"innsikt {version('innsikt')}"})
-    code_tree(run, _sub(codebook, "Codes", CODEBOOK_NS), CODEBOOK_NS)
+    codebook = _element("CodeBook", CODEBOOK_NS, origin=f"innsikt {version('innsikt')}")
+    code_tree(run, _sub(codebook, "Codes"))
     return _xml_bytes(codebook)
 
 
 def _xml_bytes(root: ET.Element) -> bytes:
-    buffer = io.BytesIO()
-    ET.ElementTree(root).write(buffer, encoding="utf-8", xml_declaration=True)
-    return buffer.getvalue()
+    ET.indent(root)
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 @lru_cache(maxsize=1)
-def _project_schema():
-    from lxml import etree
+def project_schema():
+    """The REFI-QDA Project schema (xmlschema: pure Python, so openpyxl keeps its own XML writer)."""
+    import xmlschema
 
     with resources.as_file(resources.files("pipeline") / "schemas" / PROJECT_XSD) as path:
-        return etree.XMLSchema(etree.parse(str(path)))
+        return xmlschema.XMLSchema(str(path))
 
 
 def validate_project(qde: bytes) -> None:
-    """Raise ExportError naming the line and the problem when `qde` breaks the REFI-QDA Project schema."""
-    from lxml import etree
-
-    schema = _project_schema()
-    if not schema.validate(etree.fromstring(qde)):
-        error = schema.error_log.last_error
-        raise ExportError(f"project.qde, line {error.line}: {error.message} (REFI-QDA {PROJECT_XSD})")
+    """Raise ExportError naming the element and the problem when `qde` breaks the REFI-QDA Project schema."""
+    error = next(project_schema().iter_errors(io.BytesIO(qde)), None)
+    if error is not None:
+        raise ExportError(f"project.qde, at {error.path}: {error.reason} (REFI-QDA {PROJECT_XSD})")
 
 
 def write_zip(entries: dict[str, bytes], path: Path) -> None:

@@ -124,7 +124,7 @@ def run_outside_repo(tmp_path_factory):
         writer.writerows([card_id, HOSTILE_WORKSHOP, group, "postit", text] for card_id, group, text in HOSTILE_CARDS)
     empty = tmp_path_factory.mktemp("empty")
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--input", str(corpus), "--out", "out"],
                           cwd=empty, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
