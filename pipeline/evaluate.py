@@ -180,7 +180,8 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
     )
     theme_category = {t.id: t.category_id for t in taxonomy.themes}
     if not set(gold["card_id"]) & set(cards["card_id"]):
-        raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus?)")
+        raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus? "
+                        f"--skip-unmatched writes null metrics instead)")
     _, zero_shot_map = map_to_taxonomy(**map_inputs)
     metrics = {"gold": str(gold_path), "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
     write_text(confusion_svg(metrics["zero_shot"]["confusion"], "Zero-shot: gold (rows) vs predicted"),
