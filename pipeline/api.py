@@ -213,7 +213,8 @@ def _cards(insights: dict, run_dir: Path, themes: pd.DataFrame, category_name: d
             "y": position.get("y"),
         })
     cards = _frame(rows, CARD_COLUMNS).drop(columns=["text_original", "source_file", "source_row"])
-    source = _read(run_dir / "normalise" / "cards.parquet", NORMALISED)[["card_id", "text", "source_file", "source_row"]]
+    source = _read(run_dir / "normalise" / "cards.parquet", NORMALISED)
+    source = source[["card_id", "text", "source_file", "source_row"]]
     merged = cards.merge(source.rename(columns={"text": "text_original"}), on="card_id", how="left",
                          validate="one_to_one")
     if merged["source_file"].isna().any():

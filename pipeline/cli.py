@@ -222,8 +222,9 @@ def map_command(
 ) -> None:
     """Map every theme and card onto the taxonomy, or flag it as emergent."""
     _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
-                  taxonomy_path=config_path(taxonomy, "taxonomy.yaml"), codebook_path=config_path(codebook, "codebook.yaml"),
-                  labels_path=labels, cache_dir=cache_dir, out_dir=out, params=_params(params))
+                  taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+                  codebook_path=config_path(codebook, "codebook.yaml"), labels_path=labels, cache_dir=cache_dir,
+                  out_dir=out, params=_params(params))
 
 
 @app.command()
@@ -241,7 +242,8 @@ def evaluate(
         help="When no gold card is in the run (another corpus), write null metrics and say so instead of failing."),
 ) -> None:
     """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
-    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir, taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir,
+                                     taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
                                      codebook_path=config_path(codebook, "codebook.yaml"), cache_dir=cache_dir,
                                      out_dir=out, params=_params(params), skip_unmatched=skip_unmatched)
     if metrics.get("skipped"):
@@ -309,7 +311,8 @@ def run_command(
     labels: Optional[Path] = LabelsOption,
     cache_dir: Path = CacheOption,
     registry: Optional[Path] = typer.Option(
-        None, "--registry", help="Theme registry: the previous run's themes, then this run's (default: OUT/models/themes.json)."),
+        None, "--registry",
+        help="Theme registry: the previous run's themes, then this run's (default: OUT/models/themes.json)."),
     params: Path = ParamsOption,
 ) -> None:
     """Run all stages in one process on any files or folders (no DVC needed)."""

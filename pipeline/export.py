@@ -177,7 +177,7 @@ def code_tree(run: Run, parent: ET.Element) -> dict[str, str]:
                        "Temaene innsikt fant i kortene (stabile id-er mellom kjøringer), med kategorien og "
                        "taksonomitemaet hvert tema ble plassert i.", codable=False)
     for t in run.themes.itertuples():
-        where = (f"{t.category_name} / {t.taxonomy_theme_name}" if not t.emergent else "nytt tema (utenfor taksonomien)")
+        where = "nytt tema (utenfor taksonomien)" if t.emergent else f"{t.category_name} / {t.taxonomy_theme_name}"
         code(themes_root, f"theme:{t.theme_id}", t.label,
              f"{t.theme_id}: {where}, sikkerhet {t.confidence:.2f}; {t.size} kort; nøkkelord: {', '.join(t.keywords)}",
              colours.get(t.category_id))

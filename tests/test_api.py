@@ -64,7 +64,8 @@ def test_votes_are_the_group_votes_with_their_statements(run, run_outside_repo):
     assert len(run.votes) == len(raw) == 11
     assert run.votes["statement"].notna().all() and run.votes["category_id"].notna().all()
     split = run.votes.groupby(["taxonomy_theme_id", "choice"]).size()
-    tallied = {(v["taxonomy_theme_id"], s["choice"]): s["count"] for v in run.insights["votes"] for s in v["statements"]}
+    tallied = {(v["taxonomy_theme_id"], s["choice"]): s["count"]
+               for v in run.insights["votes"] for s in v["statements"]}
     assert {k: v for k, v in tallied.items() if v} == split.to_dict()
 
 
