@@ -122,3 +122,39 @@ def test_dvc_plots_show_reads_the_plot_csvs_written_with_a_bom(project):
         values = shown["data"][name][0]["content"]["data"]["values"]
         assert values and all(row[field] for row in values), name
     assert (root / "outputs" / "report" / "plots" / "categories.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_an_experiment_with_a_changed_param_reruns_only_what_depends_on_it(project):
+    """`dvc exp run -S configs/params.yaml:map.top_k=5`, as the README shows: the params file is
+    not DVC's default params.yaml, so the key names its file."""
+    root, env, dvc = project
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "baseline"], root, env)
+    out = sh(dvc + ["exp", "run", "-n", "top-k-5", "-S", "configs/params.yaml:map.top_k=5"], root, env)
+    for stage in ("ingest", "normalise", "embed", "cluster"):
+        assert f"Running stage '{stage}'" not in out
+    for stage in ("map", "report", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    shown = json.loads(subprocess.run(dvc + ["exp", "show", "--json"], cwd=root, env=env, capture_output=True,
+                                      text=True, check=True, timeout=300).stdout)
+    experiments = {exp["name"]: exp["data"]["params"]["configs/params.yaml"]["data"]["map"]["top_k"]
+                   for row in shown for group in (row.get("experiments") or []) for exp in group["revs"]}
+    assert experiments == {"top-k-5": 5}
+    sh(["git", "checkout", "--", "."], root, env)  # back to the baseline for the next test
+    sh(dvc + ["checkout", "--force"], root, env)
+
+
+def test_pointing_ingest_at_another_corpus_keeps_repro_green(project):
+    """The evaluate stage's gold file has no card of the other corpus: it says so and writes null metrics."""
+    root, env, dvc = project
+    other = root / "corpora" / "other"
+    other.mkdir()
+    shutil.copy2(FIXTURES / "added_workshop" / "ws-sunndal.csv", other)
+    pipeline = root / "dvc.yaml"
+    pipeline.write_text(pipeline.read_text(encoding="utf-8").replace("corpora/demo", "corpora/other"), encoding="utf-8")
+    out = sh(dvc + ["repro"], root, env)
+    assert "evaluate: skipped: none of the card ids of configs/demo_gold.csv is in the run" in out
+    metrics = json.loads((root / "outputs" / "evaluate" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["zero_shot"] is None and metrics["skipped"]
+    insights = json.loads((root / "outputs" / "report" / "insights.json").read_text(encoding="utf-8"))
+    assert {card["workshop_id"] for card in insights["cards"]} == {"ws-sunndal"}
