@@ -44,6 +44,7 @@ LEXICON_ZIPF = 2.5  # evidence of a form the full-form lexicon (or nynorsk dicti
 COMPOUND_RANK = 0.5  # a compound of known parts that no list has is itself a rare event: it ranks low
 MIN_PART = 3  # letters; shorter parts of a compound match by chance
 MIN_HEAD = 3  # letters of a compound's last part ("miljø|lov")
+UNKNOWN_ZIPF = 1.5  # below this, wordfreq's count of a word no list has is noise
 NAME_REPAIR_ZIPF = 3.5  # a capitalised word inside a sentence is a name unless its repair is this common
 FOREIGN_ZIPF = 3.0  # an English or German word this common is not repaired into a rarer Norwegian one
 
@@ -53,6 +54,8 @@ FUNCTION_WORD_REPAIRS = {
     "fa": "få", "fd": "få", "faa": "få", "nar": "når", "naar": "når", "gar": "går", "ar": "år",
     "aa": "å", "ogs": "også", "ogsa": "også",
 }
+# Bokmål spellings that nynorsk never has: in a nynorsk card, damaged nynorsk words.
+NYNORSK_FUNCTION_WORD_REPAIRS = {"fra": "frå", "da": "då"}
 # A lone letter where a short word lost its æ/ø/å; only before a Norwegian word.
 LOST_LETTER_WORDS = {"p": "på", "s": "så", "d": "å", "m": "må", "g": "gå"}
 # Words the rules below decide; frequency alone must not ("sa" is as often "said" as "so").
@@ -70,6 +73,15 @@ SO_AFTER = frozenset("mye mange lenge langt godt bra lite stor store viktig vikt
 MODAL_REPAIRS = {"ber": "bør", "bor": "bør", "bar": "bør", "tor": "tør", "ter": "tør"}
 SEASONS = {"varen": "våren", "hasten": "høsten", "hosten": "høsten", "host": "høst"}
 SEASON_BEFORE = frozenset("i til om neste forrige hele denne sist siden fra utover gjennom etter".split())
+# After "får" (gets, may), not after "far" (father): "far mer", "far lov".
+GET_AFTER = frozenset("en et ei mer mye flere det dem seg meg deg oss ikke lov også bedre".split())
+WAY_BEFORE = frozenset("den samme denne hvilken annen annet riktige beste enkleste eneste ny god fin".split())
+# "å" follows these even when the verb after it is damaged or English-looking ("måte a sake").
+AA_BEFORE = frozenset("til for om uten enn ved måte måten tid lyst muligheten mulighet evne behov vanskelig "
+                      "lett viktig mulig".split())
+SENTENCE_ADVERBS = frozenset("ikke imidlertid også alltid aldri kanskje heller derfor nok egentlig gjerne "
+                             "virkelig absolutt engang".split())
+MORE_PREPOSITIONS = frozenset("innenfor utenfor gjennom rundt mot langs ifølge".split())
 BE_FORMS = frozenset("er var ble blir blitt være vært".split())
 SOLUTIONS = {"lesning": "løsning", "lesninger": "løsninger", "lesningen": "løsningen", "lesningene": "løsningene"}
 SOLUTION_BEFORE = frozenset("nye ny gode bedre beste digital digitale felles konkret konkrete teknisk tekniske "
@@ -94,7 +106,7 @@ def nynorsk_spelling(word: str, candidate: str) -> bool:
     """Whether `word` may be a correct nynorsk spelling of what `candidate` spells in bokmål."""
     if word in NYNORSK_WORDS:
         return True
-    if word.endswith("ar") and candidate.endswith("år") and not candidate.endswith(SHARED_AAR_VERBS):
+    if len(word) >= 5 and word.endswith("ar") and candidate.endswith("år") and not candidate.endswith(SHARED_AAR_VERBS):
         return True
     return any(nn in word and nb in candidate for nn, nb in NYNORSK_ALTERNATIONS)
 
@@ -226,14 +238,44 @@ def best_candidate(word: str, nynorsk: bool = False, listed_only: bool = False) 
     return best, best_strength, best_score, best_source
 
 
-def _foreign(word: str, repair: str) -> bool:
-    """An English or German word more common there than it or its repair is here ("jeder": not "jøder")."""
-    return foreign_zipf(word) >= FOREIGN_ZIPF and foreign_zipf(word) > max(zipf(word), zipf(repair))
+def _foreign(word: str, repair: str, ctx: Context) -> bool:
+    """An English or German word more common there than it or its repair is here ("jeder": not
+    "jøder"), standing alone or beside another such word ("jeder für sich"): in a Norwegian
+    sentence, German "mal" is a damaged "mål"."""
+    if not (foreign_zipf(word) >= FOREIGN_ZIPF and foreign_zipf(word) > max(zipf(word), zipf(repair))):
+        return False
+    return (ctx.prev is None and ctx.next is None) or any(_foreign_looking(n) for n in (ctx.prev, ctx.next) if n)
+
+
+def _foreign_looking(word: str) -> bool:
+    return foreign_zipf(word) >= FOREIGN_ZIPF and foreign_zipf(word) > zipf(word) + 0.5
+
+
+def weak_evidence(word: str, nynorsk: bool) -> bool:
+    """Some list vouches for the word."""
+    return bool(evidence(word, nynorsk)[2])
 
 
 def strong_evidence(word: str, nynorsk: bool) -> bool:
     """wordfreq knows the word: a repair to it needs no other damage in the card."""
     return evidence(word, nynorsk)[2] == "wordfreq"
+
+
+def standard_balance(words: tuple[str, ...]) -> int:
+    """Words only the nynorsk dictionary knows minus words only the bokmål lexicon knows ("fra",
+    "da" count for neither: they may be damaged "frå", "då")."""
+    balance = 0
+    for word in words:
+        if len(word) < 2 or not word.isalpha() or word in NYNORSK_FUNCTION_WORD_REPAIRS:
+            continue
+        in_nn, in_nb = norwegian.nynorsk_word(word), word in norwegian.bokmal_forms() or zipf(word) >= 5
+        balance += (in_nn and not in_nb) - (in_nb and not in_nn)
+    return balance
+
+
+def _unknown_everywhere(word: str) -> bool:
+    """Rare in wordfreq (web text has noise such as "sgr") and in neither standard's lists."""
+    return zipf(word) < UNKNOWN_ZIPF and word not in norwegian.bokmal_forms() and not norwegian.nynorsk_word(word)
 
 
 def known(word: str, nynorsk: bool, settings: RepairSettings, maybe_nynorsk: bool = False) -> bool:
@@ -283,8 +325,6 @@ def repair_unknown(word: str, nynorsk: bool, settings: RepairSettings, maybe_nyn
         return None
     if source_compound and score <= min(source_compound, COMPOUND_RANK):
         return None
-    if _foreign(word, best):
-        return None  # "jeder", "deren": a German or English word more common than the repair
     return best
 
 
@@ -298,13 +338,19 @@ class Context:
     number_next: bool = False  # "p 64 år"
     in_compound: bool = False  # right after a hyphen: "TV-ar"
     code: bool = False  # a letter after a number or section sign, or before ")": "§ 120 a", "a)"
+    hyphenated: bool = False  # joined to another word by a hyphen: "boda-boda", "sommar-OL"
+    name_next: bool = False  # "Ma Ying-jeou": a capitalised word and a capitalised word after it
     later: tuple[str, ...] = ()  # the next words of the clause, lower case
 
 
-def repair_by_rule(word: str, ctx: Context) -> str | None:
+def repair_by_rule(word: str, ctx: Context, surely_nynorsk: bool = False) -> str | None:
     """Known words that are damaged ones when their neighbours say so; safe in clean text."""
     norwegian_next = ctx.next is not None and not _is_english(ctx.next)
     if ctx.in_compound or ctx.code:
+        return None
+    if surely_nynorsk and word in NYNORSK_FUNCTION_WORD_REPAIRS:
+        return NYNORSK_FUNCTION_WORD_REPAIRS[word]
+    if ctx.name_next:
         return None
     if word in FUNCTION_WORD_REPAIRS:
         return None if _is_english(ctx.next) or _is_english(ctx.prev) else FUNCTION_WORD_REPAIRS[word]
@@ -326,6 +372,8 @@ def repair_by_rule(word: str, ctx: Context) -> str | None:
         return "får"
     if word == "ga" and ctx.prev in INFINITIVE_BEFORE:
         return "gå"  # "ga" is past tense: never after "å" or a modal
+    if word in ("hasten", "hosten") and (ctx.prev in SEASON_BEFORE or ctx.number_next):
+        return "høsten"  # "til hasten": no hurry is meant
     if word in MODAL_REPAIRS and ctx.next and _only_infinitive(ctx.next):
         return MODAL_REPAIRS[word]  # "vi ber gjøre" is no sentence; "vi bør gjøre" is
     return None
@@ -338,10 +386,16 @@ def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, ny
     if word == "sa":
         # In damaged text "så" is the likelier word, unless a subject or "at" marks the verb.
         return None if ctx.said or ctx.prev in SUBJECTS or ctx.next in SUBJECTS | {"at", "ja", "nei"} else "så"
-    if word == "far" and ctx.prev in SUBJECTS | {"ikke", "også"}:
+    if word == "far" and (ctx.prev in SUBJECTS | {"ikke", "også"} or ctx.next in GET_AFTER | SUBJECTS):
         return "får"
-    if word == "matte" and ctx.prev in SUBJECTS:
+    if word == "matte" and (ctx.prev in SUBJECTS or (ctx.next and _infinitive(ctx.next))):
         return "måtte"
+    if word in MODAL_REPAIRS and _infinitive_follows(ctx.later[1:]):
+        return MODAL_REPAIRS[word]  # "ber imidlertid ikke være", "ber du ikke gjøre"
+    if word == "a" and ctx.next and (ctx.prev in AA_BEFORE or _infinitive(ctx.next)):
+        return "å"  # "en fin måte a sake om": the verb after it may be damaged too
+    if word in ("maten", "mate") and (ctx.prev in WAY_BEFORE or ctx.next == "å"):
+        return "måten" if word == "maten" else "måte"  # "på den maten", "en annen mate"
     if word == "vare":
         if ctx.prev in INFINITIVE_BEFORE:
             return "være"
@@ -350,7 +404,7 @@ def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, ny
         return "møte" if ctx.prev in NOUN_BEFORE or ctx.prev in INFINITIVE_BEFORE else None
     if word in SEASONS and (ctx.prev in SEASON_BEFORE or ctx.number_next):
         return SEASONS[word]  # "til varen", "varen 2020": the season
-    if word == "var" and ctx.prev in PREPOSITIONS and (ctx.next is None or _noun(ctx.next)):
+    if word == "var" and ctx.prev in PREPOSITIONS | MORE_PREPOSITIONS and (ctx.next is None or _noun(ctx.next)):
         return "vår"  # a verb never follows a preposition: "for var kommune", "i var"
     if word == "last" and ctx.prev in BE_FORMS and ctx.next in {None, "inne", "ute", "fast", "og"}:
         return "låst"  # "døra var last." ("det var last på bilen" keeps its load)
@@ -358,12 +412,15 @@ def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, ny
         return SOLUTIONS[word]  # "en lesning på", "nye lesninger": the solution
     if word == "for" and ctx.prev in BEFORE_TIME and ctx.next != "å":
         return "før"  # "enn for", "aldri for", "dagen for"
-    if word == "bade" and any(w in ("og", "eller") for w in ctx.later[1:6]):
+    if word == "bade" and any(w in ("og", "eller") for w in ctx.later[1:]):
         return "både"  # "bade A og B"
-    if word in RULE_WORDS or ctx.abbreviation or nynorsk:
+    if word in RULE_WORDS or ctx.abbreviation or ctx.hyphenated or (nynorsk and word in NYNORSK_WORDS):
         return None
-    best, strength, _, _ = best_candidate(word, listed_only=True)
-    if strength >= settings.min_repair_zipf and strength - zipf(word) >= settings.context_margin:
+    best, strength, _, source = best_candidate(word, nynorsk, listed_only=True)
+    if nynorsk and (source != "wordfreq" or zipf(word) < settings.max_source_zipf):
+        return None  # wordfreq's frequencies are bokmål ones: compare only words it has
+    if strength >= settings.min_repair_zipf and strength - zipf(word) >= settings.context_margin \
+            and not _foreign(word, best, ctx):
         return best
     return None
 
@@ -381,11 +438,13 @@ def repair_transliteration(word: str, settings: RepairSettings) -> str | None:
 
 def repair_common_word(word: str, ctx: Context, settings: RepairSettings) -> str | None:
     """A known word whose repair is far more common ("hasten" -> "høsten")."""
-    if word in RULE_WORDS or ctx.abbreviation or ctx.code or ctx.in_compound or zipf(word) < settings.max_source_zipf:
+    if word in RULE_WORDS or ctx.abbreviation or ctx.code or ctx.hyphenated or zipf(word) < settings.max_source_zipf:
         return None
-    best, strength, _, _ = best_candidate(word, listed_only=True)
-    if strength >= settings.min_repair_zipf and strength - zipf(word) >= settings.ambiguity_margin:
-        if _foreign(word, best):
+    best, strength, score, _ = best_candidate(word, listed_only=True)
+    # The repair's zipf less the confusion's cost: "harer" stays, though "hører" is 2.6 zipf commoner.
+    cost = strength - score if strength == evidence(best, False)[0] else 0.0
+    if strength >= settings.min_repair_zipf and strength - cost - zipf(word) >= settings.ambiguity_margin:
+        if _foreign(word, best, ctx):
             return None  # "jeder", "statt": a German word, not a damaged "jøder", "stått"
         return best
     return None
@@ -396,6 +455,21 @@ def _only_infinitive(word: str) -> bool:
     """An infinitive verb that no other word class of the lexicon has as a form ("gjøre", not "møte")."""
     lexicon = norwegian.lexicon()
     return word in lexicon["verb"].get(word, ()) and not any(word in lexicon[c] for c in ("noun", "adj", "adv"))
+
+
+def _infinitive_follows(words: tuple[str, ...]) -> bool:
+    """An infinitive after at most a subject pronoun and sentence adverbs: "(du) (ikke) gjøre"."""
+    rest = list(words)
+    if rest and rest[0] in SUBJECTS:
+        rest.pop(0)
+    while rest and rest[0] in SENTENCE_ADVERBS:
+        rest.pop(0)
+    return bool(rest) and rest[0] not in SUBJECTS and _infinitive(rest[0])
+
+
+@lru_cache(maxsize=50_000)
+def _infinitive(word: str) -> bool:
+    return word in norwegian.lexicon()["verb"].get(word, ())
 
 
 @lru_cache(maxsize=50_000)
@@ -410,7 +484,7 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     repaired, each with its own word evidence; nynorsk words are never turned into bokmål ones,
     and a German or English word in a Norwegian card stays.
     """
-    from pipeline.language import detect_language, obviously_norwegian
+    from pipeline.language import detect_language, marker_balance, obviously_norwegian
 
     settings = settings or RepairSettings()
     text = ftfy.fix_encoding(text)  # UTF-8 read as cp1252: "Ã¸" -> "ø"
@@ -420,15 +494,23 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     maybe_nynorsk = False
     if language is None:
         # Detect on a first repair, so that text typed without æ/ø/å still reads as Norwegian.
+        # "fra" and "da" may be a damaged nynorsk "frå" and "då": no evidence for bokmål.
         rough = " ".join(FUNCTION_WORD_REPAIRS.get(m.group(0).lower()) or repair_unknown(m.group(0).lower(), False, settings)
-                         or m.group(0) for m in matches)
+                         or m.group(0) for m in matches if m.group(0).lower() not in NYNORSK_FUNCTION_WORD_REPAIRS)
         detected = detect_language(rough)
         if detected.code not in ("nb", "nn") and not obviously_norwegian(rough):
             return text  # German, English, ...: their words are not damaged Norwegian ones
-        nynorsk, surely_bokmal = detected.code == "nn", detected.marker_balance < 0
-        maybe_nynorsk = detected.maybe_nynorsk
+        # Nynorsk evidence only where the card's own marker words do not say bokmål; with a "fra"
+        # or "da" (bokmål, or a damaged "frå", "då"), only where they say nynorsk.
+        # The two standards' word lists tell the card's standard by the words only one of them has.
+        has_fra = any(m.group(0).lower() in NYNORSK_FUNCTION_WORD_REPAIRS for m in matches)
+        balance = marker_balance(rough) + standard_balance(tuple(m.group(0).lower() for m in matches))
+        nynorsk = detected.code == "nn" and (balance > 0 if has_fra else balance >= 0)
+        surely_bokmal = detected.marker_balance < 0
+        maybe_nynorsk, surely_nynorsk = detected.maybe_nynorsk, nynorsk and balance > 0
     elif language in ("nb", "nn"):
         nynorsk, surely_bokmal = language == "nn", language == "nb"
+        surely_nynorsk = nynorsk
     else:
         return text
     text = join_hyphen_breaks(text)
@@ -438,7 +520,7 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     words = [m.group(0).lower() for m in matches]
 
     def allowed(word: str, repair: str | None) -> str | None:
-        if repair and not surely_bokmal and not nynorsk and nynorsk_spelling(word, repair):
+        if repair and not surely_bokmal and nynorsk_spelling(word, repair):
             return None
         return repair
 
@@ -449,27 +531,36 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
         or (m.group(0).isupper() and len(m.group(0)) > 1 and not shouting)
         for i, m in enumerate(matches)
     ]
+    # Parts of hyphenated words ("boda-boda") and names are repaired only when no list knows them
+    # in either standard and the repair is a common word ("Sgr-Afrika" -> "Sør-Afrika").
+    guarded = [contexts[i].hyphenated or names[i] or contexts[i].name_next for i in range(len(matches))]
     unknown = [
-        None if (contexts[i].abbreviation and matches[i].group(0)[0].isupper()) or contexts[i].code
+        None if (contexts[i].abbreviation and (matches[i].group(0)[0].isupper() or len(w) <= 2)) or contexts[i].code
+        or (matches[i].group(0).isupper() and len(w) > 1 and not shouting)
+        or (guarded[i] and not (contexts[i].hyphenated and len(w) >= 3 and _unknown_everywhere(w)))
         else allowed(w, repair_unknown(w, nynorsk, settings, maybe_nynorsk)) for i, w in enumerate(words)]
+    unknown = [None if repair and _foreign(words[i], repair, contexts[i]) else repair for i, repair in enumerate(unknown)]
     # A repair that only the lexicon, a compound or the nynorsk dictionary vouches for is made
     # where the card shows damage elsewhere: those lists have close neighbours of correct words.
     fixed: list[str | None] = [
         repair if repair and strong_evidence(repair, nynorsk)
-        and (not names[i] or zipf(repair) >= NAME_REPAIR_ZIPF) else None
+        and (not guarded[i] or zipf(repair) >= NAME_REPAIR_ZIPF) else None
         for i, repair in enumerate(unknown)]
     contexts = [_context(text, matches, fixed, i) for i in range(len(matches))]
     open_words = [fixed[i] is None and not names[i] for i in range(len(matches))]
     for i, word in enumerate(words):
         if open_words[i]:
-            fixed[i] = repair_by_rule(word, _context(text, matches, fixed, i)) or repair_transliteration(word, settings)
+            fixed[i] = repair_by_rule(word, _context(text, matches, fixed, i), surely_nynorsk) or repair_transliteration(word, settings)
             if fixed[i] is None and not nynorsk:
                 fixed[i] = allowed(word, repair_common_word(word, contexts[i], settings))
     # Evidence of damage: a repaired word, or "&"/"0" inside a word ("noe" has "oe" and is fine).
-    damaged = any(fixed) or any(not w.isalpha() for w in words)
+    # ... or two words that no list knows in either standard and that a confusion turns into known ones.
+    damaged = (any(fixed) or any(not w.isalpha() for w in words)
+               or sum(bool(repair) and not names[i] and _unknown_everywhere(words[i])
+                      and evidence(repair, nynorsk)[2] != "compound" for i, repair in enumerate(unknown)) >= 2)
     if damaged:
         for i, repair in enumerate(unknown):
-            if repair and fixed[i] is None and not names[i]:
+            if repair and fixed[i] is None and not guarded[i] and weak_evidence(repair, nynorsk):
                 fixed[i], open_words[i] = repair, False
         for i, word in enumerate(words):
             if open_words[i] and fixed[i] is None:
@@ -489,7 +580,7 @@ def _context(text: str, matches: list[re.Match], fixed: list[str | None], i: int
     if i > 0 and _adjacent(text, matches[i - 1], matches[i]):
         prev = fixed[i - 1] or matches[i - 1].group(0).lower()
     if i + 1 < len(matches) and _adjacent(text, matches[i], matches[i + 1]):
-        next_ = matches[i + 1].group(0).lower()
+        next_ = fixed[i + 1] or matches[i + 1].group(0).lower()
     gap = text[matches[i - 1].end():matches[i].start()] if i > 0 else ""
     word, end = matches[i].group(0), matches[i].end()
     after = text[end:end + 3]
@@ -500,14 +591,18 @@ def _context(text: str, matches: list[re.Match], fixed: list[str | None], i: int
     said = name_before or name_after or bool(re.match(r"\s*[:«\"»]", after))
     code = len(word) == 1 and (bool(re.search(r"[\d§]\s*$", text[:matches[i].start()]))
                                or bool(re.match(r"\s*\)", text[end:])))
+    # "rv 13", "E 39": letters without a vowel before a number name a road or a form
+    code = code or (len(word) > 1 and not re.search(r"[aeiouyæøå]", word.lower()) and bool(re.match(r"\s+\d", after)))
     later = []
-    for j in range(i + 1, min(i + 8, len(matches))):
+    for j in range(i + 1, min(i + 12, len(matches))):
         if not _adjacent(text, matches[j - 1], matches[j]):
             break
-        later.append(matches[j].group(0).lower())
+        later.append(fixed[j] or matches[j].group(0).lower())
     return Context(prev, next_, sentence_start, abbreviation or len(word) < 2, said=said,
                    number_next=bool(re.match(r"\s+\d", after)), in_compound=gap.endswith("-") and not gap.strip("-"),
-                   code=code, later=(word.lower(), *later))
+                   code=code, later=(word.lower(), *later),
+                   hyphenated=gap.endswith("-") or bool(re.match(r"-[^\W\d_]", text[end:end + 2])),
+                   name_next=word[0].isupper() and name_after)
 
 
 def _touches_digit(text: str, match: re.Match) -> bool:
