@@ -52,7 +52,7 @@ FOREIGN_ZIPF = 3.0  # an English or German word this common is not repaired into
 FUNCTION_WORD_REPAIRS = {
     "pa": "på", "pd": "på", "paa": "på", "ma": "må", "maa": "må", "na": "nå", "naa": "nå",
     "fa": "få", "fd": "få", "faa": "få", "nar": "når", "naar": "når", "gar": "går", "ar": "år",
-    "aa": "å", "ogs": "også", "ogsa": "også",
+    "aa": "å", "ogs": "også", "ogsa": "også", "sma": "små",
 }
 # Bokmål spellings that nynorsk never has: in a nynorsk card, damaged nynorsk words.
 NYNORSK_FUNCTION_WORD_REPAIRS = {"fra": "frå", "da": "då"}
@@ -70,7 +70,7 @@ SO_BEFORE = frozenset("er var blir ble bli vært være ikke helt like ganske alt
 SO_AFTER = frozenset("mye mange lenge langt godt bra lite stor store viktig viktige snart fort raskt enkelt "
                      "vanskelig dårlig liten små".split())
 # Damaged modal verbs: "ber"/"bor" (asks, lives) for "bør", "tor" for "tør" before an infinitive.
-MODAL_REPAIRS = {"ber": "bør", "bor": "bør", "bar": "bør", "tor": "tør", "ter": "tør"}
+MODAL_REPAIRS = {"ber": "bør", "bor": "bør", "tor": "tør", "ter": "tør"}
 SEASONS = {"varen": "våren", "hasten": "høsten", "hosten": "høsten", "host": "høst"}
 SEASON_BEFORE = frozenset("i til om neste forrige hele denne sist siden fra utover gjennom etter".split())
 # After "får" (gets, may), not after "far" (father): "far mer", "far lov".
@@ -80,7 +80,10 @@ WAY_BEFORE = frozenset("den samme denne hvilken annen annet riktige beste enkles
 AA_BEFORE = frozenset("til for om uten enn ved måte måten tid lyst muligheten mulighet evne behov vanskelig "
                       "lett viktig mulig".split())
 SENTENCE_ADVERBS = frozenset("ikke imidlertid også alltid aldri kanskje heller derfor nok egentlig gjerne "
-                             "virkelig absolutt engang".split())
+                             "virkelig absolutt engang selv".split())
+MODALS = frozenset("kan vil skal må bør kunne ville skulle måtte burde tør".split())
+NUMERALS = frozenset("to tre fire fem seks sju syv åtte ni ti elleve tolv flere mange".split())
+FATHER_BEFORE = frozenset("min din hans hennes sin vår deres en og til som hvis".split())
 MORE_PREPOSITIONS = frozenset("innenfor utenfor gjennom rundt mot langs ifølge".split())
 BE_FORMS = frozenset("er var ble blir blitt være vært".split())
 SOLUTIONS = {"lesning": "løsning", "lesninger": "løsninger", "lesningen": "løsningen", "lesningene": "løsningene"}
@@ -337,6 +340,7 @@ class Context:
     said: bool = False  # a name before or after, or a quote after: "sa" is the verb
     number_next: bool = False  # "p 64 år"
     in_compound: bool = False  # right after a hyphen: "TV-ar"
+    number_before: bool = False  # "24 mal"
     code: bool = False  # a letter after a number or section sign, or before ")": "§ 120 a", "a)"
     hyphenated: bool = False  # joined to another word by a hyphen: "boda-boda", "sommar-OL"
     name_next: bool = False  # "Ma Ying-jeou": a capitalised word and a capitalised word after it
@@ -372,6 +376,16 @@ def repair_by_rule(word: str, ctx: Context, surely_nynorsk: bool = False) -> str
         return "får"
     if word == "ga" and ctx.prev in INFINITIVE_BEFORE:
         return "gå"  # "ga" is past tense: never after "å" or a modal
+    if word == "bade" and ctx.prev not in INFINITIVE_BEFORE and ctx.next not in ("og", "i", "seg", "eller", None) \
+            and any(w in ("og", "eller") for w in ctx.later[2:]):
+        return "både"  # "bade Island og Pakistan"; "å bade og sole seg" is the verb
+    if word == "mal" and (ctx.prev in NUMERALS or ctx.number_before):
+        return "mål"  # "to mal", "24 mal"
+    if ctx.prev in MODALS and zipf(word) < LEXICON_ZIPF and not _infinitive(word) \
+            and not _lexicon_class(word, ("adv", "adj")) and not norwegian.nynorsk_word(word):
+        best, strength, _, _ = best_candidate(word, listed_only=True)
+        if strength and _infinitive(best):
+            return best  # "vil forega" -> "vil foregå": a modal wants an infinitive
     if word in ("hasten", "hosten") and (ctx.prev in SEASON_BEFORE or ctx.number_next):
         return "høsten"  # "til hasten": no hurry is meant
     if word in MODAL_REPAIRS and ctx.next and _only_infinitive(ctx.next):
@@ -386,9 +400,10 @@ def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, ny
     if word == "sa":
         # In damaged text "så" is the likelier word, unless a subject or "at" marks the verb.
         return None if ctx.said or ctx.prev in SUBJECTS or ctx.next in SUBJECTS | {"at", "ja", "nei"} else "så"
-    if word == "far" and (ctx.prev in SUBJECTS | {"ikke", "også"} or ctx.next in GET_AFTER | SUBJECTS):
+    if word == "far" and (ctx.prev in SUBJECTS | {"ikke", "også"} or ctx.next in GET_AFTER | SUBJECTS
+                          or (ctx.next and _noun(ctx.next) and ctx.prev not in FATHER_BEFORE)):
         return "får"
-    if word == "matte" and (ctx.prev in SUBJECTS or (ctx.next and _infinitive(ctx.next))):
+    if word == "matte" and (ctx.prev in SUBJECTS or _infinitive_follows(ctx.later[1:])):
         return "måtte"
     if word in MODAL_REPAIRS and _infinitive_follows(ctx.later[1:]):
         return MODAL_REPAIRS[word]  # "ber imidlertid ikke være", "ber du ikke gjøre"
@@ -438,7 +453,7 @@ def repair_transliteration(word: str, settings: RepairSettings) -> str | None:
 
 def repair_common_word(word: str, ctx: Context, settings: RepairSettings) -> str | None:
     """A known word whose repair is far more common ("hasten" -> "høsten")."""
-    if word in RULE_WORDS or ctx.abbreviation or ctx.code or ctx.hyphenated or zipf(word) < settings.max_source_zipf:
+    if word in RULE_WORDS or ctx.abbreviation or ctx.code or ctx.hyphenated:
         return None
     best, strength, score, _ = best_candidate(word, listed_only=True)
     # The repair's zipf less the confusion's cost: "harer" stays, though "hører" is 2.6 zipf commoner.
@@ -465,6 +480,11 @@ def _infinitive_follows(words: tuple[str, ...]) -> bool:
     while rest and rest[0] in SENTENCE_ADVERBS:
         rest.pop(0)
     return bool(rest) and rest[0] not in SUBJECTS and _infinitive(rest[0])
+
+
+@lru_cache(maxsize=50_000)
+def _lexicon_class(word: str, classes: tuple[str, ...]) -> bool:
+    return any(word in norwegian.lexicon()[c] for c in classes)
 
 
 @lru_cache(maxsize=50_000)
@@ -602,7 +622,8 @@ def _context(text: str, matches: list[re.Match], fixed: list[str | None], i: int
                    number_next=bool(re.match(r"\s+\d", after)), in_compound=gap.endswith("-") and not gap.strip("-"),
                    code=code, later=(word.lower(), *later),
                    hyphenated=gap.endswith("-") or bool(re.match(r"-[^\W\d_]", text[end:end + 2])),
-                   name_next=word[0].isupper() and name_after)
+                   name_next=word[0].isupper() and name_after,
+                   number_before=bool(re.search(r"\d\s+$", text[:matches[i].start()])))
 
 
 def _touches_digit(text: str, match: re.Match) -> bool:

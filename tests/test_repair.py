@@ -93,6 +93,10 @@ def test_two_damaged_letters_in_one_word(damaged, repaired):
         ("Det er verre enn for pa mange mater", "Det er verre enn før på mange måter"),
         ("Det gjelder pa tvers for var kommune", "Det gjelder på tvers for vår kommune"),
         ("Vi matte vente pa svar", "Vi måtte vente på svar"),
+        # word classes from the lexicon: a modal wants an infinitive, a preposition no verb
+        ("Møtet vil forega i kantina", "Møtet vil foregå i kantina"),
+        ("Laget scoret 3 mal", "Laget scoret 3 mål"),
+        ("Vi trenger bade tid og penger", "Vi trenger både tid og penger"),
     ],
 )
 def test_real_word_errors_are_decided_by_context(damaged, repaired):
@@ -109,6 +113,9 @@ def test_real_word_errors_are_decided_by_context(damaged, repaired):
         "For meg er det viktig.",
         "Vi var der i fjor.",
         "Tor kom for sent.",
+        "Vi skal bade og sole oss.",
+        "Min far kom hjem.",
+        "Han vil ikke.",
     ],
 )
 def test_real_words_stay_in_clean_text(clean):
