@@ -1,8 +1,11 @@
 """Repair of lost or misread æ/ø/å in Norwegian text.
 
-Candidates come from the confusions seen in real OCR and ASCII typing; word frequencies
-(`wordfreq`, nb) say which candidate is a word; context decides the words that are words
-either way ("sa"/"så", "a"/"å", "far"/"får"). A clean sentence has no unknown words and no
+Candidates come from the confusions measured on real OCR (issue 16), each costing -log10 of its
+share of damaged words. Word evidence: wordfreq (nb), the bokmål full-form lexicon and compounds
+of its nouns, and for nynorsk the nynorsk hunspell dictionary. Context (the neighbours' word
+classes in the lexicon and a few collocations) decides the words that are words either way
+("sa"/"så", "ber"/"bør", "var"/"vår"). Only bokmål and nynorsk cards are repaired; German and
+English words, names, codes and list letters stay. A clean sentence has no unknown words and no
 telltale function words, so it is left exactly as it is.
 """
 from __future__ import annotations
@@ -94,9 +97,6 @@ BEFORE_TIME = frozenset("enn aldri lenge allerede dagen kvelden natten uken uka 
                         "måneder".split())
 NOUN_BEFORE = frozenset("et en på i til neste første eget hvert felles nytt".split())
 PREPOSITIONS = frozenset("i på for til med av fra om hos mellom blant under over etter".split())
-# Nynorsk spells with e, a and o where bokmål has ø, å and æ ("avgjere", "handtering"); in
-# nynorsk text only confusions that are never spellings are undone.
-NYNORSK_SAFE_CONFUSIONS = frozenset({"aa", "oe", "ae", "ee", "g", "0", "&", "d", "z"})
 # Systematic nynorsk/bokmål alternations (nn -> nb): "gjere"/"gjøre", "hand"/"hånd",
 # "-ar"/"-år" ("nyttar" is a verb, not "nyttår"); plus single words.
 NYNORSK_ALTERNATIONS = (("gjer", "gjør"), ("hand", "hånd"))
@@ -109,7 +109,8 @@ def nynorsk_spelling(word: str, candidate: str) -> bool:
     """Whether `word` may be a correct nynorsk spelling of what `candidate` spells in bokmål."""
     if word in NYNORSK_WORDS:
         return True
-    if len(word) >= 5 and word.endswith("ar") and candidate.endswith("år") and not candidate.endswith(SHARED_AAR_VERBS):
+    if len(word) >= 5 and word.endswith("ar") and candidate.endswith("år") \
+            and not candidate.endswith(SHARED_AAR_VERBS):
         return True
     return any(nn in word and nb in candidate for nn, nb in NYNORSK_ALTERNATIONS)
 
@@ -147,7 +148,7 @@ def foreign_zipf(word: str) -> float:
 
 
 @lru_cache(maxsize=200_000)
-def candidates(word: str, nynorsk: bool = False) -> dict[str, tuple[float, bool]]:
+def candidates(word: str) -> dict[str, tuple[float, bool]]:
     """Forms reachable by up to MAX_EDITS confusions, or one lost letter restored: the cost of the
     cheapest way to reach each (-log10 of the share of damaged words with that damage), and whether
     that way uses only confusions measured on real OCR (OCR_DAMAGE)."""
@@ -232,7 +233,7 @@ def best_candidate(word: str, nynorsk: bool = False, listed_only: bool = False) 
     Only wordfreq vouches for a candidate reached by a lost letter or a confusion not measured on
     real OCR: the lexicon and compounds have too many near neighbours of correct words."""
     best, best_strength, best_score, best_source = word, 0.0, -math.inf, ""
-    for form, (cost, measured) in candidates(word, nynorsk).items():
+    for form, (cost, measured) in candidates(word).items():
         rank, strength, source = evidence(form, nynorsk)
         if not strength or (listed_only and source == "compound") or (not measured and source != "wordfreq"):
             continue
@@ -515,8 +516,9 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     if language is None:
         # Detect on a first repair, so that text typed without æ/ø/å still reads as Norwegian.
         # "fra" and "da" may be a damaged nynorsk "frå" and "då": no evidence for bokmål.
-        rough = " ".join(FUNCTION_WORD_REPAIRS.get(m.group(0).lower()) or repair_unknown(m.group(0).lower(), False, settings)
-                         or m.group(0) for m in matches if m.group(0).lower() not in NYNORSK_FUNCTION_WORD_REPAIRS)
+        rough = " ".join(FUNCTION_WORD_REPAIRS.get(m.group(0).lower())
+                         or repair_unknown(m.group(0).lower(), False, settings) or m.group(0)
+                         for m in matches if m.group(0).lower() not in NYNORSK_FUNCTION_WORD_REPAIRS)
         detected = detect_language(rough)
         if detected.code not in ("nb", "nn") and not obviously_norwegian(rough):
             return text  # German, English, ...: their words are not damaged Norwegian ones
@@ -559,7 +561,8 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
         or (matches[i].group(0).isupper() and len(w) > 1 and not shouting)
         or (guarded[i] and not (contexts[i].hyphenated and len(w) >= 3 and _unknown_everywhere(w)))
         else allowed(w, repair_unknown(w, nynorsk, settings, maybe_nynorsk)) for i, w in enumerate(words)]
-    unknown = [None if repair and _foreign(words[i], repair, contexts[i]) else repair for i, repair in enumerate(unknown)]
+    unknown = [None if repair and _foreign(words[i], repair, contexts[i]) else repair
+               for i, repair in enumerate(unknown)]
     # A repair that only the lexicon, a compound or the nynorsk dictionary vouches for is made
     # where the card shows damage elsewhere: those lists have close neighbours of correct words.
     fixed: list[str | None] = [
@@ -570,7 +573,8 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     open_words = [fixed[i] is None and not names[i] for i in range(len(matches))]
     for i, word in enumerate(words):
         if open_words[i]:
-            fixed[i] = repair_by_rule(word, _context(text, matches, fixed, i), surely_nynorsk) or repair_transliteration(word, settings)
+            fixed[i] = (repair_by_rule(word, _context(text, matches, fixed, i), surely_nynorsk)
+                        or repair_transliteration(word, settings))
             if fixed[i] is None and not nynorsk:
                 fixed[i] = allowed(word, repair_common_word(word, contexts[i], settings))
     # Evidence of damage: a repaired word, or "&"/"0" inside a word ("noe" has "oe" and is fine).
@@ -612,7 +616,8 @@ def _context(text: str, matches: list[re.Match], fixed: list[str | None], i: int
     code = len(word) == 1 and (bool(re.search(r"[\d§]\s*$", text[:matches[i].start()]))
                                or bool(re.match(r"\s*\)", text[end:])))
     # "rv 13", "E 39": letters without a vowel before a number name a road or a form
-    code = code or (len(word) > 1 and not re.search(r"[aeiouyæøå]", word.lower()) and bool(re.match(r"\s+\d", after)))
+    code = code or (len(word) > 1 and not re.search(r"[aeiouyæøå]", word.lower())
+                    and bool(re.match(r"\s+\d", after)))
     later = []
     for j in range(i + 1, min(i + 12, len(matches))):
         if not _adjacent(text, matches[j - 1], matches[j]):

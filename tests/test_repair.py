@@ -149,7 +149,8 @@ def test_a_mixed_card_repairs_only_its_norwegian_words():
 
 
 def test_nynorsk_is_repaired_with_nynorsk_words():
-    assert repair_text("Eg kom fra byen i går, og det var ikkje lett") == "Eg kom frå byen i går, og det var ikkje lett"
+    damaged = "Eg kom fra byen i går, og det var ikkje lett"
+    assert repair_text(damaged) == "Eg kom frå byen i går, og det var ikkje lett"
     clean = "Eg kom frå byen i går, og det var ikkje lett å vere der"
     assert repair_text(clean) == clean
 
