@@ -75,14 +75,29 @@ def _detector():
     return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
 
 
+def _marker_hits(words: list[str]) -> tuple[int, int]:
+    nn_hits = sum(w in NYNORSK_MARKERS or (len(w) >= 5 and w.endswith(NYNORSK_SUFFIXES)) for w in words)
+    nb_hits = sum(w in BOKMAL_MARKERS or (len(w) >= 5 and w.endswith(BOKMAL_SUFFIXES)) for w in words)
+    return nn_hits, nb_hits
+
+
+def marker_balance(text: str, endings: bool = True) -> int:
+    """Nynorsk marker words minus bokmål marker words (and word endings, unless `endings` is False:
+    a rare word may end in "-ane" by chance)."""
+    words = [w.lower() for w in _WORDS.findall(text)]
+    if not endings:
+        return sum(w in NYNORSK_MARKERS for w in words) - sum(w in BOKMAL_MARKERS for w in words)
+    nn_hits, nb_hits = _marker_hits(words)
+    return nn_hits - nb_hits
+
+
 @lru_cache(maxsize=50_000)
 def detect_language(text: str) -> Detected:
     words = [w.lower() for w in _WORDS.findall(text)]
     if not words:
         return Detected("und", 0.0)
     values = {CODES[v.language.name]: v.value for v in _detector().compute_language_confidence_values(text)}
-    nn_hits = sum(w in NYNORSK_MARKERS or (len(w) >= 5 and w.endswith(NYNORSK_SUFFIXES)) for w in words)
-    nb_hits = sum(w in BOKMAL_MARKERS or (len(w) >= 5 and w.endswith(BOKMAL_SUFFIXES)) for w in words)
+    nn_hits, nb_hits = _marker_hits(words)
     norwegian = values.get("nb", 0.0) + values.get("nn", 0.0)
     extra = {"nynorsk_share": round(values.get("nn", 0.0) / norwegian, 4) if norwegian else 0.0,
              "marker_balance": nn_hits - nb_hits}

