@@ -790,3 +790,34 @@ def test_group_ids_are_compared_case_folded_without_invisible_characters_in_card
 
     assert result.cards["group_id"].tolist() == ["g1", "g1", "g1", "g1", "gruppe øst"]
     assert result.votes["group_id"].tolist() == ["g1", "gruppe øst"]
+
+
+# --- generated card ids -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_generated_ids_of_the_same_text_do_not_depend_on_the_row_order(reverse):
+    rows = ["Siloene stopper alt,ws-a,g1", "Siloene stopper alt,ws-a,g2", "Siloene stopper alt,ws-a,g2",
+            "Vi trenger mer tid,ws-a,g1"]
+    data = "text,workshop_id,group_id\n" + "\n".join(rows[::-1] if reverse else rows) + "\n"
+    cards = cards_of(Source("ws.csv", data.encode("utf-8")))
+    base = content_id("ws-a", "Siloene stopper alt")
+    pairs = sorted(zip(cards["card_id"], cards["group_id"]))
+    assert pairs == sorted([(base, "g1"), (f"{base}-2", "g2"), (f"{base}-3", "g2"),
+                            (content_id("ws-a", "Vi trenger mer tid"), "g1")])
+
+
+def test_generated_ids_of_the_same_text_across_files_do_not_depend_on_the_file_order():
+    a = Source("a.csv", b"text,workshop_id,group_id\nSiloene stopper alt,ws-a,g2\n")
+    b = Source("b.csv", b"text,workshop_id,group_id\nSiloene stopper alt,ws-a,g1\n")
+    base = content_id("ws-a", "Siloene stopper alt")
+    for sources in ([a, b], [b, a]):
+        cards = cards_of(*sources)
+        assert dict(zip(cards["group_id"], cards["card_id"])) == {"g1": base, "g2": f"{base}-2"}
+
+
+def test_a_generated_id_never_takes_a_given_one():
+    base = content_id("ws-a", "Siloene stopper alt")
+    data = f"card_id,text,workshop_id\n,Siloene stopper alt,ws-a\n{base},Noe annet her,ws-a\n"
+    cards = cards_of(Source("ws.csv", data.encode("utf-8")))
+    assert sorted(cards["card_id"]) == sorted([base, f"{base}-2"])
