@@ -306,6 +306,9 @@ def _parse_xlsx(source: Source) -> Table:
                           kind="unreadable_xlsx") from exc
 
 
+FILLED_DOWN = ("workshop_id", "group_id", "card_type")  # merged .xlsx cells of these columns fill down
+
+
 def _read_xlsx(source: Source) -> Table:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
@@ -341,22 +344,25 @@ def _read_xlsx(source: Source) -> Table:
             else:
                 values[(row, col)] = cell.value
     # A row is a row when a cell of its own holds something (or a formula that lost its value);
-    # then merged cells fill down, so every row of a merged group cell carries the group.
+    # then merged cells of the id columns fill down, so every row of a merged group cell carries
+    # the group. Not a merged text cell: that is one card, not one per row.
     own = {row for (row, col), value in values.items() if _cell_text(value).strip() or (row, col) in unsaved}
-    for merged in sheet.merged_cells.ranges:
-        top = values.get((merged.min_row, merged.min_col))
-        for row in range(merged.min_row + 1, merged.max_row + 1):
-            values[(row, merged.min_col)] = top
     width = max((col for _, col in values), default=0)
-    records = [(row, [_cell_text(values.get((row, col))) for col in range(1, width + 1)]) for row in sorted(own)]
-    if not records:
+    if not own:
         if others:
             raise IngestError(source.name, f"the first visible sheet {sheet.title!r} is empty, but sheet(s) "
                                            f"[{', '.join(others)}] are not; expected the cards on the first visible "
                                            f"sheet", kind="empty_first_sheet")
         return Table(columns=[], rows=[], empty=True)
-    header_row = records[0][0]
-    columns = _canonical_header(source, records[0][1], row=header_row)
+    header_row = min(own)
+    columns = _canonical_header(source, [_cell_text(values.get((header_row, col))) for col in range(1, width + 1)],
+                                row=header_row)
+    for merged in sheet.merged_cells.ranges:
+        if merged.min_col <= len(columns) and columns[merged.min_col - 1] in FILLED_DOWN:
+            top = values.get((merged.min_row, merged.min_col))
+            for row in range(max(merged.min_row, header_row) + 1, merged.max_row + 1):
+                values[(row, merged.min_col)] = top
+    records = [(row, [_cell_text(values.get((row, col))) for col in range(1, width + 1)]) for row in sorted(own)]
     rows = [(n, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(columns)}) for n, cells in records[1:]]
     warnings = []
     lost = [(row, col, why) for (row, col), why in sorted(unsaved.items()) if row > header_row and col <= len(columns)]
@@ -435,7 +441,7 @@ _JSON_TYPE_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int:
 
 def _json_cell(source: Source, number: int, key: str, value) -> str:
     """A JSONL value as a cell: the text must be a string; ids a string or a number; extras anything."""
-    found = _JSON_TYPE_NAMES.get(type(value))
+    found = "null" if value is None and key == "text" else _JSON_TYPE_NAMES.get(type(value))
     if key == "text" and found:
         raise IngestError(source.name, f"expected the card text as a JSON string, found {found} "
                                        f"({json.dumps(value, ensure_ascii=False)[:60]})", row=number, column=key,

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import ftfy
 import phonenumbers
 from stdnum.no import fodselsnummer as stdnum_fnr
 
@@ -499,6 +500,18 @@ def redact(text: str) -> tuple[str, Counter]:
     text = _redact_pass(text, False, counts)
     if "_" in text:
         text = _redact_pass(text, True, counts)
+    if not text.isascii():
+        # Mojibake ("41â€“23â€“45â€“67": UTF-8 dashes read as cp1252) hides a number that normalise,
+        # repairing the encoding, would show: then the text is kept in its repaired form, redacted.
+        repaired = ftfy.fix_encoding(text)
+        if repaired != text:
+            found: Counter = Counter()
+            repaired = _redact_pass(repaired, False, found)
+            if "_" in repaired:
+                repaired = _redact_pass(repaired, True, found)
+            if found:
+                text = repaired
+                counts.update(found)
     return text, counts
 
 
