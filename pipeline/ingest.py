@@ -443,9 +443,9 @@ def _json_cell(source: Source, number: int, key: str, value) -> str:
     """A JSONL value as a cell: the text must be a string; ids a string or a number; extras anything."""
     found = "null" if value is None and key == "text" else _JSON_TYPE_NAMES.get(type(value))
     if key == "text" and found:
-        shown = "" if value is None else f" ({json.dumps(value, ensure_ascii=False)[:60]})"
-        raise IngestError(source.name, f"expected the card text as a JSON string, found {found}{shown}; an empty "
-                                       f"card is \"\"", row=number, column=key, kind="invalid_json")
+        shown = " (an empty card is \"\")" if value is None else f" ({json.dumps(value, ensure_ascii=False)[:60]})"
+        raise IngestError(source.name, f"expected the card text as a JSON string, found {found}{shown}", row=number,
+                          column=key, kind="invalid_json")
     if key in COLUMN_ALIASES and found in ("an object", "an array", "a boolean"):
         raise IngestError(source.name, f"expected {key} as a JSON string or number, found {found}", row=number,
                           column=key, kind="invalid_json")
