@@ -426,9 +426,13 @@ def _accept_grouped_phone(match: re.Match[str]) -> bool:
     digits = re.sub(r"[^0-9]", "", match.group(0))
     if len(digits) != 8 or _AMOUNT_AFTER.match(text, match.end()):
         return False
+    if len(set(re.findall(r"[ .-]", match.group(0)))) > 1:  # "20.00-22.00": a time range, not a grouping
+        return False
     groups = re.split(r"[ .-]", match.group(0))
     if len(groups) == 2 and all(len(g) == 4 and int(g) in _YEAR_RANGE for g in groups):
         return False
+    if [len(g) for g in groups] == [2, 2, 4] and 1 <= int(groups[0]) <= 31 and 1 <= int(groups[1]) <= 12:
+        return False  # "telefonmøte 24.03.2026": a date
     return bool(_PHONE_WORD_JUST_BEFORE.search(text[max(0, start - _PHONE_WORD_GAP):start]))
 
 

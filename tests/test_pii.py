@@ -157,6 +157,9 @@ def test_phone_in_context(text, expected):
         "ring 2024 2025",  # two years after a phone word
         "ring 3 ganger, 12 345 678 kroner",
         "telefonmøte 2 timer, 45 000 000 kr",
+        "telefonmøte 24.03.2026",
+        "telefontid 20.00-22.00",
+        "ring 24 03 2026",
     ],
 )
 def test_not_phone_numbers(text):
