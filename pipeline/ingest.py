@@ -306,6 +306,9 @@ def _parse_xlsx(source: Source) -> Table:
                           kind="unreadable_xlsx") from exc
 
 
+FILLED_DOWN = ("workshop_id", "group_id", "card_type")  # merged .xlsx cells of these columns fill down
+
+
 def _read_xlsx(source: Source) -> Table:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
@@ -341,22 +344,25 @@ def _read_xlsx(source: Source) -> Table:
             else:
                 values[(row, col)] = cell.value
     # A row is a row when a cell of its own holds something (or a formula that lost its value);
-    # then merged cells fill down, so every row of a merged group cell carries the group.
+    # then merged cells of the id columns fill down, so every row of a merged group cell carries
+    # the group. Not a merged text cell: that is one card, not one per row.
     own = {row for (row, col), value in values.items() if _cell_text(value).strip() or (row, col) in unsaved}
-    for merged in sheet.merged_cells.ranges:
-        top = values.get((merged.min_row, merged.min_col))
-        for row in range(merged.min_row + 1, merged.max_row + 1):
-            values[(row, merged.min_col)] = top
     width = max((col for _, col in values), default=0)
-    records = [(row, [_cell_text(values.get((row, col))) for col in range(1, width + 1)]) for row in sorted(own)]
-    if not records:
+    if not own:
         if others:
             raise IngestError(source.name, f"the first visible sheet {sheet.title!r} is empty, but sheet(s) "
                                            f"[{', '.join(others)}] are not; expected the cards on the first visible "
                                            f"sheet", kind="empty_first_sheet")
         return Table(columns=[], rows=[], empty=True)
-    header_row = records[0][0]
-    columns = _canonical_header(source, records[0][1], row=header_row)
+    header_row = min(own)
+    columns = _canonical_header(source, [_cell_text(values.get((header_row, col))) for col in range(1, width + 1)],
+                                row=header_row)
+    for merged in sheet.merged_cells.ranges:
+        if merged.min_col <= len(columns) and columns[merged.min_col - 1] in FILLED_DOWN:
+            top = values.get((merged.min_row, merged.min_col))
+            for row in range(max(merged.min_row, header_row) + 1, merged.max_row + 1):
+                values[(row, merged.min_col)] = top
+    records = [(row, [_cell_text(values.get((row, col))) for col in range(1, width + 1)]) for row in sorted(own)]
     rows = [(n, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(columns)}) for n, cells in records[1:]]
     warnings = []
     lost = [(row, col, why) for (row, col), why in sorted(unsaved.items()) if row > header_row and col <= len(columns)]
@@ -435,11 +441,11 @@ _JSON_TYPE_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int:
 
 def _json_cell(source: Source, number: int, key: str, value) -> str:
     """A JSONL value as a cell: the text must be a string; ids a string or a number; extras anything."""
-    found = _JSON_TYPE_NAMES.get(type(value))
+    found = "null" if value is None and key == "text" else _JSON_TYPE_NAMES.get(type(value))
     if key == "text" and found:
-        raise IngestError(source.name, f"expected the card text as a JSON string, found {found} "
-                                       f"({json.dumps(value, ensure_ascii=False)[:60]})", row=number, column=key,
-                          kind="invalid_json")
+        shown = " (an empty card is \"\")" if value is None else f" ({json.dumps(value, ensure_ascii=False)[:60]})"
+        raise IngestError(source.name, f"expected the card text as a JSON string, found {found}{shown}", row=number,
+                          column=key, kind="invalid_json")
     if key in COLUMN_ALIASES and found in ("an object", "an array", "a boolean"):
         raise IngestError(source.name, f"expected {key} as a JSON string or number, found {found}", row=number,
                           column=key, kind="invalid_json")
@@ -584,6 +590,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                           "no cards in any input file; expected at least one file with a text column and rows",
                           kind="no_cards")
+    _generate_card_ids(cards, first_seen, redactions)
     _keep_redacted_ids_apart(cards + votes, redactions)
     detected: dict[str, Detected] = {}
     warnings.extend(_card_warnings(cards, params, languages or {}, detected))
@@ -621,12 +628,10 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 default_workshop = redactions.ident("workshop", "workshop_id", raw_workshop)
             workshop_id = default_workshop
         card_id = row.get("card_id", "").strip()
-        if not card_id:
-            card_id = content_id(workshop_id, text)
-            suffix = 2
-            while card_id in first_seen:  # same text again, in this file or another of the workshop
-                card_id = f"{content_id(workshop_id, text)}-{suffix}"
-                suffix += 1
+        if not card_id:  # generated once every file is read (`_generate_card_ids`)
+            records.append(_card_record(row, row_number, text, workshop_id, raw_workshop, raw_group,
+                                        None, None, column_shown, known, params, redactions, shown))
+            continue
         if card_id in first_seen:
             other_file, other_row = first_seen[card_id]
             raise IngestError(
@@ -639,28 +644,57 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             )
         first_seen[card_id] = (source.name, row_number)
         raw_card_id, card_id = card_id, redactions.ident("card", "card_id", card_id)
-        raw_type = redactions.text("card_type", row.get("card_type", ""))
-        extras = {column_shown[key]: redactions.text("metadata", value) for key, value in row.items()
-                  if key not in known and value != ""}
-        if card_type_of(raw_type) == "other" and raw_type.strip():
-            extras["card_type_raw"] = raw_type
-        reason = junk_reason(text, params)
-        records.append(
-            {
-                "card_id": card_id,
-                "workshop_id": workshop_id,
-                "group_id": redactions.ident("group", "group_id", raw_group) or None,
-                "card_type": card_type_of(raw_type),
-                "text": text,
-                "source_file": shown,
-                "source_row": row_number,
-                "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
-                "status": STATUS_REJECTED if reason else STATUS_OK,
-                "reason": reason,
-                "_raw_ids": {"card_id": raw_card_id, "workshop_id": raw_workshop, "group_id": raw_group},
-            }
-        )
+        records.append(_card_record(row, row_number, text, workshop_id, raw_workshop, raw_group,
+                                    card_id, raw_card_id, column_shown, known, params, redactions, shown))
     return records
+
+
+def _card_record(row: dict, row_number: int, text: str, workshop_id: str, raw_workshop: str,
+                 raw_group: str, card_id: str | None, raw_card_id: str | None, column_shown: dict, known: set,
+                 params: IngestParams, redactions: Redactions, shown: str) -> dict:
+    raw_type = redactions.text("card_type", row.get("card_type", ""))
+    extras = {column_shown[key]: redactions.text("metadata", value) for key, value in row.items()
+              if key not in known and value != ""}
+    if card_type_of(raw_type) == "other" and raw_type.strip():
+        extras["card_type_raw"] = raw_type
+    reason = junk_reason(text, params)
+    return {
+        "card_id": card_id,
+        "workshop_id": workshop_id,
+        "group_id": redactions.ident("group", "group_id", raw_group) or None,
+        "card_type": card_type_of(raw_type),
+        "text": text,
+        "source_file": shown,
+        "source_row": row_number,
+        "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
+        "status": STATUS_REJECTED if reason else STATUS_OK,
+        "reason": reason,
+        "_raw_ids": {"card_id": raw_card_id, "workshop_id": raw_workshop, "group_id": raw_group},
+    }
+
+
+def _generate_card_ids(cards: list[dict], first_seen: dict, redactions: Redactions) -> None:
+    """Ids for the cards without one: `content_id(workshop, text)`; cards of one workshop with the
+    same text are numbered `-2`, `-3` ... in the sorted order of what else tells them apart (group,
+    card type, metadata, file name; the row number last, for true copies), so that the ids do not
+    depend on the order of the rows or files. Given ids are never taken."""
+    same_text: dict[str, list[dict]] = {}
+    for record in cards:
+        if record["card_id"] is None:
+            same_text.setdefault(content_id(record["workshop_id"], record["text"]), []).append(record)
+    for base, records in sorted(same_text.items()):
+        records.sort(key=lambda r: (r["_raw_ids"]["group_id"], r["card_type"], r["metadata"], r["source_file"],
+                                    r["source_row"]))
+        suffix = 1
+        for record in records:
+            card_id = base if suffix == 1 else f"{base}-{suffix}"
+            while card_id in first_seen:  # a given id that looks like a generated one
+                suffix += 1
+                card_id = f"{base}-{suffix}"
+            suffix += 1
+            first_seen[card_id] = (record["source_file"], record["source_row"])
+            record["_raw_ids"]["card_id"] = card_id
+            record["card_id"] = redactions.ident("card", "card_id", card_id)
 
 
 _ID_SCOPES = {"card_id": "card", "workshop_id": "workshop", "group_id": "group"}

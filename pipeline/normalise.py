@@ -6,6 +6,7 @@ copies stay, so counts can say how many distinct voices said a thing.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -23,13 +24,15 @@ from pipeline.params import NormaliseParams
 from pipeline.repair import RepairSettings, join_hyphen_breaks  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare
-from pipeline.records import CARDS, NORMALISED, STATUS_OK, read_table, write_table
+from pipeline.records import CARDS, NORMALISED, STATUS_OK, read_table, write_json, write_table
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting workers costs more than it saves
 # Per-text results kept between runs (see pipeline/memo.py).
+# `redactions`: personal data the safety net in `normalise_text` replaced, per kind (JSON; "{}": none).
 MEMO = pa.schema([("key", pa.string()), ("text_norm", pa.string()), ("language", pa.string()),
-                  ("language_confidence", pa.float64())])
+                  ("language_confidence", pa.float64()), ("redactions", pa.string())])
+REDACTIONS_FILE = "redactions.json"  # beside cards.parquet: what this stage redacted, for the report
 # Texts seen by the near-duplicate check (duplicate keys) and their MinHash signatures; `near`: the
 # keys of the texts compared before it that it is near, null when it was not compared (see
 # pipeline/near_duplicates.py). Every two texts with a `near` list have been compared once.
@@ -57,7 +60,13 @@ def repair_text(text: str, params: NormaliseParams | None = None, language: str 
     return repair.repair_text(text, repair_settings(params or NormaliseParams()), language)
 
 
+# NEL (U+0085) is a line break, which ftfy would read as cp1252's "…"; but not after a lead
+# character of a two-byte UTF-8 sequence read as Latin-1 ("Ã\x85" is a mangled "Å").
+_NEXT_LINE = re.compile(r"(?<![\u00c2-\u00df])\u0085")
+
+
 def clean_text(text: str) -> str:
+    text = _NEXT_LINE.sub("\n", text)
     text = ftfy.fix_encoding(text)
     text = unicodedata.normalize("NFC", text)
     text = _INVISIBLE.sub("", text)
@@ -68,15 +77,22 @@ def clean_text(text: str) -> str:
 
 def normalise_text(text: str, params: NormaliseParams) -> tuple[str, Detected]:
     """Clean and repaired text, and its language (detected before and after repair)."""
+    text_norm, detected, _ = _normalise_one(text, params)
+    return text_norm, detected
+
+
+def _normalise_one(text: str, params: NormaliseParams) -> tuple[str, Detected, dict[str, int]]:
+    """`normalise_text`, and the personal data its safety net replaced, per kind."""
     text = clean_text(text)
     if params.repair_letters:
         text = repair_text(text, params)
-    # Ingest redacts on a view of the text that joins what cleaning joins, so this finds nothing;
-    # it is the guarantee that no transformation above reassembles personal data.
+    # Ingest redacts on a view of the text that joins what cleaning joins (and repairs mojibake
+    # the way ftfy does here), so this finds nothing; it is the guarantee that no transformation
+    # above reassembles personal data, and what it finds is counted (`redactions`).
     text, found = pii.redact(text)
     if found:
         log.warning("normalise: personal data reassembled by cleaning or repair and redacted: %s", dict(found))
-    return text, detect_language(text)
+    return text, detect_language(text), {kind: found[kind] for kind in pii.PII_KINDS if found[kind]}
 
 
 def duplicate_key(text_norm: str) -> str:
@@ -112,7 +128,7 @@ def find_duplicates(keys: list[str], threshold: float,
     return result, comparison
 
 
-def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected]]:
+def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
     """`normalise_text` over many texts; large batches are spread over all cores (forked workers
     share the loaded language models). Order is kept, so the result does not depend on the workers."""
     import multiprocessing
@@ -120,10 +136,10 @@ def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str,
 
     workers = min(os.cpu_count() or 1, len(texts) // PARALLEL_MIN_TEXTS)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [normalise_text(text, params) for text in texts]
+        return [_normalise_one(text, params) for text in texts]
     language.load_detector()  # before forking, so the workers inherit it instead of loading it again
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.starmap(normalise_text, [(text, params) for text in texts], chunksize=256)
+        return pool.starmap(_normalise_one, [(text, params) for text in texts], chunksize=256)
 
 
 def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None):
@@ -135,8 +151,9 @@ def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFra
     keys = [text_key(t) for t in texts]
     todo = {key: text for key, text in zip(keys, texts) if key not in known.index}
     pending = sorted(todo.items())
-    computed = [(key, text_norm, detected.code, detected.confidence)
-                for (key, _), (text_norm, detected) in zip(pending, _normalise_all([t for _, t in pending], params))]
+    computed = [(key, text_norm, detected.code, detected.confidence, json.dumps(found, sort_keys=True))
+                for (key, _), (text_norm, detected, found) in zip(pending,
+                                                                  _normalise_all([t for _, t in pending], params))]
     new_rows = pd.DataFrame(computed, columns=MEMO.names)
     results = pd.concat([known, new_rows.set_index("key")]) if computed else known
     return results.loc[keys].reset_index(drop=True), new_rows
@@ -174,6 +191,10 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
     else:
         results = results.iloc[order].reset_index(drop=True)
     out["text_norm"] = results["text_norm"].tolist()
+    # The verbatim text of a card whose personal data only the safety net found would keep it:
+    # such a card keeps its normalised, redacted text as its text too.
+    caught = (results["redactions"] != "{}").to_numpy()
+    out.loc[caught, "text"] = out.loc[caught, "text_norm"]
     out["language"] = results["language"].tolist()
     out["language_confidence"] = results["language_confidence"].astype(float).tolist()
     live = np.flatnonzero((out["status"] == STATUS_OK).to_numpy())
@@ -264,4 +285,14 @@ def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: 
         log.info("normalise: near duplicates: %d new texts compared with %d known", comparison.new,
                  int(comparison.known.compared.sum()) - comparison.new)
     write_table(result, NORMALISED, out_dir / "cards.parquet")
+    write_json({"redactions": safety_net_redactions(results)}, out_dir / REDACTIONS_FILE)
     return result
+
+
+def safety_net_redactions(results: pd.DataFrame) -> dict[str, int]:
+    """What the safety net redacted over all cards (a text on two cards counts twice), per kind."""
+    total = {kind: 0 for kind in pii.PII_KINDS}
+    for found in results["redactions"]:
+        for kind, count in json.loads(found).items():
+            total[kind] += count
+    return total

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+import ftfy
 import phonenumbers
 from stdnum.no import fodselsnummer as stdnum_fnr
 
@@ -50,8 +51,18 @@ TAGS = {kind: f"[{kind}]" for kind in PII_KINDS}
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e")
 # Characters read as their ASCII form when NFKC gives one of these: full-width digits, "＠".
 _FOLDED = frozenset("0123456789@.+-")
-# Nothing to find in a text without a digit (any script), an "@" (also full-width) or "(at)"/"[at]".
-_CANDIDATE = re.compile(r"\d|[@\uff20\ufe6b]|[(\[]\s*(?i:at)\s*[)\]]")
+# Dashes read as "-": hyphen, non-breaking hyphen, figure, en and em dash, horizontal bar, minus.
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
+# Written forms of a space or an "@" that a card copied from a web page or a URL may hold, and a
+# no-break space read as cp1252 ("Â\xa0", which normalise's ftfy turns back into a space).
+_ESCAPED_SPACE = re.compile(r"(?i:<br\s*/?>|&nbsp;|&#0*160;|&#x0*a0;)|\u00c2\u00a0")
+_ESCAPED_AT = re.compile(r"(?i:&#0*64;|&#x0*40;|(?<=\w)%40(?=\w))")
+# The words and bracketed forms that stand for "@" in an address ("kari at kommune.no",
+# "kari snabel-a kommune.no", "kari (a) kommune.no"); only with a domain after them (see _AT).
+_AT_WORDS = r"(?i:at|snabel-?a|krøllalfa)"
+# Nothing to find in a text without a digit (any script), an "@" (also full-width or escaped) or
+# an "@" word.
+_CANDIDATE = re.compile(rf"\d|[@\uff20\ufe6b]|[(\[]\s*(?i:at|a)\s*[)\]]|(?<!\w){_AT_WORDS}(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -77,12 +88,17 @@ def _skip_space(text: str, i: int) -> int:
 # (A single space between two other characters is plain.)
 _SPECIAL = re.compile(
     r"[^\S ]| (?=[\s\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e])|[_\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e-]"
-    r"|(?![0-9])\d|[\uff01-\uff5e\ufe50-\ufe6b\u00b2\u00b3\u00b9\u2070-\u209f]"
+    r"|(?![0-9])\d|[\uff01-\uff5e\ufe50-\ufe6b\u00b2\u00b3\u00b9\u2070-\u209f\u2010-\u2015\u2212<&%\u00c2]"
 )
 
 
-def _blank(ch: str, underscore_is_space: bool) -> bool:
-    return ch.isspace() or ch in _INVISIBLE or (underscore_is_space and ch == "_")
+def _blank(text: str, i: int, underscore_is_space: bool) -> int:
+    """Length of the blank at `i` (white space, an invisible character, an escaped space), or 0."""
+    ch = text[i]
+    if ch.isspace() or ch in _INVISIBLE or (underscore_is_space and ch == "_"):
+        return 1
+    escaped = _ESCAPED_SPACE.match(text, i) if ch in "<&\u00c2" else None
+    return escaped.end() - i if escaped else 0
 
 
 def _view(text: str, underscore_is_space: bool = False) -> _View:
@@ -104,10 +120,11 @@ def _view(text: str, underscore_is_space: bool = False) -> _View:
         if ch in _INVISIBLE:
             i += 1
             continue
-        if ch.isspace() or (underscore_is_space and ch == "_"):
-            run_end = i + 1  # the whole run of white space (and invisible characters in it): one space
-            while run_end < len(text) and _blank(text[run_end], underscore_is_space):
-                run_end += 1
+        blank = _blank(text, i, underscore_is_space)
+        if blank:
+            run_end = i + blank  # the whole run of white space (and invisible characters in it): one space
+            while run_end < len(text) and (step := _blank(text, run_end, underscore_is_space)):
+                run_end += step
             if last == " ":
                 ends[-1] = run_end
             else:
@@ -116,6 +133,15 @@ def _view(text: str, underscore_is_space: bool = False) -> _View:
                 ends.append(run_end)
             i = run_end
             continue
+        escaped_at = _ESCAPED_AT.match(text, i) if ch in "&%" else None
+        if escaped_at:
+            chars.append("@")
+            starts.append(i)
+            ends.append(escaped_at.end())
+            i = escaped_at.end()
+            continue
+        if ch in _DASHES:
+            ch = "-"
         if ch == "-" and last:
             after = _skip_space(text, i + 1)
             broken = after > i + 1 and after < len(text) and any(c.isspace() for c in text[i + 1 : after])
@@ -142,9 +168,18 @@ def _view(text: str, underscore_is_space: bool = False) -> _View:
 # ---------------------------------------------------------------- fødselsnummer
 
 # `[0-9]`, not `\d`: the view has turned other scripts' digits into ASCII ones already.
-# "DDMMYYNNNNN", "DDMMYY NNNNN", "DDMMYY-NNNNN", "DD.MM.YY NNNNN"; the digit lookarounds keep
-# 11 digits out of longer digit runs.
-_FNR = re.compile(r"(?<![0-9])(?:[0-9]{6}|[0-9]{2}\.[0-9]{2}\.[0-9]{2})[ .-]?[0-9]{5}(?![0-9])")
+# 11 digits with at most one separator (space, dot, hyphen or dash, slash) between any two:
+# "DDMMYYNNNNN", "DDMMYY NNNNN", "DDMMYY-NNNNN", "DD.MM.YY NNNNN", "DD MM YY NNN NN",
+# "DDM MYY NNNNN", "DDMMYY/NNNNN". The control digits decide; the lookarounds keep the 11 digits
+# out of longer digit runs, also through a separator.
+_FNR = re.compile(r"(?=(?P<fnr>(?<![0-9])(?<![0-9][./-])[0-9](?:[ ./-]?[0-9]){10}(?![0-9])(?![./-][0-9])))")
+# The date part with a four-digit year, "DD.MM.YYYY NNNNN": checked without the century digits.
+_FNR_FULL_YEAR = re.compile(
+    r"(?=(?P<fnr>(?<![0-9])(?<![0-9][./-])(?P<day>[0-9]{2})(?P<s>[./-]?)(?P<month>[0-9]{2})(?P=s)"
+    r"(?P<century>1[89]|20)(?P<year>[0-9]{2})[ ./-]?(?P<individual>[0-9]{5})(?![0-9])(?![./-][0-9])))")
+# Both patterns are lookaheads, tried at every position, so that a candidate that fails its
+# control digits ("99 178 587 500 1") does not hide a valid one starting inside it; matches are
+# their `fnr` group. A space before or after is allowed: "17858750016 99887766" is two numbers.
 # A fødselsnummer starting with 0 that a spreadsheet stored as a number: 10 digits.
 _FNR_LOST_ZERO = re.compile(r"(?<![0-9])[1-9][0-9]{9}(?![0-9])")
 D_NUMBER_DAY_OFFSET = 40
@@ -164,14 +199,16 @@ def _plausible_date(compact: str) -> bool:
     return 1 <= day <= 31 and 1 <= month <= 12
 
 
-def is_fodselsnummer(number: str) -> bool:
+def is_fodselsnummer(number: str | tuple[str, ...]) -> bool:
     """True for 11 digits (separators ignored) with valid control digits and a plausible date part.
 
     The control digits are python-stdnum's; its `is_valid` is not used, because it also rejects
     numbers whose birth date lies after today (the verdict would depend on the day of the run),
     Tenor test numbers and FH-numbers, all of which still identify a person.
     """
-    compact = re.sub(r"[ \u00a0\u202f.-]", "", number)
+    if not isinstance(number, str):  # (day, month, year, individual) of a date with a four-digit year
+        number = "".join(number)
+    compact = re.sub(r"[ \u00a0\u202f./\u2010-\u2015-]", "", number)
     if len(compact) != 11 or not compact.isascii() or not compact.isdigit():
         return False
     return (
@@ -182,7 +219,11 @@ def is_fodselsnummer(number: str) -> bool:
 
 
 def _accept_fnr(match: re.Match[str]) -> bool:
-    return is_fodselsnummer(match.group(0))
+    return is_fodselsnummer(match.group("fnr"))
+
+
+def _accept_fnr_full_year(match: re.Match[str]) -> bool:
+    return is_fodselsnummer(match.group("day", "month", "year", "individual"))
 
 
 def _accept_fnr_lost_zero(match: re.Match[str]) -> bool:
@@ -195,12 +236,23 @@ def _accept_fnr_lost_zero(match: re.Match[str]) -> bool:
 # starts with a letter or digit; the top-level domain is letters only ("kommune.no").
 # `(?<!\w)`: start at the start of a word only (the same matches; no retries inside every word).
 _LOCAL = r"(?<!\w)\w[\w.+-]*"
-# "@" (spaces around it allowed: "kari @ kommune.no"), or an "at"/"@" in round or square brackets.
-_AT = r"(?:\s*@\s*|\s*[(\[]\s*(?i:at|@)\s*[)\]]\s*)"
-# A dot, "(dot)"/"[punktum]" as in "kommune (dot) no", or " dot " as in "kommune dot no".
-_DOT = r"(?:\.|\s*[(\[]\s*(?i:dot|punktum)\s*[)\]]\s*|\s+(?i:dot|punktum)\s+)"
-_EMAIL = re.compile(rf"{_LOCAL}{_AT}(?:[\w-]+{_DOT})+[^\W\d_]{{2,}}")
-_AT_ANYWHERE = re.compile(r"@|[(\[]\s*(?i:at)\s*[)\]]")  # no address without one: skip the slower search
+# "@" (spaces around it allowed: "kari @ kommune.no"), "at", "a", "@" in round or square brackets,
+# or "snabel-a" / "krøllalfa" between spaces.
+_AT = r"(?:\s*@\s*|\s*[(\[]\s*(?i:at|a|@|snabel-?a|krøllalfa)\s*[)\]]\s*|\s+(?i:snabel-?a|krøllalfa)\s+)"
+# A dot (a space before it allowed: "kommune .no"), "(dot)"/"[punktum]" as in "kommune (dot) no",
+# or " dot " as in "kommune dot no".
+_WORD_DOT = r"(?:\s*[(\[]\s*(?i:dot|punktum)\s*[)\]]\s*|\s+(?i:dot|punktum)\s+)"
+_DOT = rf"(?:\s?\.|{_WORD_DOT})"
+_TLD = r"[^\W\d_]{2,}(?!\w)"
+# A bare " at " is an English word ("we met at nav.no"): an address only when the local part has a
+# dot ("kari.nordmann at kommune.no") or the domain a dot word ("per at kommune punktum no").
+_EMAIL = re.compile(
+    rf"{_LOCAL}{_AT}(?:[\w-]+{_DOT})+{_TLD}"
+    rf"|(?<!\w)\w+(?:\.\w+)+\s+(?i:at)\s+(?:[\w-]+{_DOT})+{_TLD}"
+    rf"|{_LOCAL}\s+(?i:at)\s+(?:[\w-]+{_DOT})*[\w-]+{_WORD_DOT}{_TLD}"
+)
+# No address without one of these: skip the slower search.
+_AT_ANYWHERE = re.compile(rf"@|[(\[]\s*(?i:at|a)\s*[)\]]|(?<!\w){_AT_WORDS}(?!\w)")
 
 
 def _accept_email(match: re.Match[str]) -> bool:
@@ -237,17 +289,20 @@ _SEP = r"[ .-]"
 _PHONE = re.compile(
     rf"""
     (?:
-        (?:\+47|\(\+47\)){_SEP}?      # '+47' / '(+47)' mark their own start: may follow anything
-      | (?<!\w)(?:0047{_SEP}?)?       # else the number (or '0047') must not be glued to a word/digit
+        (?:\+{_SEP}?47|\(\+47\)){_SEP}?  # '+47' / '(+47)' mark their own start: may follow anything
+        (?:\(0\){_SEP}?|0{_SEP})?        # '+47 (0) 412 34 578', '+47 0 41234567': the trunk 0 goes too
+      | (?<!\w)(?:00{_SEP}?47{_SEP}?)?  # else the number (or '0047', '00 47') must not be glued to a word/digit
     )
     (?P<number>
         (?P<plain>[2-9][0-9]{{7}})                                     # 99887766
+      | \([2-9][0-9]{{2}}\)[ ]?[0-9]{{2}}[ .-]?[0-9]{{3}}               # (412) 34 588
+      | [2-9](?P<s3>{_SEP})[0-9](?:(?P=s3)[0-9]){{6}}                  # 4 1 2 3 4 5 8 1
       | [2-9][0-9]{{2}}(?P<s1>{_SEP})[0-9]{{2}}(?P=s1)[0-9]{{3}}       # 998 87 766
       | [2-9][0-9](?P<s2>{_SEP})[0-9]{{2}}(?P=s2)[0-9]{{2}}(?P=s2)[0-9]{{2}}  # 99 88 77 66
       | (?P<half1>[2-9][0-9]{{3}}){_SEP}(?P<half2>[0-9]{{4}})             # 9988 7766
       | (?P<thousands>[2-9][0-9][ ][0-9]{{3}}[ ][0-9]{{3}})             # 41 234 567 (not 50-100-130, 41.234.567)
     )
-    (?!\w)
+    (?![0-9])       # letters may follow: "41234567kari" (a unit after it is an amount: _AMOUNT_AFTER)
     """,
     re.VERBOSE,
 )
@@ -354,6 +409,33 @@ def _is_year_pair(match: re.Match[str]) -> bool:
     return half1 is not None and int(half1) in _YEAR_RANGE and int(half2) in _YEAR_RANGE
 
 
+# Any grouping of 8 digits ("412-34567", "4123 45 67", "4 12 34 567", "412 34 5 67"), also glued
+# to the word before it ("tlf41234567"): a phone number when a phone word comes just before it.
+_DIGIT_GROUPS = re.compile(r"(?<![0-9])(?<![0-9][ .-])[2-9][0-9]*(?:[ .-][0-9]+)+(?![0-9])(?![ .-][0-9])"
+                           r"|(?<=[^\W\d_])[2-9][0-9]{7}(?![0-9])")
+# "ring 412-34567", "ring meg på 4123 45 67", "telefon: 4 12 34 567", "tlf41234567": a phone word,
+# then at most a few short words and no digit.
+_PHONE_WORD_JUST_BEFORE = re.compile(
+    r"(?<![\[\w])(?:ring|tlf|telefon|mobil|mob|tel|sms|nummer|nr)\w*?(?:[\s:.]+(?:[^\W\d_]{1,6}[\s:.]+){0,3})?\Z",
+    re.IGNORECASE)
+_PHONE_WORD_GAP = 40  # characters searched before the number
+
+
+def _accept_grouped_phone(match: re.Match[str]) -> bool:
+    text, start = match.string, match.start()
+    digits = re.sub(r"[^0-9]", "", match.group(0))
+    if len(digits) != 8 or _AMOUNT_AFTER.match(text, match.end()):
+        return False
+    if len(set(re.findall(r"[ .-]", match.group(0)))) > 1:  # "20.00-22.00": a time range, not a grouping
+        return False
+    groups = re.split(r"[ .-]", match.group(0))
+    if len(groups) == 2 and all(len(g) == 4 and int(g) in _YEAR_RANGE for g in groups):
+        return False
+    if [len(g) for g in groups] == [2, 2, 4] and 1 <= int(groups[0]) <= 31 and 1 <= int(groups[1]) <= 12:
+        return False  # "telefonmøte 24.03.2026": a date
+    return bool(_PHONE_WORD_JUST_BEFORE.search(text[max(0, start - _PHONE_WORD_GAP):start]))
+
+
 def _accept_phone(match: re.Match[str]) -> bool:
     text, start, end = match.string, match.start(), match.end()
     if _continues_number(text, start, end):
@@ -370,10 +452,12 @@ def _accept_phone(match: re.Match[str]) -> bool:
 _Accept = Callable[[re.Match[str]], bool]
 _PASSES: tuple[tuple[str, re.Pattern[str] | None, _Accept | None], ...] = (
     ("fødselsnummer", _FNR, _accept_fnr),
+    ("fødselsnummer", _FNR_FULL_YEAR, _accept_fnr_full_year),
     ("fødselsnummer", _FNR_LOST_ZERO, _accept_fnr_lost_zero),
     ("e-post", _EMAIL, _accept_email),
     ("telefon", None, None),  # other countries' numbers, found by `phonenumbers`
     ("telefon", _PHONE, _accept_phone),
+    ("telefon", _DIGIT_GROUPS, _accept_grouped_phone),
 )
 
 
@@ -382,6 +466,12 @@ def _spans(view: str, pattern: re.Pattern[str] | None, accept: _Accept | None) -
         return _foreign_phone_spans(view)
     if pattern is _EMAIL and not _AT_ANYWHERE.search(view):
         return []
+    if "fnr" in pattern.groupindex:  # lookahead patterns: keep the valid ones that do not overlap
+        spans: list[tuple[int, int]] = []
+        for match in pattern.finditer(view):
+            if (not spans or match.start("fnr") >= spans[-1][1]) and accept(match):
+                spans.append(match.span("fnr"))
+        return spans
     return [match.span() for match in pattern.finditer(view) if accept(match)]
 
 
@@ -414,6 +504,18 @@ def redact(text: str) -> tuple[str, Counter]:
     text = _redact_pass(text, False, counts)
     if "_" in text:
         text = _redact_pass(text, True, counts)
+    if not text.isascii():
+        # Mojibake ("41â€“23â€“45â€“67": UTF-8 dashes read as cp1252) hides a number that normalise,
+        # repairing the encoding, would show: then the text is kept in its repaired form, redacted.
+        repaired = ftfy.fix_encoding(text)
+        if repaired != text:
+            found: Counter = Counter()
+            repaired = _redact_pass(repaired, False, found)
+            if "_" in repaired:
+                repaired = _redact_pass(repaired, True, found)
+            if found:
+                text = repaired
+                counts.update(found)
     return text, counts
 
 

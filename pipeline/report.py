@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from pipeline.embed import make_backend
-from pipeline.normalise import duplicate_key
+from pipeline.normalise import REDACTIONS_FILE, duplicate_key
 from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
@@ -505,12 +505,28 @@ def check_conservation(insights: dict, cards: pd.DataFrame) -> None:
         raise ReportError(f"card conservation violated: missing {lost}, duplicated or unknown {extra}")
 
 
+NORMALISE_FIELD = "text_norm"  # the field of `redactions_by_field` for normalise's safety net
+
+
+def with_normalise_redactions(redactions: dict[str, int], by_field: dict[str, dict[str, int]],
+                              caught: dict[str, int]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Ingest's counts with what normalise's safety net redacted added (as field `text_norm`)."""
+    if not any(caught.values()):
+        return redactions, by_field
+    kinds = [*redactions, *(kind for kind in caught if kind not in redactions)]
+    total = {kind: redactions.get(kind, 0) + caught.get(kind, 0) for kind in kinds}
+    return total, dict(sorted({**by_field, NORMALISE_FIELD: dict(caught)}.items()))
+
+
 def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_dir: Path, map_dir: Path,
         taxonomy_path: Path, out_dir: Path, params: Params) -> dict:
     """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     cards = read_table(cards_path, NORMALISED)
     manifest = json.loads((ingest_dir / "manifest.json").read_text(encoding="utf-8"))
+    # What normalise's safety net redacted (nothing, when ingest caught everything), beside its cards.
+    caught = json.loads((cards_path.parent / REDACTIONS_FILE).read_text(encoding="utf-8"))["redactions"]
+    redactions, by_field = with_normalise_redactions(manifest["redactions"], manifest["redactions_by_field"], caught)
     insights = build_insights(
         cards=cards,
         card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
@@ -519,8 +535,8 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         embeddings=read_table(embeddings_path, EMBEDDINGS),
         changes=read_changes(cluster_dir / "changes.parquet"),
         inputs=manifest["inputs"],
-        redactions=manifest["redactions"],
-        redactions_by_field=manifest["redactions_by_field"],
+        redactions=redactions,
+        redactions_by_field=by_field,
         taxonomy=load_taxonomy(taxonomy_path),
         params=params,
     )

@@ -692,6 +692,22 @@ def test_xlsx_merged_cells_fill_down_so_every_row_of_the_merge_keeps_its_group()
     assert cards["source_row"].tolist() == [2, 3, 4, 5, 6]
 
 
+def test_xlsx_merged_text_cell_over_rows_with_their_own_group_is_one_card():
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in [["workshop", "group", "type", "text"], ["ws-alta", "g1", "postit", "Ett kort over to rader"],
+                [None, "g2", None, None], ["ws-alta", "g2", "postit", "Et annet kort"]]:
+        sheet.append(row)
+    sheet.merge_cells("D2:D3")  # the text over two rows, each with a group of its own
+    sheet.merge_cells("C2:C3")  # the card type fills down with the ids
+
+    cards = cards_of(Source("ws.xlsx", saved(workbook)))
+
+    assert cards["text"].tolist().count("Ett kort over to rader") == 1
+    assert cards["card_type"].tolist()[:2] == ["postit", "postit"]
+    assert cards.loc[cards["source_row"] == 3, "status"].tolist() == [STATUS_REJECTED]  # no text of its own
+
+
 def test_xlsx_reads_the_first_visible_sheet_and_names_a_hidden_one_as_ignored():
     workbook = Workbook()
     template = workbook.active
@@ -753,7 +769,7 @@ def test_a_mac_roman_file_is_an_error_naming_the_row_and_the_misread_word_never_
 
 
 @pytest.mark.parametrize("value, found", [('{"a": 1}', "an object"), ('["Mer", "tid"]', "an array"),
-                                          ("42", "a number"), ("true", "a boolean")])
+                                          ("42", "a number"), ("true", "a boolean"), ("null", "null")])
 def test_jsonl_text_that_is_not_a_string_is_an_error_naming_file_line_and_column(value, found):
     good = Source("a.jsonl", b'{"text": "Tillit"}\n')
     data = f'{{"text": "Mer tid"}}\n\n{{"text": "Penger", "group": "g1"}}\n{{"group": "g2", "text": {value}}}\n'
@@ -790,3 +806,34 @@ def test_group_ids_are_compared_case_folded_without_invisible_characters_in_card
 
     assert result.cards["group_id"].tolist() == ["g1", "g1", "g1", "g1", "gruppe øst"]
     assert result.votes["group_id"].tolist() == ["g1", "gruppe øst"]
+
+
+# --- generated card ids -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_generated_ids_of_the_same_text_do_not_depend_on_the_row_order(reverse):
+    rows = ["Siloene stopper alt,ws-a,g1", "Siloene stopper alt,ws-a,g2", "Siloene stopper alt,ws-a,g2",
+            "Vi trenger mer tid,ws-a,g1"]
+    data = "text,workshop_id,group_id\n" + "\n".join(rows[::-1] if reverse else rows) + "\n"
+    cards = cards_of(Source("ws.csv", data.encode("utf-8")))
+    base = content_id("ws-a", "Siloene stopper alt")
+    pairs = sorted(zip(cards["card_id"], cards["group_id"]))
+    assert pairs == sorted([(base, "g1"), (f"{base}-2", "g2"), (f"{base}-3", "g2"),
+                            (content_id("ws-a", "Vi trenger mer tid"), "g1")])
+
+
+def test_generated_ids_of_the_same_text_across_files_do_not_depend_on_the_file_order():
+    a = Source("a.csv", b"text,workshop_id,group_id\nSiloene stopper alt,ws-a,g2\n")
+    b = Source("b.csv", b"text,workshop_id,group_id\nSiloene stopper alt,ws-a,g1\n")
+    base = content_id("ws-a", "Siloene stopper alt")
+    for sources in ([a, b], [b, a]):
+        cards = cards_of(*sources)
+        assert dict(zip(cards["group_id"], cards["card_id"])) == {"g1": base, "g2": f"{base}-2"}
+
+
+def test_a_generated_id_never_takes_a_given_one():
+    base = content_id("ws-a", "Siloene stopper alt")
+    data = f"card_id,text,workshop_id\n,Siloene stopper alt,ws-a\n{base},Noe annet her,ws-a\n"
+    cards = cards_of(Source("ws.csv", data.encode("utf-8")))
+    assert sorted(cards["card_id"]) == sorted([base, f"{base}-2"])

@@ -388,3 +388,48 @@ def test_a_huge_band_bucket_compares_from_scratch_and_keeps_only_signatures(tmp_
         again = run_warm_and_fresh(tmp_path, "second", cards)
     assert "near duplicates: 5 new texts compared with 0 known" in caplog.text  # seen before, not compared
     pd.testing.assert_frame_equal(again, out)
+
+
+# --- line breaks and the personal-data safety net ---------------------------------------------
+
+
+def test_next_line_character_is_a_line_break_not_an_ellipsis():
+    assert clean_text("Mer tid\u0085til samarbeid") == "Mer tid til samarbeid"
+    assert clean_text("\u00c3\u0085pen dialog") == "\u00c5pen dialog"  # a mangled "Å" is still repaired
+
+
+def test_the_safety_net_counts_what_it_redacts_and_clears_the_verbatim_text(tmp_path):
+    import json
+
+    # Cards as an ingest that missed the number would have written them.
+    write_table(cards_frame(("k1", "Ring meg på 41\u00a023\u00a045\u00a067 i dag"), ("k2", "Mer tid til samarbeid")),
+                CARDS, tmp_path / "in.parquet")
+    out = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "out", params=PARAMS, cache_dir=tmp_path / "c")
+    assert out["text_norm"].tolist()[0] == "Ring meg på [telefon] i dag"
+    assert out["text"].tolist() == ["Ring meg på [telefon] i dag", "Mer tid til samarbeid"]
+    written = json.loads((tmp_path / "out" / "redactions.json").read_text(encoding="utf-8"))
+    assert written == {"redactions": {"telefon": 1, "e-post": 0, "fødselsnummer": 0}}
+    again = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "again", params=PARAMS, cache_dir=tmp_path / "c")
+    assert (tmp_path / "again" / "redactions.json").read_text(encoding="utf-8") == \
+        (tmp_path / "out" / "redactions.json").read_text(encoding="utf-8")  # counted from the memo too
+    pd.testing.assert_frame_equal(again, out)
+
+
+@pytest.mark.parametrize("text", [
+    "Ring 41\u00c2\u00a023\u00c2\u00a045\u00c2\u00a067 i dag",  # UTF-8 no-break spaces read as cp1252
+    "Ring 41\u00e2\u20ac\u201c23\u00e2\u20ac\u201c45\u00e2\u20ac\u201c67 i dag",  # UTF-8 en dashes read as cp1252
+    "Skriv til kari&#64;kommune.no",
+    "Ring 412\u201234\u2012567",
+])
+def test_ingest_catches_what_normalise_would_join_so_the_safety_net_never_fires(tmp_path, text):
+    import json
+
+    from pipeline.ingest import Source, ingest
+    from pipeline.params import IngestParams
+
+    result = ingest([Source("ws.csv", f"text\n{text}\n".encode("utf-8"))], IngestParams(min_workshop_cards=0))
+    assert sum(result.redactions.values()) == 1
+    write_table(result.cards, CARDS, tmp_path / "in.parquet")
+    run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "out", params=PARAMS)
+    assert json.loads((tmp_path / "out" / "redactions.json").read_text(encoding="utf-8"))["redactions"] == {
+        "telefon": 0, "e-post": 0, "fødselsnummer": 0}

@@ -154,7 +154,12 @@ def test_phone_in_context(text, expected):
         "01234567",
         "112 eller 113",
         "ref99887766",  # glued to a word: an id
-        "99887766abc",
+        "ring 2024 2025",  # two years after a phone word
+        "ring 3 ganger, 12 345 678 kroner",
+        "telefonmøte 2 timer, 45 000 000 kr",
+        "telefonmøte 24.03.2026",
+        "telefontid 20.00-22.00",
+        "ring 24 03 2026",
     ],
 )
 def test_not_phone_numbers(text):
@@ -190,6 +195,41 @@ def test_email_addresses(address):
 @pytest.mark.parametrize(
     "text",
     ["ola @ kommune", "ola@kommune", "Vi var der (at) det skjedde.", "@kommunen på Twitter", "a@b.c"],
+)
+def test_not_email_addresses_more(text):
+    assert redact(text) == (text, Counter())
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "nina.holm@kommune .no",
+        "per at kommune punktum no",
+        "kari.nordmann at kommune.no",
+        "kari (a) kommune.no",
+        "kari(a)kommune.no",
+        "kari snabel-a kommune.no",
+        "kari snabela kommune.no",
+        "kari krøllalfa kommune.no",
+        "kari [krøllalfa] kommune.no",
+        "kari%40kommune.no",
+        "kari&#64;kommune.no",
+        "kari&#x40;kommune.no",
+    ],
+)
+def test_email_words_and_escapes(address):
+    assert redact(f"Send til {address}.") == ("Send til [e-post].", Counter({"e-post": 1}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "we met at nav.no today",  # English "at": the local part has no dot, the domain a real dot
+        "look at the data. Then",
+        "punkt a) kommune.no",  # a list letter
+        "skriv a kommune.no",
+        "100%40 kommuner",
+    ],
 )
 def test_not_email_addresses(text):
     assert redact(text) == (text, Counter())
@@ -404,6 +444,57 @@ def test_forms_that_normalise_would_join(text, expected):
     assert redacted == expected and sum(counts.values()) == 1
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "41‒23‒45‒69",  # figure dash
+        "412–34–570",  # en dash
+        "412‑34‑571",  # non-breaking hyphen
+        "412‐34‐572",  # hyphen
+        "41—23—45—73",  # em dash
+        "41―23―45―76",  # horizontal bar
+        "412<br>34 574",
+        "41 23<br/>45 75",
+        "41 23<BR />45 77",
+        "412&nbsp;34&nbsp;579",
+        "412&#160;34 580",
+        "41Â 23Â 45Â 78",  # UTF-8 no-break spaces read as cp1252
+        "412 34 582",
+        "412 34 583",
+        "(412) 34 588",
+        "+47 (0) 412 34 578",
+        "00 47 412 34 567",
+        "+47 0 41234567",
+        "4 1 2 3 4 5 8 1",  # eight single digits, spaced: a number read out
+        "4-1-2-3-4-5-8-2",
+    ],
+)
+def test_more_separators_and_prefixes(text):
+    assert redact(f"nå meg på {text} i dag") == ("nå meg på [telefon] i dag", Counter(telefon=1))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("tlf41234567", "tlf[telefon]"),
+        ("ring41234567", "ring[telefon]"),
+        ("41234567kari", "[telefon]kari"),
+        ("ring 412-34567", "ring [telefon]"),
+        ("ring meg på 4123 45 67", "ring meg på [telefon]"),
+        ("telefon: 4 12 34 567", "telefon: [telefon]"),
+        ("ring 412 34 5 67", "ring [telefon]"),
+        ("Mob. 41 2345 67.", "Mob. [telefon]."),
+    ],
+)
+def test_any_grouping_of_eight_digits_after_a_phone_word(text, expected):
+    assert redact(text) == (expected, Counter(telefon=1))
+
+
+def test_unusual_groupings_without_a_phone_word_are_left_alone():
+    for text in ("tallene 412 34 5 67", "4123 45 67 stemmer", "utvalg 412-34567"):
+        assert redact(text) == (text, Counter())
+
+
 def test_text_outside_a_match_is_kept_byte_for_byte():
     assert redact("A  b\u00ad\n\tring 412  34  567 \u200bslutt") == ("A  b\u00ad\n\tring [telefon] \u200bslutt",
                                                                       Counter(telefon=1))
@@ -417,11 +508,24 @@ def test_text_outside_a_match_is_kept_byte_for_byte():
         lambda n: f"{n[:6]}  {n[6:]}",
         lambda n: f"{n[:6]}\n{n[6:]}",
         lambda n: f"{n[:6]}\u00ad{n[6:]}",
+        lambda n: f"{n[:2]} {n[2:4]} {n[4:6]} {n[6:9]} {n[9:]}",  # 01 04 82 311 91
+        lambda n: f"{n[:3]} {n[3:6]} {n[6:]}",  # 020 482 31201
+        lambda n: f"{n[:6]}\u2013{n[6:]}",  # en dash
+        lambda n: f"{n[:6]}/{n[6:]}",
+        lambda n: f"{n[:6]}<br>{n[6:]}",
+        lambda n: f"{n[:2]}.{n[2:4]}.19{n[4:6]} {n[6:]}",  # four-digit year
+        lambda n: f"{n[:2]}{n[2:4]}19{n[4:6]}{n[6:]}",
     ],
 )
 def test_fodselsnummer_shapes(make):
     number = make_fnr(31, 12, 1999, 123)
     assert redact(f"fnr {make(number)} her") == ("fnr [fødselsnummer] her", Counter(fødselsnummer=1))
+
+
+def test_four_digit_year_checks_the_digits_without_the_century():
+    number = make_fnr(7, 4, 1982, 318)
+    assert redact(f"{number[:2]}.{number[2:4]}.2082 {number[6:]}")[1] == Counter(fødselsnummer=1)
+    assert redact(f"{number[:2]}.{number[2:4]}.1982 {with_wrong_digit(number, 10)[6:]}")[1] == Counter()
 
 
 def test_fodselsnummer_that_lost_its_leading_zero_in_a_spreadsheet():
@@ -460,6 +564,18 @@ def test_fh_numbers_have_no_date_but_are_identity_numbers():
         "56 789 012 er antallet",
         "23 456 789 innbyggere",
         "premie 45 123 456",
+        "NOK 45.000.000",
+        "12 345 678 kroner",
+        "24/12345-3",
+        "møtet 12.03.2026, frist 01.04.2026",
+        "org.nr. 974 760 673",
+        "konto 1503.12.34567",
+        "ISBN 978-82-02-12345-6",
+        "åpent kl. 08.00-16.00",
+        "12345678 kr",
+        "2020–2024",  # en dash: a year range
+        "side 12–14 og 2024—2025",
+        "Budsjett&nbsp;45000000",
     ],
 )
 def test_amounts_and_other_lookalikes(text):

@@ -459,6 +459,8 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
                                                    encoding="utf-8")
     write_table(votes, VOTES, root / "ingest" / "votes.parquet")
     write_table(cards, NORMALISED, root / "cards.parquet")
+    (root / "redactions.json").write_text(json.dumps({"redactions": {"telefon": 0, "e-post": 0, "fødselsnummer": 0}}),
+                                          encoding="utf-8")
     write_table(embeddings(), EMBEDDINGS, root / "embeddings.parquet")
     write_table(changes, THEME_CHANGES, root / "cluster" / "changes.parquet")
     write_table(card_map, CARD_MAP, root / "map" / "cards.parquet")
@@ -673,3 +675,14 @@ def test_dvc_declares_the_report_inputs_plots_metrics_and_an_offline_template():
     assert "http://" not in template and "https://" not in template and "src=" not in template
     config = (REPO / ".dvc" / "config").read_text(encoding="utf-8")
     assert "html_template = ../configs/dvc_plots/offline.html" in config
+
+
+def test_normalise_safety_net_redactions_are_added_to_the_run_counts():
+    redactions = {"telefon": 2, "e-post": 0, "fødselsnummer": 0}
+    by_field = {"group_id": {"telefon": 1, "e-post": 0, "fødselsnummer": 0},
+                "text": {"telefon": 1, "e-post": 0, "fødselsnummer": 0}}
+    none = {"telefon": 0, "e-post": 0, "fødselsnummer": 0}
+    assert report.with_normalise_redactions(redactions, by_field, none) == (redactions, by_field)
+    total, fields = report.with_normalise_redactions(redactions, by_field, {**none, "e-post": 1})
+    assert total == {"telefon": 2, "e-post": 1, "fødselsnummer": 0}
+    assert list(fields) == ["group_id", "text", "text_norm"] and fields["text_norm"]["e-post"] == 1
