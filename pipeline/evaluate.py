@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score, v_measure_score
+from sklearn.metrics import (
+    adjusted_mutual_info_score,
+    adjusted_rand_score,
+    f1_score,
+    normalized_mutual_info_score,
+    v_measure_score,
+)
 
 from pipeline.map import (
     embed_prototypes,
@@ -22,6 +28,7 @@ from pipeline.map import (
 from pipeline.embed import make_backend
 from pipeline.params import Params
 from pipeline.records import (
+    CARD_MAP,
     CLUSTER_ASSIGNMENTS,
     CLUSTER_TOPICS,
     EMBEDDINGS,
@@ -88,6 +95,41 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
                                                                   fill_value=0).values.tolist(),
         },
     }
+
+
+OUTSIDE = "(outside every theme)"
+
+
+def purity(themes, gold) -> float:
+    """Share of the themed cards that belong to their theme's majority gold class (0 with no themed card)."""
+    frame = pd.DataFrame({"theme": list(themes), "gold": list(gold)})
+    if frame.empty:
+        return 0.0
+    return float(frame.groupby("theme")["gold"].agg(lambda g: g.value_counts().iloc[0]).sum() / len(frame))
+
+
+def theme_scores(card_map: pd.DataFrame, gold: pd.DataFrame) -> dict:
+    """How well the run's themes agree with the gold themes, at the top level of the hierarchy (a taxonomy
+    theme or an emergent topic; `themes.*`) and at its leaves (a card's sub-theme, else its theme;
+    `leaves.*`). Over the live non-junk cards: purity over the themed cards; ARI and AMI over all of
+    them, the cards outside every theme counted as one more group; `outside_share` is their share."""
+    merged = gold.rename(columns={"category_id": "category_id_gold", "theme_id": "theme_id_gold"}).merge(
+        card_map, on="card_id")
+    live = merged[(merged["category_id_gold"] != JUNK) & (merged["status"] != STATUS_REJECTED)]
+    top = live["theme_id"].where(live["theme_id"].notna(), OUTSIDE).astype(str)
+    sub = live["subtheme_id"] if "subtheme_id" in live else pd.Series(None, index=live.index, dtype=object)
+    leaf = sub.where(sub.notna(), top).astype(str)
+    result = {"cards": int(len(live)), "outside_share": _round((top == OUTSIDE).mean()) if len(live) else 0.0}
+    for name, labels in (("themes", top), ("leaves", leaf)):
+        themed = labels != OUTSIDE
+        result[name] = {
+            "count": int(labels[themed].nunique()),
+            "category_purity": _round(purity(labels[themed], live["category_id_gold"][themed])),
+            "theme_purity": _round(purity(labels[themed], live["theme_id_gold"][themed])),
+            "ari": _round(adjusted_rand_score(live["theme_id_gold"], labels)),
+            "ami": _round(adjusted_mutual_info_score(live["theme_id_gold"], labels)),
+        }
+    return result
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -177,5 +219,6 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
         write_text(confusion_svg(metrics["cross_validated_by_workshop"]["confusion"],
                                  "Labels from the other workshops: gold (rows) vs predicted"),
                    out_dir / "confusion_cross_validated.svg")
+    metrics["themes"] = theme_scores(read_table(run_dir / "map" / "cards.parquet", CARD_MAP), gold)
     write_json(metrics, out_dir / "metrics.json")
     return metrics

