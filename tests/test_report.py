@@ -305,7 +305,8 @@ def test_vote_split_in_words_and_numbers(counts, label, leading, share, text):
 def test_breadth_counts_workshops_and_groups_and_ranks_themes():
     theme = build()["themes"][0]
     # a (w1, g1), b (w1, no group), c (w2, g1): two workshops, two groups, relevant for many.
-    assert theme["breadth"] == {"workshops": 2, "groups": 2, "rank": 1, "relevant_for_many": True}
+    assert theme["breadth"] == {"workshops": 2, "groups": 2, "rank": 1, "relevant_for_many": True,
+                                "distinctive_for": None}
 
 
 def test_breadth_rank_orders_by_workshops_then_groups_then_voices():
@@ -642,3 +643,32 @@ def test_dvc_declares_the_report_inputs_plots_metrics_and_an_offline_template():
     assert "http://" not in template and "https://" not in template and "src=" not in template
     config = (REPO / ".dvc" / "config").read_text(encoding="utf-8")
     assert "html_template = ../configs/dvc_plots/offline.html" in config
+
+
+def test_relevant_for_many_needs_half_the_workshops_and_an_average_number_of_voices():
+    from pipeline.report import mark_relevant_for_many
+
+    entries = [{"voices": v, "breadth": {"workshops": w}} for v, w in ((20, 4), (4, 4), (12, 1), (8, 2))]
+    mark_relevant_for_many(entries, 4)  # average voices 11
+    assert [e["breadth"]["relevant_for_many"] for e in entries] == [True, False, False, False]
+
+
+def test_a_theme_is_distinctive_for_a_workshop_only_when_a_small_count_test_says_so():
+    from pipeline.report import distinctive_for
+
+    live = {"w1": 40, "w2": 40, "w3": 40, "w4": 40}
+    found = distinctive_for({"w1": 9, "w2": 1}, live)
+    assert found["workshop_id"] == "w1" and found["cards"] == 9 and found["p_value"] < 0.05
+    assert distinctive_for({"w1": 3, "w2": 1, "w3": 2}, live) is None  # 3 of 6: chance at these counts
+    assert distinctive_for({"w1": 2}, {"w1": 40}) is None  # one workshop: nothing to compare with
+
+
+def test_vote_stance_says_whether_the_groups_agree_or_are_divided():
+    from pipeline.report import vote_stance
+
+    def tally(share):
+        return {"groups": 10, "split": {"majority_share": share, "text": "x"}}
+
+    assert vote_stance(None) is None
+    assert [vote_stance(tally(s))["stance"] for s in (1.0, 0.8, 0.7, 0.6, 0.5)] == [
+        "agreed", "agreed", "leaning", "divided", "divided"]

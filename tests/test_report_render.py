@@ -121,16 +121,16 @@ def insights() -> dict:
             {
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
-                "confidence": 0.61, "size": 1, "subthemes": [], "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
-                "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False},
+                "confidence": 0.61, "size": 1, "subthemes": [], "vote": None, "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
+                "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False, "distinctive_for": None},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
             },
             {
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
-                "confidence": 0.834, "size": 3, "subthemes": [], "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
-                "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True},
+                "confidence": 0.834, "size": 3, "subthemes": [], "vote": None, "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True, "distinctive_for": None},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
                      "text": "Ledere må tørre å gi fra seg kontroll"},
@@ -142,8 +142,8 @@ def insights() -> dict:
             {
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
-                "confidence": 0.08, "size": 2, "subthemes": [], "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
-                "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True},
+                "confidence": 0.08, "size": 2, "subthemes": [], "vote": None, "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True, "distinctive_for": None},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
             },
