@@ -99,7 +99,7 @@ def placements(bench: BenchSet, vectors: np.ndarray, backend, cache_dir: Path, p
 
 
 def innsikt_themes(bench: BenchSet, vectors: np.ndarray, params, backend, cache_dir: Path, with_taxonomy: bool):
-    """Top-level theme per card (OUTLIER outside every theme), and the themes table."""
+    """Top-level theme per card (OUTLIER outside every theme), the themes table and the card map."""
     result = cluster(bench.ids, bench.texts, vectors, params.cluster, make_embedder(backend))
     topic_of = dict(zip(result.topics["cluster"], result.topics["theme_id"]))
     taxonomy, placed = (placements(bench, vectors, backend, cache_dir, params) if with_taxonomy
@@ -119,7 +119,7 @@ def innsikt_themes(bench: BenchSet, vectors: np.ndarray, params, backend, cache_
     themes, card_map = build_hierarchy(card_map, homes, taxonomy or Taxonomy("none", ()), prepare(vectors, True),
                                        params.map.theme_min_confidence, params.map.emergent_group_distance,
                                        params.map.min_subtheme_cards)
-    return card_map["theme_id"].where(card_map["theme_id"].notna(), str(OUTLIER)).tolist(), themes
+    return card_map["theme_id"].where(card_map["theme_id"].notna(), str(OUTLIER)).tolist(), themes, card_map
 
 
 def bertopic_defaults(bench: BenchSet, vectors: np.ndarray) -> np.ndarray:
@@ -156,10 +156,10 @@ def main() -> None:
     for bench in load_sets(args.sets):
         vectors = embed(bench.texts, backend, args.cache_dir)
         print(f"\n{bench.name}: {len(bench.texts)} texts, {len(set(bench.gold.tolist()))} gold labels", flush=True)
-        labels, themes = innsikt_themes(bench, vectors, params, backend, args.cache_dir, with_taxonomy=False)
+        labels, _, _ = innsikt_themes(bench, vectors, params, backend, args.cache_dir, with_taxonomy=False)
         found = [scores("innsikt", labels, bench.gold)]
         if bench.taxonomy is not None:
-            labels, themes = innsikt_themes(bench, vectors, params, backend, args.cache_dir, with_taxonomy=True)
+            labels, _, _ = innsikt_themes(bench, vectors, params, backend, args.cache_dir, with_taxonomy=True)
             found.append(scores("innsikt + committees", labels, bench.gold))
         found.append(scores("BERTopic defaults", bertopic_defaults(bench, vectors), bench.gold))
         found.append(scores("KMeans, true k", kmeans_true_k(bench, vectors), bench.gold))
