@@ -554,7 +554,7 @@ def build_insights(
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
     tallies = tally_votes(votes, taxonomy)
     theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
-    positions = project_2d(vectors)
+    positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)})
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _run_manifest(merged, votes, inputs, redactions, params),

@@ -766,12 +766,37 @@ def _svg_card_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
                    colours.get(c["category_id"] or "", NO_CATEGORY_COLOUR), lk)
         for c in ordered
     )
+    labels = "\n".join(
+        f'<text class="map-label" x="{x:.1f}" y="{y:.1f}" text-anchor="middle" paint-order="stroke" stroke="#fff" '
+        f'stroke-width="3" font-size="12">{_esc(label)}</text>'
+        for label, (x, y) in ((label, to_svg(*centre)) for label, centre in theme_centres(insights))
+    )
     return (
         f'<svg class="chart card-map" viewBox="0 0 {MAP_W} {MAP_H}" width="{MAP_W}" height="{MAP_H}"'
         ' role="img" aria-labelledby="map-title">\n'
-        '<title id="map-title">Kortene i to dimensjoner, farget etter kategori</title>\n'
-        f'<rect class="track" x="0" y="0" width="{MAP_W}" height="{MAP_H}" rx="6"/>\n{points}\n</svg>'
+        '<title id="map-title">Kortene i to dimensjoner, farget etter kategori, med temaene midt i kortene sine</title>\n'
+        f'<rect class="track" x="0" y="0" width="{MAP_W}" height="{MAP_H}" rx="6"/>\n{points}\n{labels}\n</svg>'
     )
+
+
+MAP_LABELS = 12  # the largest themes are named on the map; more would cover the points
+
+
+def theme_centres(insights: Mapping[str, Any]) -> list[tuple[str, tuple[float, float]]]:
+    """(label, centre on the card map) of the MAP_LABELS largest themes. The centre is the card nearest to
+    the mean position of the theme's cards, so a label always sits on its own cards."""
+    positions: dict[str, list[tuple[float, float]]] = {}
+    for card in insights["cards"]:
+        if card["position"] is not None and card["theme_id"] is not None:
+            positions.setdefault(card["theme_id"], []).append((card["position"]["x"], card["position"]["y"]))
+    largest = sorted(insights["themes"], key=lambda t: (-t["size"], t["theme_id"]))[:MAP_LABELS]
+    centres = []
+    for theme in largest:
+        points = positions.get(theme["theme_id"])
+        if points:
+            mx, my = sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points)
+            centres.append((theme["label"], min(points, key=lambda p: ((p[0] - mx) ** 2 + (p[1] - my) ** 2, p))))
+    return centres
 
 
 def _html_map_legend(insights: Mapping[str, Any]) -> str:

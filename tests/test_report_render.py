@@ -502,6 +502,12 @@ def test_html_a_rerun_with_nothing_changed_says_so(insights):
     assert "Uendret: 3" in section and "Ingen temaer har endret seg." in section
 
 
+def _esc_text(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def test_html_card_map(insights):
     page = render_html(insights)
     card_map = page[page.index('<svg class="chart card-map"'):]
@@ -510,7 +516,8 @@ def test_html_card_map(insights):
     assert card_map.count('<circle class="pt"') == len(placed) == 7
     assert 'fill="none"' in card_map  # the outlier is hollow
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card_map and "<script>" not in card_map
-    assert "Kunstig intelligens" not in card_map  # tooltips carry card text, category names in the legend
+    labels = re.findall(r'<text class="map-label"[^>]*>([^<]*)</text>', card_map)
+    assert sorted(labels) == sorted(_esc_text(t["label"]) for t in insights["themes"])  # each theme named once
     assert "hul sirkel: uteligger" in page
 
 
