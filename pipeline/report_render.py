@@ -722,7 +722,9 @@ def _html_breadth(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return (
         '<h3 id="bredde">Temaer etter bredde</h3>\n'
         '<p class="muted">Rangert etter hvor mange verksteder, deretter grupper, som tok opp temaet. '
-        "«Relevant for mange»: tatt opp i minst halvparten av verkstedene.</p>\n"
+        "«Relevant for mange»: tatt opp i minst halvparten av verkstedene, av minst like mange unike bidrag "
+        "som et gjennomsnittlig tema. «Særpreg for» et verksted: tatt opp der langt oftere enn i de andre "
+        "(Fishers eksakte test).</p>\n"
         '<table class="breadth-table"><thead><tr><th class="num">Rang</th><th>Tema</th><th>Kategori</th>'
         '<th class="num">Verksteder</th><th class="num">Grupper</th><th class="num">Unike bidrag</th>'
         f'<th class="num">Kort</th></tr></thead><tbody>{rows}</tbody></table>'
@@ -818,8 +820,9 @@ def _html_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return (
         '<section id="kart">\n<h2>Kart over kortene</h2>\n'
         '<p class="muted">Hvert punkt er ett kort; kort som sier noe likt ligger nær hverandre '
-        "(de to viktigste retningene i innholdet, beregnet fra embeddingene). Hold musepekeren over et punkt "
-        "for å lese kortet. Avviste kort er ikke med.</p>\n"
+        "(UMAP av embeddingene, der kortene i et tema også trekkes mot hverandre, så temaene vises som grupper; "
+        "de største temaene står ved kortene sine). Hold musepekeren over et punkt for å lese kortet. "
+        "Avviste kort er ikke med.</p>\n"
         f"{_svg_card_map(insights, lk)}\n{_html_map_legend(insights)}\n</section>"
     )
 
