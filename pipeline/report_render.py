@@ -478,6 +478,7 @@ def render_markdown(insights: dict) -> str:
         lines += ["*Ingen nye temaer.*", ""]
     for theme in emergent:
         lines += _md_theme(theme, lk)
+    lines += _md_other(insights, lk)
     lines += ["## Stemmer", ""] + _md_votes(insights, lk)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -624,6 +625,7 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
         '<li><a href="#endringer">Endringer</a></li>'
         '<li><a href="#kategorier">Kategorier</a></li>'
         f'<li><a href="#nye-temaer">{_esc(EMERGENT_TITLE)}</a></li>'
+        f'<li><a href="#annet-innspill">{_esc(OTHER_TITLE)}</a></li>'
         '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
         '<li><a href="#kjoring">Kjøring</a></li></ul></nav>\n</header>'
     )
@@ -1000,6 +1002,41 @@ def _html_emergent(insights: Mapping[str, Any], lk: _Lookup) -> str:
     )
 
 
+OTHER_TITLE = "Annet innspill"
+OTHER_TEXT = ("Kort som ikke sikkert hører til noe tema: kartleggingen er usikker og ingen gruppe av like kort "
+              "støtter den, eller kortet ligger langt fra alle nye temaer. De står her i stedet for å tvinges inn "
+              "i et tema.")
+
+
+def _other_input(insights: Mapping[str, Any]) -> list[dict]:
+    return sorted((c for c in insights["cards"] if c["status"] == "outlier"),
+                  key=lambda c: (c["workshop_id"], c["card_id"]))
+
+
+def _html_other(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    cards = _other_input(insights)
+    items = "".join(
+        f"<li>{_esc(c['text'])} <span class=\"muted\">({_esc(c['card_id'])} · {_esc(c['workshop_id'])}"
+        f" · nærmest {_esc(lk.taxonomy_theme_names.get(c['taxonomy_theme_id'] or '', 'intet tema i taksonomien'))})"
+        "</span></li>"
+        for c in cards
+    )
+    body = f"<details><summary>Vis kortene</summary><ul>{items}</ul></details>" if cards else ""
+    return (f'<section id="annet-innspill">\n<h2>{_esc(OTHER_TITLE)} '
+            f'<span class="muted">· {_esc(_n(len(cards), "kort", "kort"))}</span></h2>\n'
+            f'<p class="muted">{_esc(OTHER_TEXT)}</p>\n{body}\n</section>')
+
+
+def _md_other(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    cards = _other_input(insights)
+    lines = [f"## {OTHER_TITLE} ({_n(len(cards), 'kort', 'kort')})", "", OTHER_TEXT, ""]
+    for c in cards:
+        nearest = lk.taxonomy_theme_names.get(c["taxonomy_theme_id"] or "", "intet tema i taksonomien")
+        lines.append(f"- {_md_inline(c['text'])} ({_md_inline(c['card_id'])}, {_md_inline(c['workshop_id'])}, "
+                     f"nærmest {_md_inline(nearest)})")
+    return lines + [""]
+
+
 def _html_votes(insights: Mapping[str, Any], lk: _Lookup) -> str:
     if not insights["votes"]:
         return '<section id="stemmer">\n<h2>Stemmer</h2>\n<p class="muted">Ingen stemmer registrert.</p>\n</section>'
@@ -1095,6 +1132,7 @@ def render_html(insights: dict) -> str:
             _html_changes(insights, lk),
             _html_categories(insights, lk),
             _html_emergent(insights, lk),
+            _html_other(insights, lk),
             _html_votes(insights, lk),
             _html_cards(insights, lk),
             "</main>",

@@ -606,3 +606,13 @@ def test_markdown_changes_since_the_previous_run(insights):
 
 def test_markdown_is_deterministic(insights):
     assert render_markdown(insights) == render_markdown(copy.deepcopy(insights))
+
+
+def test_cards_outside_every_theme_are_reported_as_other_input(insights):
+    outside = [c for c in insights["cards"] if c["status"] == "outlier"]
+    assert outside
+    page, markdown = render_html(insights), render_markdown(insights)
+    section = page[page.index('<section id="annet-innspill">'):]
+    section = section[:section.index("</section>")]
+    assert f"· {len(outside)} kort" in section and all(c["card_id"] in section for c in outside)
+    assert f"## Annet innspill ({len(outside)} kort)" in markdown
