@@ -190,14 +190,19 @@ def make_label(keywords: list[str], n_words: int, usage: dict[str, Usage]) -> st
     """A short Norwegian phrase naming the theme: up to `n_words` of its keywords that say something
     new, nouns and phrases only (adjectives and verbs stay keywords), as shown and joined as a
     person would write them ("Budsjett, langsiktighet og finansiering", "Ettårige budsjetter og
-    innovasjon"), at most MAX_LABEL_WORDS words. Only when no keyword is a noun or a phrase is the
+    innovasjon"), at most MAX_LABEL_WORDS words. After the first two, a word joins only if two
+    cards use it (when any word is used by two). Only when no keyword is a noun or a phrase is the
     first keyword the label."""
     naming_last = {"adj", "verb"}
     chosen: list[str] = []
     used: set[str] = set()
     words = 0
+    # A word one card uses names that card, not the theme: past two words, only shared words extend the name.
+    shared = max((found.cards for found in usage.values()), default=0) >= 2
     for keyword in keywords:
         if keyword in usage and usage[keyword].word_class in naming_last:
+            continue
+        if shared and len(chosen) >= 2 and keyword in usage and usage[keyword].cards < 2:
             continue
         lemmas = keyword.split()
         if any(_overlaps(lemma, used) for lemma in lemmas):
