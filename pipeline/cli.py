@@ -26,7 +26,34 @@ app = typer.Typer(
 EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsError", "pipeline.records": "SchemaError",
                    "pipeline.cluster": "ClusterError", "pipeline.taxonomy": "TaxonomyError",
                    "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
-                   "pipeline.map": "LabelError", "pipeline.registry": "RegistryError"}
+                   "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
+                   "pipeline.api": "RunError", "pipeline.export": "ExportError"}
+
+
+_LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"innsikt {version('innsikt')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the installed version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also log innsikt's debug messages."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
+) -> None:
+    """Themes, taxonomy mapping and quotes from transcribed Norwegian workshop cards."""
+    if verbose and quiet:
+        raise typer.BadParameter("give -v or -q, not both")
+    _LOG_LEVEL["root"] = logging.WARNING if quiet else logging.INFO
+    # debug lines of innsikt's own modules only: numba, matplotlib and the like stay at INFO
+    _LOG_LEVEL["pipeline"] = logging.DEBUG if verbose else logging.NOTSET
 
 
 def _stage(name: str):
@@ -36,15 +63,43 @@ def _stage(name: str):
 
 def _expected_errors() -> tuple[type[Exception], ...]:
     return tuple(getattr(importlib.import_module(module), name) for module, name in EXPECTED_ERRORS.items())
+_log = logging.getLogger("pipeline.cli")  # not __name__: `python -m pipeline.cli` runs as __main__
 MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as ctx.args
 
-ParamsOption = typer.Option(Path("configs/params.yaml"), "--params", help="Params file (one section per stage).")
+# Config files: configs/<name> in the working folder (a clone of the repository), else the
+# copies packaged in pipeline/defaults/, so `innsikt run` works from any folder.
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+_CONFIG_HELP = "(default: configs/{0} when present, else the packaged default {0})"
+
+
+def config_path(given: Optional[Path], name: str) -> Path:
+    """The config file to read: `given`, unless it is the default configs/<name> and the working
+    folder has none (outside a clone of the repository): then the packaged copy, said in a log line."""
+    default = Path("configs") / name
+    if given is not None and (Path(given) != default or default.is_file()):
+        _log.debug("%s: %s", name, given)
+        return Path(given)
+    if default.is_file():
+        _log.debug("%s: %s", name, default)
+        return default
+    logging.info("using the packaged default %s (no configs/%s in %s)", name, name, Path.cwd())
+    return DEFAULTS_DIR / name
+
+
+def _params(given: Path) -> Params:
+    return load_params(config_path(given, "params.yaml"))
+
+
+ParamsOption = typer.Option(Path("configs/params.yaml"), "--params", show_default=False,
+                            help=f"Params file, one section per stage {_CONFIG_HELP.format('params.yaml')}.")
 OutOption = typer.Option(..., "--out", help="Output folder of the stage.")
 CacheOption = typer.Option(Path(".cache"), "--cache-dir",
                            help="Per-text results kept between runs: language checks, normalised texts, "
                                 "near duplicates, embeddings.")
-TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", help="Category taxonomy YAML.")
-CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", help="Cue words and paraphrases per theme.")
+TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", show_default=False,
+                              help=f"Category taxonomy YAML {_CONFIG_HELP.format('taxonomy.yaml')}.")
+CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", show_default=False,
+                              help=f"Cue words and paraphrases per theme {_CONFIG_HELP.format('codebook.yaml')}.")
 LabelsOption = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) used as few-shot examples.")
 
 
@@ -63,7 +118,9 @@ def guarded(command):
     def wrapper(*args, **kwargs):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_LineFormatter())
-        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        logging.basicConfig(level=_LOG_LEVEL["root"], handlers=[handler])
+        logging.getLogger().setLevel(_LOG_LEVEL["root"])  # also when logging was set up before
+        logging.getLogger("pipeline").setLevel(_LOG_LEVEL["pipeline"])
         try:
             return command(*args, **kwargs)
         except OSError as exc:  # disk full, permission denied, a folder where a file should be
@@ -99,7 +156,7 @@ def ingest(
     cache_dir: Path = CacheOption,
 ) -> None:
     """Read every card and votes file into canonical records."""
-    result = _stage("ingest").run(inputs=_inputs(ctx, input), out_dir=out, params=load_params(params).ingest,
+    result = _stage("ingest").run(inputs=_inputs(ctx, input), out_dir=out, params=_params(params).ingest,
                               taxonomy=taxonomy, cache_dir=cache_dir)
     rejected = int((result.cards["status"] == "rejected").sum())
     logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
@@ -115,7 +172,7 @@ def normalise(
     params: Path = ParamsOption,
 ) -> None:
     """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
-    _stage("normalise").run(cards_path=cards, out_dir=out, params=load_params(params).normalise, cache_dir=cache_dir)
+    _stage("normalise").run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
 
 
 @app.command()
@@ -127,7 +184,7 @@ def embed(
     params: Path = ParamsOption,
 ) -> None:
     """Embed the normalised texts, reusing the cache."""
-    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=load_params(params).embed)
+    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=_params(params).embed)
 
 
 @app.command()
@@ -141,7 +198,7 @@ def cluster(
     params: Path = ParamsOption,
 ) -> None:
     """Cluster the cards into themes with BERTopic; theme ids carry over from the registry."""
-    loaded = load_params(params)
+    loaded = _params(params)
     embedder = _stage("cluster").make_embedder(_stage("embed").make_backend(loaded.embed.backend))
     result = _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
                                registry_path=registry, params=loaded.cluster, embedder=embedder)
@@ -164,9 +221,10 @@ def map_command(
     params: Path = ParamsOption,
 ) -> None:
     """Map every theme and card onto the taxonomy, or flag it as emergent."""
-    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters, taxonomy_path=taxonomy,
-                  codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out,
-                  params=load_params(params))
+    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
+                  taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+                  codebook_path=config_path(codebook, "codebook.yaml"), labels_path=labels, cache_dir=cache_dir,
+                  out_dir=out, params=_params(params))
 
 
 @app.command()
@@ -179,10 +237,18 @@ def evaluate(
     out: Path = typer.Option(Path("outputs/evaluate"), "--out", help="Where metrics.json and plots go."),
     cache_dir: Path = CacheOption,
     params: Path = ParamsOption,
+    skip_unmatched: bool = typer.Option(
+        False, "--skip-unmatched",
+        help="When no gold card is in the run (another corpus), write null metrics and say so instead of failing."),
 ) -> None:
     """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
-    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir, taxonomy_path=taxonomy, codebook_path=codebook,
-                                 cache_dir=cache_dir, out_dir=out, params=load_params(params))
+    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir,
+                                     taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+                                     codebook_path=config_path(codebook, "codebook.yaml"), cache_dir=cache_dir,
+                                     out_dir=out, params=_params(params), skip_unmatched=skip_unmatched)
+    if metrics.get("skipped"):
+        logging.warning("evaluate: skipped: %s", metrics["skipped"])
+        return
     for name in ("zero_shot", "cross_validated_by_workshop"):
         m = metrics[name]
         logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, emergent P %.2f R %.2f, "
@@ -210,7 +276,7 @@ def report(
     """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
     _stage("report").run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
                      map_dir=mapped,
-                     taxonomy_path=taxonomy, out_dir=out, params=load_params(params))
+                     taxonomy_path=config_path(taxonomy, "taxonomy.yaml"), out_dir=out, params=_params(params))
 
 
 def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, cache_dir: Path,
@@ -249,16 +315,32 @@ def run_command(
     codebook: Path = CodebookOption,
     labels: Optional[Path] = LabelsOption,
     cache_dir: Path = CacheOption,
-    registry: Optional[Path] = typer.Option(None, "--registry", help="Theme registry [default: OUT/models/themes.json]."),
+    registry: Optional[Path] = typer.Option(
+        None, "--registry",
+        help="Theme registry: the previous run's themes, then this run's (default: OUT/models/themes.json)."),
     params: Path = ParamsOption,
 ) -> None:
     """Run all stages in one process on any files or folders (no DVC needed)."""
-    insights = run_all(inputs=_inputs(ctx, input), out=out, params=load_params(params), taxonomy=taxonomy,
-                       cache_dir=cache_dir, codebook=codebook, labels=labels, registry=registry)
+    insights = run_all(inputs=_inputs(ctx, input), out=out, params=_params(params),
+                       taxonomy=config_path(taxonomy, "taxonomy.yaml"), cache_dir=cache_dir,
+                       codebook=config_path(codebook, "codebook.yaml"), labels=labels, registry=registry)
     counts = insights["run"]["counts"]
     logging.info("run: %d cards: %d assigned, %d outliers, %d rejected; %d themes; report at %s",
                  counts["cards"], counts["assigned"], counts["outlier"], counts["rejected"],
                  len(insights["themes"]), out / "report" / "report.html")
+
+
+@app.command("export")
+@guarded
+def export_command(
+    run_dir: Path = typer.Option(Path("outputs"), "--run-dir",
+                                 help="A run's output folder: outputs/ of dvc repro, or the --out of innsikt run."),
+    out: Optional[Path] = typer.Option(None, "--out", show_default=False,
+                                       help="Where the exports go (default: RUN_DIR/export)."),
+) -> None:
+    """Write cards.xlsx, cards.csv (UTF-8 with BOM), a REFI-QDA project (.qdpx) and codebook (.qdc)."""
+    written = _stage("export").run(run_dir=run_dir, out_dir=out or run_dir / "export")
+    logging.info("export: %s", ", ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.params import EmbedParams
+from pipeline.params import EmbedParams, check_backend_name
+from pipeline.progress import progress
 from pipeline.records import (
     EMBEDDINGS,
     NORMALISED,
@@ -135,16 +136,6 @@ class SentenceTransformerBackend:
 BACKENDS = {"e5-small-q4": E5SmallQ4, "sentence-transformers": SentenceTransformerBackend}
 
 
-def check_backend_name(name: str) -> None:
-    kind, _, arg = name.partition(":")
-    if kind not in BACKENDS:
-        raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKENDS)}")
-    if kind == "sentence-transformers" and not arg:
-        raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
-    if kind == "e5-small-q4" and arg:
-        raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
-
-
 def make_backend(name: str, *, workers: int = 1):
     """The backend `name` (see `embed.backend`); `workers`: processes for e5-small-q4 (0: one per core)."""
     check_backend_name(name)
@@ -209,16 +200,18 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
         if key not in cached and key not in todo:
             todo[key] = text
     pending = list(todo.items())
-    for start in range(0, len(pending), segment_size):
-        chunk = pending[start : start + segment_size]
-        chunk_texts = [text for _, text in chunk]
-        vectors = np.concatenate(
-            [backend.encode(chunk_texts[i : i + batch_size]) for i in range(0, len(chunk_texts), batch_size)]
-        )
-        chunk_keys = [key for key, _ in chunk]
-        cached.update(zip(chunk_keys, vectors))
-        if on_new_segment is not None:
-            on_new_segment(chunk_keys, vectors)
+    with progress("embed", len(pending)) as advance:
+        for start in range(0, len(pending), segment_size):
+            chunk = pending[start : start + segment_size]
+            chunk_texts = [text for _, text in chunk]
+            vectors = np.concatenate(
+                [backend.encode(chunk_texts[i : i + batch_size]) for i in range(0, len(chunk_texts), batch_size)]
+            )
+            chunk_keys = [key for key, _ in chunk]
+            cached.update(zip(chunk_keys, vectors))
+            if on_new_segment is not None:
+                on_new_segment(chunk_keys, vectors)
+            advance(len(chunk))
     reused = len(set(keys)) - len(todo)
     matrix = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
     return matrix, len(todo), reused

@@ -165,7 +165,7 @@ def confusion_svg(confusion: dict, title: str) -> str:
     """A small self-contained heat map of gold (rows) against predicted (columns) categories."""
     labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
     cell, left, top = 34, 230, 150
-    peak = max(int(matrix.max()), 1)
+    peak = max(int(matrix.max()) if matrix.size else 0, 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + cell * len(labels) + 20}" '
              f'height="{top + cell * len(labels) + 20}" font-family="sans-serif" font-size="11">',
              f'<text x="10" y="20" font-size="14">{html.escape(title)}</text>']
@@ -186,10 +186,26 @@ def confusion_svg(confusion: dict, title: str) -> str:
     return "\n".join(parts) + "\n"
 
 
+def unmatched_metrics(gold_path: Path, run_dir: Path) -> dict:
+    """metrics.json when no gold card is in the run (another corpus): the scores are null, and say why."""
+    return {"gold": str(gold_path), "skipped": f"none of the card ids of {gold_path} is in the run at {run_dir}: "
+                                              f"no gold labels for this corpus",
+            "zero_shot": None, "cross_validated_by_workshop": None, "themes": None}
+
+
 def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: Path, cache_dir: Path,
-        out_dir: Path, params: Params, by_workshop: bool = True) -> dict:
+        out_dir: Path, params: Params, by_workshop: bool = True, skip_unmatched: bool = False) -> dict:
+    """Score the run in `run_dir` against the gold file. When no gold card is in the run, raise
+    GoldError, or with `skip_unmatched` write null metrics and placeholder plots (dvc.yaml: pointing
+    the pipeline at another corpus keeps `dvc repro` green)."""
     gold = load_gold(gold_path)
     cards = read_table(run_dir / "normalise" / "cards.parquet", NORMALISED)
+    if skip_unmatched and not set(gold["card_id"]) & set(cards["card_id"]):
+        metrics = unmatched_metrics(gold_path, run_dir)
+        for name in ("confusion_zero_shot.svg", "confusion_cross_validated.svg"):
+            write_text(confusion_svg({"labels": [], "matrix": []}, "No gold labels for this corpus"), out_dir / name)
+        write_json(metrics, out_dir / "metrics.json")
+        return metrics
     assignments = read_table(run_dir / "cluster" / "assignments.parquet", CLUSTER_ASSIGNMENTS)
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
@@ -206,7 +222,8 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
     )
     theme_category = {t.id: t.category_id for t in taxonomy.themes}
     if not set(gold["card_id"]) & set(cards["card_id"]):
-        raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus?)")
+        raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus? "
+                        f"--skip-unmatched writes null metrics instead)")
     _, zero_shot_map = map_to_taxonomy(**map_inputs)
     metrics = {"gold": str(gold_path), "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
     write_text(confusion_svg(metrics["zero_shot"]["confusion"], "Zero-shot: gold (rows) vs predicted"),

@@ -1,6 +1,8 @@
 """Ingest: every input file -> canonical card and vote records.
 
-Reads CSV (`,` `;` tab; UTF-8 with or without BOM, UTF-16, cp1252), XLSX, JSONL and plain text.
+Reads CSV (`,` `;` tab; UTF-8 with or without BOM, UTF-16, cp1252; text that cp1252 would misread
+is an error), XLSX (the first visible sheet; formulas' saved values; merged cells filled down),
+JSONL and plain text (only CR and LF end a line).
 Bad input stops the run with an `IngestError` naming file, row and column; suspicious but
 usable input (long cards, non-Norwegian cards, tiny workshops, ignored sheets, votes for a
 workshop without cards) gives an `IngestWarning` and goes on. Junk cards are kept as
@@ -17,6 +19,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import islice
@@ -29,7 +32,7 @@ from pipeline import language
 from pipeline.language import Detected, detect_language, obviously_norwegian
 from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.params import IngestParams
-from pipeline.pii import PII_KINDS, redact
+from pipeline.pii import Redactions, redact, redact_name
 from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -120,6 +123,7 @@ class Table:
     rows: list[tuple[int, dict[str, str]]]
     kind: str = "cards"
     empty: bool = False  # no header and no rows: nothing in the file at all
+    header_row: int | None = 1  # None: no header row (JSONL keys, plain text)
     warnings: list[IngestWarning] = field(default_factory=list)
 
 
@@ -129,6 +133,7 @@ class IngestResult:
     votes: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
+    redactions_by_field: dict[str, dict[str, int]] = field(default_factory=dict)  # ... per field and kind
     warnings: list[IngestWarning] = field(default_factory=list)
     languages: dict[str, Detected] = field(default_factory=dict)  # detected now, by memo.text_key(text)
 
@@ -155,8 +160,39 @@ def decode(source: Source) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    # Excel on Windows saves CSV as cp1252; a file that is neither fails below.
-    return _decode_strict(source, data, "cp1252")
+    # Excel on Windows saves CSV as cp1252; a file that is neither fails below, or reads as
+    # cp1252 with symbols where Norwegian letters belong (Mac Roman, DOS), which is an error too.
+    text = _decode_strict(source, data, "cp1252")
+    _check_misread(source, text)
+    return text
+
+
+# What ø, æ, å and Ø saved as Mac Roman, and ø and å saved by DOS (cp850/cp865), read as in cp1252.
+# Never beside a letter in Norwegian text; › and † only count inside a word (› is also a quote mark).
+MISREAD_MAC = "¿¾Œ¯"
+MISREAD_DOS = "›†"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # only these end a line: str.splitlines() also splits on U+2028, FF, ...
+
+
+def _check_misread(source: Source, text: str) -> None:
+    for match in re.finditer(f"[{MISREAD_MAC}{MISREAD_DOS}]", text):
+        at = match.start()
+        before = at > 0 and text[at - 1].isalpha()
+        after = at + 1 < len(text) and text[at + 1].isalpha()
+        if not (before and after or (before or after) and match.group() in MISREAD_MAC):
+            continue
+        start, end = at, at + 1
+        while start > 0 and (text[start - 1].isalpha() or text[start - 1] in MISREAD_MAC + MISREAD_DOS):
+            start -= 1
+        while end < len(text) and (text[end].isalpha() or text[end] in MISREAD_MAC + MISREAD_DOS):
+            end += 1
+        guess = "Mac Roman" if match.group() in MISREAD_MAC else "a DOS code page (850/865)"
+        raise IngestError(
+            source.name,
+            f"{text[start:end]!r} looks misread: the file is not UTF-8 or UTF-16, and read as cp1252 it has "
+            f"{match.group()!r} where a Norwegian letter belongs (saved as {guess}?); expected UTF-8, UTF-16 "
+            f"or cp1252 text: save it again as 'CSV UTF-8'",
+            row=len(_LINE_BREAK.findall(text, 0, at)) + 1, kind="undecodable")
 
 
 def _decode_strict(source: Source, data: bytes, encoding: str) -> str:
@@ -191,7 +227,7 @@ def parse(source: Source) -> Table:
     return _parse_delimited(source, text)
 
 
-def _canonical_header(source: Source, header: list[str]) -> list[str]:
+def _canonical_header(source: Source, header: list[str], row: int = 1) -> list[str]:
     by_alias = {alias: canon for canon, aliases in COLUMN_ALIASES.items() for alias in aliases}
     names: list[str] = []
     for position, raw in enumerate(header, start=1):
@@ -200,8 +236,8 @@ def _canonical_header(source: Source, header: list[str]) -> list[str]:
             name = f"column_{position}"
         name = by_alias.get(name.replace(" ", "_"), name)
         if name in names:
-            raise IngestError(source.name, f"column name {name!r} appears twice in the header", row=1, column=name,
-                              kind="duplicate_column")
+            raise IngestError(source.name, f"column name {name!r} appears twice in the header", row=row,
+                              column=name, kind="duplicate_column")
         names.append(name)
     return names
 
@@ -217,8 +253,7 @@ def _sniff_delimiter(first_line: str, text: str) -> str:
 
 
 def _parse_delimited(source: Source, text: str) -> Table:
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
+    first = next((line for line in _LINE_BREAK.split(text) if line.strip()), "")
     if not first:
         return Table(columns=[], rows=[], empty=True)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first, text), strict=True)
@@ -244,7 +279,7 @@ def _parse_delimited(source: Source, text: str) -> Table:
     if not records:
         return Table(columns=[], rows=[], empty=True)
     header_line, header = records[0]
-    columns = _canonical_header(source, header)
+    columns = _canonical_header(source, header, row=header_line)
     rows = []
     for line, row in records[1:]:
         if len(row) > len(columns):
@@ -257,7 +292,7 @@ def _parse_delimited(source: Source, text: str) -> Table:
                 kind="too_many_fields",
             )
         rows.append((line, {col: (row[i] if i < len(row) else "") for i, col in enumerate(columns)}))
-    return Table(columns=columns, rows=rows)
+    return Table(columns=columns, rows=rows, header_row=header_line)
 
 
 def _parse_xlsx(source: Source) -> Table:
@@ -273,34 +308,77 @@ def _parse_xlsx(source: Source) -> Table:
 
 def _read_xlsx(source: Source) -> Table:
     from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
 
-    workbook = load_workbook(io.BytesIO(source.data), read_only=True, data_only=True)
-    try:
-        sheets = workbook.worksheets
-        if not sheets:
-            return Table(columns=[], rows=[], empty=True)
-        sheet = sheets[0]  # cards are on the first sheet; later sheets are notes
-        records = [
-            (number, [_cell_text(value) for value in values])
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)
-            if any(_cell_text(value).strip() for value in values)
-        ]
-        others = [other.title for other in sheets[1:] if _sheet_has_content(other)]
-    finally:
-        workbook.close()
+    # The full model (not read_only): merged ranges and sheet visibility are only there. Formulas
+    # as written first; their saved values need a second load, done only when there are formulas.
+    workbook = load_workbook(io.BytesIO(source.data))
+    sheets = workbook.worksheets
+    if not sheets:
+        return Table(columns=[], rows=[], empty=True)
+    visible = [sheet for sheet in sheets if sheet.sheet_state == "visible"]
+    if not visible:
+        raise IngestError(source.name, f"no visible sheet (all of {[s.title for s in sheets]} are hidden); "
+                                       f"expected the cards on a visible sheet", kind="empty_first_sheet")
+    sheet = visible[0]  # cards are on the first sheet the analyst sees; later and hidden sheets are notes
+    sheet_cells = {(cell.row, cell.column): cell for row in sheet.iter_rows() for cell in row}
+    values = {ref: cell.value for ref, cell in sheet_cells.items()}
+    formulas = {ref: cell.value for ref, cell in sheet_cells.items() if cell.data_type == "f"}
+    others = [f"{other.title!r}" + ("" if other.sheet_state == "visible" else " (hidden)")
+              for other in sheets if other is not sheet and _sheet_has_content(other)]
+    unsaved: dict[tuple[int, int], str] = {}  # formula cells without a usable saved value -> why
+    if formulas:
+        saved = load_workbook(io.BytesIO(source.data), data_only=True)[sheet.title]
+        for (row, col), formula in formulas.items():
+            cell = saved.cell(row, col)
+            text = formula if isinstance(formula, str) else getattr(formula, "text", str(formula))
+            if cell.data_type == "e":
+                unsaved[(row, col)] = f"holds the formula {text!r} whose saved value is the error {cell.value}"
+                values[(row, col)] = None
+            elif cell.value is None and cell.data_type != "str":  # type str and no value: the formula gave ""
+                unsaved[(row, col)] = f"holds the formula {text!r} without a saved value"
+                values[(row, col)] = None
+            else:
+                values[(row, col)] = cell.value
+    # A row is a row when a cell of its own holds something (or a formula that lost its value);
+    # then merged cells fill down, so every row of a merged group cell carries the group.
+    own = {row for (row, col), value in values.items() if _cell_text(value).strip() or (row, col) in unsaved}
+    for merged in sheet.merged_cells.ranges:
+        top = values.get((merged.min_row, merged.min_col))
+        for row in range(merged.min_row + 1, merged.max_row + 1):
+            values[(row, merged.min_col)] = top
+    width = max((col for _, col in values), default=0)
+    records = [(row, [_cell_text(values.get((row, col))) for col in range(1, width + 1)]) for row in sorted(own)]
     if not records:
         if others:
-            raise IngestError(source.name, f"the first sheet {sheet.title!r} is empty, but sheets {others} are not; "
-                                           f"expected the cards on the first sheet", kind="empty_first_sheet")
+            raise IngestError(source.name, f"the first visible sheet {sheet.title!r} is empty, but sheet(s) "
+                                           f"[{', '.join(others)}] are not; expected the cards on the first visible "
+                                           f"sheet", kind="empty_first_sheet")
         return Table(columns=[], rows=[], empty=True)
-    columns = _canonical_header(source, records[0][1])
+    header_row = records[0][0]
+    columns = _canonical_header(source, records[0][1], row=header_row)
     rows = [(n, {col: (cells[i] if i < len(cells) else "") for i, col in enumerate(columns)}) for n, cells in records[1:]]
     warnings = []
+    lost = [(row, col, why) for (row, col), why in sorted(unsaved.items()) if row > header_row and col <= len(columns)]
+    for row, col, why in lost[:ROWS_LISTED]:
+        warnings.append(IngestWarning(
+            "formula_without_value", source.name,
+            f"cell {get_column_letter(col)}{row} of sheet {sheet.title!r} {why} (saved by a program that does "
+            f"not compute formulas?); read as empty: open the file in Excel and save it again",
+            row=row, column=columns[col - 1]))
+    if len(lost) > ROWS_LISTED:
+        rest = lost[ROWS_LISTED:]
+        warnings.append(IngestWarning(
+            "formula_without_value", source.name,
+            f"{len(rest)} more formula cell(s) of sheet {sheet.title!r} without a usable saved value "
+            f"({', '.join(get_column_letter(c) + str(r) for r, c, _ in rest[:ROWS_LISTED])}"
+            f"{' ...' if len(rest) > ROWS_LISTED else ''}); read as empty", row=rest[0][0]))
     if others:
         warnings.append(IngestWarning(
             "ignored_sheets", source.name,
-            f"cards are read from the first sheet {sheet.title!r} only; sheet(s) {others} are ignored"))
-    return Table(columns=columns, rows=rows, warnings=warnings)
+            f"cards are read from the first visible sheet {sheet.title!r} only; sheet(s) [{', '.join(others)}] "
+            f"are ignored"))
+    return Table(columns=columns, rows=rows, warnings=warnings, header_row=header_row)
 
 
 def _sheet_has_content(sheet) -> bool:
@@ -324,7 +402,7 @@ def _parse_jsonl(source: Source, text: str) -> Table:
     rows = []
     filled = False
     # Not splitlines(): JSON strings may hold U+2028, U+0085 etc. unescaped; only newlines end a record.
-    for number, line in enumerate(re.split(r"\r\n?|\n", text), start=1):
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         filled = True
@@ -340,8 +418,8 @@ def _parse_jsonl(source: Source, text: str) -> Table:
         if not isinstance(obj, dict):
             raise IngestError(source.name, f"expected a JSON object, found {type(obj).__name__}", row=number,
                               kind="invalid_json")
-        keys = _canonical_header(source, list(obj.keys()))
-        record = {key: _cell_text(value) for key, value in zip(keys, obj.values())}
+        keys = _canonical_header(source, list(obj.keys()), row=number)
+        record = {key: _json_cell(source, number, key, value) for key, value in zip(keys, obj.values())}
         for key, value in record.items():
             if _has_surrogate(key) or _has_surrogate(value):
                 raise IngestError(source.name, "invalid JSON: a lone surrogate escape (e.g. \\ud800) is not a "
@@ -349,12 +427,30 @@ def _parse_jsonl(source: Source, text: str) -> Table:
                                   column=None if _has_surrogate(key) else key, kind="invalid_json")
         columns.extend(key for key in keys if key not in columns)
         rows.append((number, record))
-    return Table(columns=columns, rows=rows, empty=not filled)
+    return Table(columns=columns, rows=rows, empty=not filled, header_row=None)
+
+
+_JSON_TYPE_NAMES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _json_cell(source: Source, number: int, key: str, value) -> str:
+    """A JSONL value as a cell: the text must be a string; ids a string or a number; extras anything."""
+    found = _JSON_TYPE_NAMES.get(type(value))
+    if key == "text" and found:
+        raise IngestError(source.name, f"expected the card text as a JSON string, found {found} "
+                                       f"({json.dumps(value, ensure_ascii=False)[:60]})", row=number, column=key,
+                          kind="invalid_json")
+    if key in COLUMN_ALIASES and found in ("an object", "an array", "a boolean"):
+        raise IngestError(source.name, f"expected {key} as a JSON string or number, found {found}", row=number,
+                          column=key, kind="invalid_json")
+    if found in ("an object", "an array", "a boolean"):  # kept as metadata: as JSON, not as Python would print it
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _cell_text(value)
 
 
 def _parse_plain(source: Source, text: str) -> Table:
     """One card per line, or per blank-line-separated block when the file has blank lines."""
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)
     filled = [i for i, line in enumerate(lines) if line.strip()]
     # Blocks only when a blank line separates cards; blank lines at the start or end do not count.
     has_blocks = bool(filled) and any(not line.strip() for line in lines[filled[0] : filled[-1] + 1])
@@ -370,18 +466,32 @@ def _parse_plain(source: Source, text: str) -> Table:
             elif block:
                 rows.append((start, {"text": " ".join(block)}))
                 start, block = None, []
-    return Table(columns=["text"], rows=rows, empty=not filled)
+    return Table(columns=["text"], rows=rows, empty=not filled, header_row=None)
 
 
 # --- records --------------------------------------------------------------------------------
 
 
+VOTE_COLUMNS = ("workshop_id", "group_id", "theme_id", "choice")
+
+
 def classify(table: Table) -> str:
-    if "text" in table.columns:
-        return "cards"
+    """A file with theme_id and choice columns is votes, whatever else it has; else a text column makes cards."""
     if {"theme_id", "choice"} <= set(table.columns):
         return "votes"
+    if "text" in table.columns:
+        return "cards"
     return "unknown"
+
+
+def canonical_group(raw: str) -> str | None:
+    """A group id as it is compared and stored: `g1`, `G1` and `g1` + a zero-width space are one group.
+
+    NFKC, format characters removed (zero-width spaces and joiners, soft hyphens, BOMs), runs of
+    white space made one space, ends stripped, case-folded; None when nothing is left.
+    """
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", raw) if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split()).casefold() or None
 
 
 def card_type_of(raw: str) -> str:
@@ -422,7 +532,8 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
     seen_content: dict[str, str] = {}
     seen_cards: dict[tuple, str] = {}  # the cards of a file (workshop, group, type, text) -> the file
     file_of_card: dict[tuple, str] = {}  # (workshop, text) of every usable card so far -> its first file
-    redactions: Counter = Counter()
+    redactions = Redactions()
+    workshop_from_name: dict[str, str] = {}  # workshop ids taken from a file name -> the first such file
     for source in sources:
         digest = hashlib.sha256(source.data).hexdigest()
         if digest in seen_content:
@@ -435,6 +546,7 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
                                            "per card (an export that failed? remove the file or export it again)",
                               kind="empty_file")
         kind = classify(table)
+        shown = redactions.name("file_name", source.name)  # the name outputs show; errors name the file itself
         if kind == "unknown":
             raise IngestError(
                 source.name,
@@ -445,16 +557,23 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
                 kind="missing_text_column",
             )
         warnings.extend(table.warnings)
+        ignored = [column for column in table.columns if column not in VOTE_COLUMNS]
+        if kind == "votes" and ignored:
+            warnings.append(IngestWarning(
+                "ignored_columns", source.name,
+                f"a votes file (it has theme_id and choice): column(s) {ignored} are not read; expected only "
+                f"{', '.join(VOTE_COLUMNS)}", row=table.header_row, column=ignored[0]))
         if not table.rows:
             warnings.append(IngestWarning("header_only", source.name,
                                           f"a header ({', '.join(table.columns)}) but no {kind}; the file adds nothing"))
         if kind == "votes":
-            votes.extend(_vote_records(source, table, taxonomy))
+            votes.extend(_vote_records(source, table, taxonomy, shown, redactions))
         else:
-            records = _card_records(source, table, params, first_seen, redactions)
+            _check_workshop_from_name(source, table, workshop_from_name)
+            records = _card_records(source, table, params, first_seen, redactions, shown)
             _check_same_workshop_twice(source, records, seen_cards, file_of_card, warnings)
             cards.extend(records)
-        inputs.append({"path": source.name, "sha256": digest, "kind": kind, "rows": len(table.rows)})
+        inputs.append({"path": shown, "sha256": digest, "kind": kind, "rows": len(table.rows)})
     card_rows = sum(item["rows"] for item in inputs if item["kind"] == "cards")
     if len(cards) != card_rows:  # every data row of a card file is exactly one card
         raise IngestError(", ".join(item["path"] for item in inputs),
@@ -465,30 +584,42 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
         raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
                           "no cards in any input file; expected at least one file with a text column and rows",
                           kind="no_cards")
+    _keep_redacted_ids_apart(cards + votes, redactions)
     detected: dict[str, Detected] = {}
     warnings.extend(_card_warnings(cards, params, languages or {}, detected))
     warnings.extend(_vote_warnings(votes, cards))
+    warnings = [_redacted_warning(warning) for warning in warnings]
     return IngestResult(
         cards=pd.DataFrame(cards, columns=CARDS.names),
         votes=pd.DataFrame(votes, columns=VOTES.names),
         inputs=inputs,
-        redactions={kind: redactions[kind] for kind in PII_KINDS},
+        redactions=redactions.per_kind(),
+        redactions_by_field=redactions.per_field(),
         warnings=warnings,
         languages=detected,
     )
 
 
 def _card_records(source: Source, table: Table, params: IngestParams, first_seen: dict,
-                  redactions: Counter) -> list[dict]:
-    default_workshop = Path(source.name).stem
+                  redactions: Redactions, shown: str) -> list[dict]:
+    # Personal data never leaves ingest: every field that reaches an output is redacted here,
+    # before anything is written (pipeline/pii.py), and counted per field. The default workshop
+    # (the file name) and the column names are counted once per file.
+    default_workshop: str | None = None  # redacted when first needed: counted only when used
+    column_shown = {column: redactions.text("column_name", column) for column in table.columns}
     known = {"card_id", "workshop_id", "group_id", "card_type", "text"}
     records = []
     for row_number, row in table.rows:
-        # Personal data never leaves ingest: the text is redacted before anything is written,
-        # and so is the text the content hash of a generated id is taken from.
-        text, found = redact(row.get("text", ""))
-        redactions.update(found)
-        workshop_id = row.get("workshop_id", "").strip() or default_workshop
+        # The text the content hash of a generated id is taken from is the redacted one.
+        text = redactions.text("text", row.get("text", ""))
+        raw_workshop, raw_group = row.get("workshop_id", "").strip(), canonical_group(row.get("group_id", "")) or ""
+        if raw_workshop:
+            workshop_id = redactions.ident("workshop", "workshop_id", raw_workshop)
+        else:
+            raw_workshop = Path(source.name).stem
+            if default_workshop is None:
+                default_workshop = redactions.ident("workshop", "workshop_id", raw_workshop)
+            workshop_id = default_workshop
         card_id = row.get("card_id", "").strip()
         if not card_id:
             card_id = content_id(workshop_id, text)
@@ -507,11 +638,10 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
                 kind="duplicate_card_id",
             )
         first_seen[card_id] = (source.name, row_number)
-        raw_type = row.get("card_type", "")
-        extras = {key: value for key, value in row.items() if key not in known and value != ""}
-        for key, value in extras.items():
-            extras[key], found = redact(value)
-            redactions.update(found)
+        raw_card_id, card_id = card_id, redactions.ident("card", "card_id", card_id)
+        raw_type = redactions.text("card_type", row.get("card_type", ""))
+        extras = {column_shown[key]: redactions.text("metadata", value) for key, value in row.items()
+                  if key not in known and value != ""}
         if card_type_of(raw_type) == "other" and raw_type.strip():
             extras["card_type_raw"] = raw_type
         reason = junk_reason(text, params)
@@ -519,17 +649,55 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             {
                 "card_id": card_id,
                 "workshop_id": workshop_id,
-                "group_id": row.get("group_id", "").strip() or None,
+                "group_id": redactions.ident("group", "group_id", raw_group) or None,
                 "card_type": card_type_of(raw_type),
                 "text": text,
-                "source_file": source.name,
+                "source_file": shown,
                 "source_row": row_number,
                 "metadata": json.dumps(extras, ensure_ascii=False, sort_keys=True),
                 "status": STATUS_REJECTED if reason else STATUS_OK,
                 "reason": reason,
+                "_raw_ids": {"card_id": raw_card_id, "workshop_id": raw_workshop, "group_id": raw_group},
             }
         )
     return records
+
+
+_ID_SCOPES = {"card_id": "card", "workshop_id": "workshop", "group_id": "group"}
+
+
+def _keep_redacted_ids_apart(records: list[dict], redactions: Redactions) -> None:
+    """Card, workshop or group ids that differ only in their personal data ("ws-ola@x.no",
+    "ws-kari@x.no") are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"),
+    the same in cards and votes and whatever the order of the input (`Redactions.apart`)."""
+    for record in records:
+        for column, raw in record.pop("_raw_ids").items():
+            if record[column]:
+                record[column] = redactions.apart(_ID_SCOPES[column], raw, record[column])
+
+
+def _redacted_warning(warning: IngestWarning) -> IngestWarning:
+    """A warning as written to the manifest and the log: its file, column and message repeat
+    values of the input, whose personal data is counted in their own fields, so not again here."""
+    return IngestWarning(warning.kind, redact_name(warning.file)[0], redact(warning.message)[0], warning.row,
+                         None if warning.column is None else redact(warning.column)[0])
+
+
+def _check_workshop_from_name(source: Source, table: Table, taken: dict[str, str]) -> None:
+    """hamar/ark1.csv and molde/ark1.csv without a workshop column would silently be one workshop 'ark1'.
+
+    Files in one folder with one stem (ws.csv beside ws.txt) are one workshop, as before.
+    """
+    if all(row.get("workshop_id", "").strip() for _, row in table.rows):
+        return  # every row names its workshop (or there are no rows)
+    path = Path(source.name)
+    first = taken.setdefault(path.stem, source.name)
+    if Path(first).parent != path.parent:
+        raise IngestError(
+            source.name,
+            f"workshop {path.stem!r} (from the file name) is also the workshop of {first}, another file in "
+            f"another folder without a workshop column; expected a workshop_id column, or distinct file names, "
+            f"to tell the workshops apart", row=table.header_row, column="workshop_id", kind="ambiguous_workshop")
 
 
 def _card_key(card: dict) -> tuple:
@@ -637,12 +805,15 @@ def _vote_warnings(votes: list[dict], cards: list[dict]) -> list[IngestWarning]:
     return warnings
 
 
-def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None = None) -> list[dict]:
+def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None, shown: str,
+                  redactions: Redactions) -> list[dict]:
+    """Vote records, checked against `taxonomy` when given. Every field is redacted after the checks
+    (errors name the value as found, outputs never), and `source_file` is the name as shown."""
     themes = {theme.id: theme for theme in taxonomy.themes} if taxonomy is not None else None
     records = []
     for row_number, row in table.rows:
-        for column in ("workshop_id", "group_id", "theme_id", "choice"):
-            if not row.get(column, "").strip():
+        for column in VOTE_COLUMNS:
+            if not (canonical_group if column == "group_id" else str.strip)(row.get(column, "")):
                 raise IngestError(source.name, f"empty {column} in a votes row; expected a value",
                                   row=row_number, column=column, kind="empty_vote_field")
         theme_id, choice = row["theme_id"].strip(), row["choice"].strip().lower()
@@ -662,12 +833,14 @@ def _vote_records(source: Source, table: Table, taxonomy: Taxonomy | None = None
                     row=row_number, column="choice", kind="bad_choice")
         records.append(
             {
-                "workshop_id": row["workshop_id"].strip(),
-                "group_id": row["group_id"].strip(),
-                "theme_id": theme_id,
-                "choice": choice,
-                "source_file": source.name,
+                "workshop_id": redactions.ident("workshop", "votes.workshop_id", row["workshop_id"].strip()),
+                "group_id": redactions.ident("group", "votes.group_id", canonical_group(row["group_id"]) or ""),
+                "theme_id": redactions.text("votes.theme_id", theme_id),
+                "choice": redactions.text("votes.choice", choice),
+                "source_file": shown,
                 "source_row": row_number,
+                "_raw_ids": {"workshop_id": row["workshop_id"].strip(),
+                             "group_id": canonical_group(row["group_id"]) or ""},
             }
         )
     return records
@@ -761,5 +934,6 @@ def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Pa
     write_table(result.cards, CARDS, out_dir / "cards.parquet")
     write_table(result.votes, VOTES, out_dir / "votes.parquet")
     write_json({"inputs": result.inputs, "redactions": result.redactions,
+                "redactions_by_field": result.redactions_by_field,
                 "warnings": [w.as_dict() for w in result.warnings]}, out_dir / "manifest.json")
     return result

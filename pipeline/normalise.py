@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import language, near_duplicates, repair
+from pipeline import language, near_duplicates, pii, repair
 from pipeline.language import Detected, detect_language
 from pipeline.params import NormaliseParams
 from pipeline.repair import RepairSettings, join_hyphen_breaks  # noqa: F401  (public API of this stage)
@@ -71,6 +71,11 @@ def normalise_text(text: str, params: NormaliseParams) -> tuple[str, Detected]:
     text = clean_text(text)
     if params.repair_letters:
         text = repair_text(text, params)
+    # Ingest redacts on a view of the text that joins what cleaning joins, so this finds nothing;
+    # it is the guarantee that no transformation above reassembles personal data.
+    text, found = pii.redact(text)
+    if found:
+        log.warning("normalise: personal data reassembled by cleaning or repair and redacted: %s", dict(found))
     return text, detect_language(text)
 
 
@@ -225,7 +230,7 @@ def near_memo_rows(comparison: Comparison) -> pd.DataFrame:
 def text_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
     """Results depend on the params (all but the threshold), this stage's code and the word and language data."""
     version_id = version_digest(params=params.model_dump(mode="json", exclude={"near_duplicate_threshold"}),
-                                modules=(sys.modules[__name__], repair, language),
+                                modules=(sys.modules[__name__], repair, language, pii),
                                 packages=("wordfreq", "lingua-language-detector", "ftfy"))
     return TextMemo(cache_dir, "normalise", version_id, MEMO)
 

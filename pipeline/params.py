@@ -45,6 +45,21 @@ class NormaliseParams(Strict):
     )
 
 
+# The kinds of embedding backend; pipeline/embed.py implements one class per kind.
+BACKEND_KINDS = ("e5-small-q4", "sentence-transformers")
+
+
+def check_backend_name(name: str) -> None:
+    """Raise ValueError naming `embed.backend` when `name` is not a backend this project has."""
+    kind, _, arg = name.partition(":")
+    if kind not in BACKEND_KINDS:
+        raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKEND_KINDS)}")
+    if kind == "sentence-transformers" and not arg:
+        raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
+    if kind == "e5-small-q4" and arg:
+        raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
+
+
 class EmbedParams(Strict):
     backend: str = Field("e5-small-q4", description="'e5-small-q4' or 'sentence-transformers:<name or path>'.")
     batch_size: int = Field(64, ge=1, le=4096)
@@ -58,8 +73,6 @@ class EmbedParams(Strict):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, name: str) -> str:
-        from pipeline.embed import check_backend_name  # embed imports this module
-
         check_backend_name(name)
         return name
 

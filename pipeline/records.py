@@ -1,6 +1,8 @@
 """Parquet schemas exchanged between stages, and atomic read/write helpers."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -224,14 +226,35 @@ def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     return frame
 
 
-def write_text(text: str, path: str | Path) -> None:
+def write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:
     path = Path(path)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding=encoding)
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with `'` (shown, never run).
+
+    Numbers stay numbers (-3 is a number to the spreadsheet too); only text is neutralised.
+    """
+    if isinstance(value, str) and value.startswith(SPREADSHEET_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def write_csv(rows: list[list[Any]], path: str | Path) -> None:
+    """Every CSV the project writes: text cells neutralised, UTF-8 with a BOM (else Excel misreads æ/ø/å)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
+    write_text(buffer.getvalue(), path, encoding="utf-8-sig")
 
 
 def write_json(obj: Any, path: str | Path) -> None:

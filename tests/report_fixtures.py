@@ -103,6 +103,7 @@ def _frames() -> dict:
 def hostile_insights() -> dict:
     inputs = [{"path": "cards.csv", "sha256": "0" * 64, "kind": "cards", "rows": len(CARDS)}]
     return build_insights(**_frames(), inputs=inputs, redactions={"telefon": 0, "e-post": 0, "fødselsnummer": 0},
+                          redactions_by_field={},
                           taxonomy=load_taxonomy(REPO / "configs" / "taxonomy.yaml"), params=Params())
 
 

@@ -89,6 +89,15 @@ CASES = {
                                   fragments=["lone surrogate"]),
     "xlsx_not_a_workbook": error("xlsx_not_a_workbook.xlsx", kind="unreadable_xlsx",
                                  fragments=["not a readable XLSX workbook"]),
+    "mac_roman_encoding": error("mac_roman_encoding.csv", kind="undecodable", row=3,
+                                fragments=["'F¿lgeforskning' looks misread", "Mac Roman", "save it again as 'CSV UTF-8'"]),
+    "jsonl_text_not_a_string": error("jsonl_text_not_a_string.jsonl", kind="invalid_json", row=4, column="text",
+                                     fragments=["expected the card text as a JSON string, found an object"]),
+    "same_file_name_in_two_folders": error("same_file_name_in_two_folders/hamar/ark1.csv",
+                                           "same_file_name_in_two_folders/molde/ark1.csv", kind="ambiguous_workshop",
+                                           row=1, column="workshop_id",
+                                           fragments=["workshop 'ark1' (from the file name) is also the workshop of",
+                                                      "expected a workshop_id column"]),
     "unsupported_extension": error("unsupported_extension.pdf", kind="unsupported_type",
                                    fragments=["unsupported file type '.pdf'"]),
     # --- errors: votes, checked against the taxonomy at the door
@@ -111,6 +120,9 @@ CASES = {
                                            fragments=["'emergent' is reserved"]),
     # --- warnings: suspicious but usable
     "xlsx_with_extra_sheets": warning("xlsx_with_extra_sheets.xlsx", kinds={"ignored_sheets"}),
+    "xlsx_hidden_first_sheet": warning("xlsx_hidden_first_sheet.xlsx", kinds={"ignored_sheets"}),
+    "xlsx_formula_without_value": warning("xlsx_formula_without_value.xlsx", kinds={"formula_without_value"}),
+    "votes_extra_text_column": warning("votes_extra_text_column.csv", kinds={"ignored_columns"}),
     "long_card": warning("long_card.csv", kinds={"long_card"}),
     "english_cards": warning("english_cards.csv", kinds={"not_norwegian"}),
     "small_workshop": warning("small_workshop.csv", kinds={"small_workshop"}),
@@ -124,6 +136,10 @@ CASES = {
     "utf16_excel": fine("utf16_excel.csv"),
     "utf8_bom_semicolon": fine("utf8_bom_semicolon.csv"),
     "single_column_unquoted_commas": fine("single_column_unquoted_commas.csv"),
+    "xlsx_merged_group_cells": fine("xlsx_merged_group_cells.xlsx"),
+    "txt_unicode_line_separators": fine("txt_unicode_line_separators.txt"),
+    "group_ids_case_and_invisible": fine("group_ids_case_and_invisible.csv"),
+    "workshop_id_formula": fine("workshop_id_formula.csv"),
 }
 ERRORS = sorted(name for name, case in CASES.items() if case.outcome == "error")
 USABLE = sorted(name for name, case in CASES.items() if case.outcome != "error")
@@ -168,7 +184,7 @@ def test_bad_input_stops_with_the_exact_error(name, tmp_path):
         assert fragment in message
     if case.error is IngestError:
         assert info.value.kind == case.kind
-        assert Path(info.value.file).name == named
+        assert info.value.file.endswith("/" + named)
         assert (info.value.row, info.value.column) == (case.row, case.column)
         where = f"{named}" + (f", row {case.row}" if case.row else "") + (f", column {case.column!r}" if case.column else "")
         assert where + ":" in message
@@ -184,7 +200,7 @@ def test_usable_input_gives_exactly_the_expected_warnings_and_keeps_every_card(n
     assert {w.kind for w in result.warnings} == set(case.warnings)
     for warning in result.warnings:
         assert "\n" not in str(warning)
-        assert Path(warning.file).name in case.files
+        assert any(warning.file.endswith("/" + name) for name in case.files)
     cards = read_table(tmp_path / "cards.parquet", CARDS)
     data_rows = sum(item["rows"] for item in result.inputs if item["kind"] == "cards")
     assert len(cards) == data_rows
@@ -262,11 +278,35 @@ def test_single_column_file_keeps_unquoted_commas_and_semicolons_in_the_text(tmp
                                           "Budsjett over flere år; ikke bare ett"]
 
 
+def test_merged_group_cells_give_every_row_of_the_merge_its_group_and_workshop(tmp_path):
+    cards = ingested("xlsx_merged_group_cells.xlsx", tmp_path)
+
+    assert cards["group_id"].tolist() == [group for group, _ in make_bad_inputs.CARDS]
+    assert set(cards["workshop_id"]) == {"ws-narvik"}
+
+
+def test_unicode_line_separators_stay_inside_their_card(tmp_path):
+    cards = ingested("txt_unicode_line_separators.txt", tmp_path)
+
+    assert len(cards) == 6 and cards["text"].iloc[0] == "Mer tid\u2028til å prøve ut ting"
+
+
+def test_one_group_written_four_ways_is_one_group(tmp_path):
+    cards = ingested("group_ids_case_and_invisible.csv", tmp_path)
+
+    assert cards["group_id"].tolist() == ["g1"] * 4 + ["g2"] * 2
+
+
 # --- the corpus itself -------------------------------------------------------------------------
 
 
+def corpus_files() -> list[str]:
+    return sorted(p.relative_to(BAD).as_posix() for p in BAD.rglob("*")
+                  if p.is_file() and p.suffix not in {".py", ".md"} and "__pycache__" not in p.parts)
+
+
 def test_corpus_has_a_case_and_a_readme_line_for_every_file_and_at_least_15_files():
-    on_disk = {p.name for p in BAD.iterdir() if p.is_file() and p.suffix not in {".py", ".md"}}
+    on_disk = set(corpus_files())
     in_cases = {name for case in CASES.values() for name in case.files}
     readme = (BAD / "README.md").read_text(encoding="utf-8")
 
@@ -278,7 +318,7 @@ def test_corpus_has_a_case_and_a_readme_line_for_every_file_and_at_least_15_file
 def test_corpus_files_are_what_the_generator_makes():
     expected = make_bad_inputs.files()
 
-    assert sorted(expected) == sorted(p.name for p in BAD.iterdir() if p.is_file() and p.suffix not in {".py", ".md"})
+    assert sorted(expected) == corpus_files()
     assert [name for name, data in expected.items() if (BAD / name).read_bytes() != data] == []
 
 
@@ -306,7 +346,7 @@ def test_an_xlsx_whose_first_sheet_is_empty_but_others_are_not_is_an_error():
         ingest([Source("ws.xlsx", data)], IngestParams())
 
     assert info.value.kind == "empty_first_sheet"
-    assert "first sheet 'Ark1' is empty, but sheets ['Kort'] are not" in str(info.value)
+    assert "first visible sheet 'Ark1' is empty, but sheet(s) ['Kort'] are not" in str(info.value)
 
 
 def test_votes_without_any_card_file_is_an_error():

@@ -108,3 +108,10 @@ def test_run_logs_embedded_and_reused_counts(tmp_path, caplog):
     assert "2 texts embedded, 0 reused" in messages[0]
     assert "0 texts embedded, 2 reused" in messages[1]
     assert len(read_table(tmp_path / "o" / "embeddings.parquet", EMBEDDINGS)) == 2
+
+
+def test_params_name_exactly_the_backends_embed_implements():
+    from pipeline.embed import BACKENDS
+    from pipeline.params import BACKEND_KINDS
+
+    assert tuple(BACKENDS) == BACKEND_KINDS

@@ -91,3 +91,37 @@ def test_theme_scores_measure_purity_agreement_and_the_share_outside_every_theme
     assert top["theme_purity"] == round(3 / 5, 4)
     assert scores["leaves"]["count"] == 3
     assert -1 <= top["ari"] <= 1 and -1 <= top["ami"] <= 1
+
+
+def test_gold_for_another_corpus_is_an_error_or_with_skip_unmatched_null_metrics(tmp_path):
+    """dvc.yaml passes --skip-unmatched: pointing ingest at another corpus keeps `dvc repro` green."""
+    from conftest import normalised_cards
+    from pipeline.params import Params
+    from pipeline.records import NORMALISED, write_table
+
+    write_table(normalised_cards(["Vi må dele data"], ids=["other-1"]), NORMALISED,
+                tmp_path / "run" / "normalise" / "cards.parquet")
+    args = dict(gold_path=FIXTURES / "small_corpus_gold.csv", run_dir=tmp_path / "run",
+                taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
+                cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval", params=Params())
+    metrics = run(**args, skip_unmatched=True)
+    assert metrics["zero_shot"] is None and metrics["cross_validated_by_workshop"] is None
+    assert "small_corpus_gold.csv is in the run" in metrics["skipped"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8")) == metrics
+    for name in ("confusion_zero_shot.svg", "confusion_cross_validated.svg"):
+        assert "No gold labels" in (tmp_path / "eval" / name).read_text(encoding="utf-8")
+
+
+def test_evaluate_command_says_it_skipped(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from conftest import normalised_cards
+    from pipeline.cli import app
+    from pipeline.records import NORMALISED, write_table
+
+    write_table(normalised_cards(["Vi må dele data"], ids=["other-1"]), NORMALISED,
+                tmp_path / "normalise" / "cards.parquet")
+    result = CliRunner().invoke(app, ["evaluate", "--gold", str(FIXTURES / "small_corpus_gold.csv"), "--run-dir",
+                                      str(tmp_path), "--out", str(tmp_path / "eval"), "--skip-unmatched"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8"))["zero_shot"] is None

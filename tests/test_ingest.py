@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import zipfile
 
 import pandas as pd
 import pytest
@@ -627,3 +629,164 @@ def test_a_rerun_with_a_cache_detects_only_new_texts_and_warns_the_same(tmp_path
     assert [w.kind for w in again.warnings].count("not_norwegian") == 2 and len(first.languages) == 2
     for name in ("cards.parquet", "votes.parquet", "manifest.json"):
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
+# --- fidelity: nothing lost or misread on the way in ---------------------------------------------
+
+
+def saved(workbook: Workbook, cached: dict[str, str] | None = None) -> bytes:
+    """The workbook's bytes; `cached` gives formula cells (by reference) the value Excel would have saved.
+
+    openpyxl writes formulas without a value (as a workbook never opened in Excel has them).
+    """
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    if not cached:
+        return buffer.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.startswith("xl/worksheets/"):
+                for ref, value in cached.items():
+                    data = re.sub(rf'<c r="{ref}"><f>(.*?)</f>(?:<v ?/>|<v></v>)'.encode(),
+                                  lambda m: f'<c r="{ref}" t="str"><f>'.encode() + m.group(1)
+                                  + f"</f><v>{value}</v>".encode(), data)
+            target.writestr(info, data)
+    return out.getvalue()
+
+
+def test_xlsx_formula_cells_give_their_saved_value_and_one_without_a_value_a_warning_naming_the_cell():
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Kort"
+    for row in [["text", "group"], ['="Mer "&"tid"', "g1"], ['=A2&" til å prøve"', "g2"], ["Tillit", "=B2"]]:
+        sheet.append(row)
+
+    result = ingest([Source("ws.xlsx", saved(workbook, cached={"A2": "Mer tid"}))], PARAMS)
+
+    assert texts(result.cards) == ["Mer tid", "", "Tillit"]
+    assert result.cards["group_id"].tolist()[:2] == ["g1", "g2"] and pd.isna(result.cards["group_id"].iloc[2])
+    formulas = [w for w in result.warnings if w.kind == "formula_without_value"]
+    assert [(w.file, w.row, w.column) for w in formulas] == [("ws.xlsx", 3, "text"), ("ws.xlsx", 4, "group_id")]
+    assert "cell A3 of sheet 'Kort' holds the formula '=A2&\" til å prøve\"' without a saved value" in str(formulas[0])
+    assert "\n" not in str(formulas[0])
+
+
+def test_xlsx_merged_cells_fill_down_so_every_row_of_the_merge_keeps_its_group():
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in [["workshop", "group", "text"], ["ws-alta", "g1", "Mer tid"], [None, None, "Tillit"],
+                [None, None, "Penger"], [None, "g2", "Færre møter"], [None, "g3", "Et høyt kort"], [None, None, None]]:
+        sheet.append(row)
+    sheet.merge_cells("A2:A7")  # the workshop on every row
+    sheet.merge_cells("B2:B4")  # group g1 on three rows
+    sheet.merge_cells("C6:C7")  # one tall card: still one card, row 7 holds nothing of its own
+    sheet.merge_cells("B6:B7")
+
+    cards = cards_of(Source("ws.xlsx", saved(workbook)))
+
+    assert texts(cards) == ["Mer tid", "Tillit", "Penger", "Færre møter", "Et høyt kort"]
+    assert cards["group_id"].tolist() == ["g1", "g1", "g1", "g2", "g3"]
+    assert set(cards["workshop_id"]) == {"ws-alta"}
+    assert cards["source_row"].tolist() == [2, 3, 4, 5, 6]
+
+
+def test_xlsx_reads_the_first_visible_sheet_and_names_a_hidden_one_as_ignored():
+    workbook = Workbook()
+    template = workbook.active
+    template.title = "Mal"
+    template.append(["text", "group"])
+    template.append(["Skriv kortet her", "g0"])
+    template.sheet_state = "hidden"
+    cards_sheet = workbook.create_sheet("Kort")
+    for row in [["text", "group"], ["Mer tid", "g1"], ["Tillit", "g2"]]:
+        cards_sheet.append(row)
+
+    result = ingest([Source("ws.xlsx", saved(workbook))], PARAMS)
+
+    assert texts(result.cards) == ["Mer tid", "Tillit"]
+    [ignored] = [w for w in result.warnings if w.kind == "ignored_sheets"]
+    assert "cards are read from the first visible sheet 'Kort' only; sheet(s) ['Mal' (hidden)] are ignored" in str(ignored)
+
+
+def test_a_votes_file_with_an_extra_column_is_still_votes_and_the_column_is_named_as_ignored():
+    data = "workshop_id,group_id,theme_id,choice,tekst\nws-1,g1,siloer,agree,Enig\nws-1,g2,siloer,disagree,\n"
+
+    result = ingest([Source("stemmer.csv", data.encode("utf-8")), Source("ws-1.csv", b"text\nMer tid\n")], PARAMS)
+
+    assert result.votes[["group_id", "choice"]].values.tolist() == [["g1", "agree"], ["g2", "disagree"]]
+    assert texts(result.cards) == ["Mer tid"]
+    assert [i["kind"] for i in result.inputs] == ["votes", "cards"]
+    [ignored] = [w for w in result.warnings if w.kind == "ignored_columns"]
+    assert (ignored.file, ignored.row, ignored.column) == ("stemmer.csv", 1, "text")
+    assert "a votes file (it has theme_id and choice): column(s) ['text'] are not read" in str(ignored)
+
+
+def test_same_file_name_in_two_folders_without_a_workshop_column_is_an_error_asking_for_one():
+    hamar, molde = Source("hamar/ark1.csv", b"text\nMer tid\n"), Source("molde/ark1.csv", b"text\nTillit\n")
+
+    error = ingest_error(hamar, molde)
+
+    assert (error.file, error.row, error.column, error.kind) == ("molde/ark1.csv", 1, "workshop_id", "ambiguous_workshop")
+    assert "workshop 'ark1' (from the file name) is also the workshop of hamar/ark1.csv" in str(error)
+    # With a workshop column, or in one folder (ws.csv beside ws.txt), nothing is ambiguous.
+    assert cards_of(Source("hamar/ark1.csv", b"verksted,text\nws-hamar,Mer tid\n"),
+                    Source("molde/ark1.csv", b"verksted,text\nws-molde,Tillit\n"))["workshop_id"].tolist() == [
+        "ws-hamar", "ws-molde"]
+    assert set(cards_of(Source("corpora/demo/ws-hamar-2026-10.csv", b"text\nMer tid\n"),
+                        Source("corpora/demo/ws-hamar-2026-10.txt", b"Tillit\n"))["workshop_id"]) == {"ws-hamar-2026-10"}
+
+
+def test_a_mac_roman_file_is_an_error_naming_the_row_and_the_misread_word_never_garbled_text():
+    data = "tekst\nMer tid\nFølgeforskning på tvers av sektorer\nTillit\n".encode("mac_roman")
+    assert "F¿lgeforskning" in data.decode("cp1252")  # what reading it as cp1252 would show
+
+    error = ingest_error(Source("ws.csv", data))
+
+    assert (error.file, error.row, error.kind) == ("ws.csv", 3, "undecodable")
+    assert "'F¿lgeforskning'" in str(error) and "Mac Roman" in str(error)
+    # Real cp1252 with quotes, dashes and symbols beside letters is still read.
+    real = "tekst\n«Tillit» mandag–fredag, Teams® og 50°\n«Ønske»: 2½ år med øre-merking\n".encode("cp1252")
+    assert texts(cards_of(Source("ok.csv", real))) == ["«Tillit» mandag–fredag, Teams® og 50°",
+                                                        "«Ønske»: 2½ år med øre-merking"]
+
+
+@pytest.mark.parametrize("value, found", [('{"a": 1}', "an object"), ('["Mer", "tid"]', "an array"),
+                                          ("42", "a number"), ("true", "a boolean")])
+def test_jsonl_text_that_is_not_a_string_is_an_error_naming_file_line_and_column(value, found):
+    good = Source("a.jsonl", b'{"text": "Tillit"}\n')
+    data = f'{{"text": "Mer tid"}}\n\n{{"text": "Penger", "group": "g1"}}\n{{"group": "g2", "text": {value}}}\n'
+
+    error = ingest_error(good, Source("kort.jsonl", data.encode("utf-8")))
+
+    assert (error.file, error.row, error.column, error.kind) == ("kort.jsonl", 4, "text", "invalid_json")
+    assert f"expected the card text as a JSON string, found {found}" in str(error)
+
+
+def test_jsonl_duplicate_key_names_the_line_it_is_on():
+    data = b'{"text": "Mer tid"}\n{"text": "Tillit"}\n{"text": "Penger", "tekst": "Penger"}\n'
+
+    error = ingest_error(Source("kort.jsonl", data))
+
+    assert (error.file, error.row, error.column) == ("kort.jsonl", 3, "text")
+
+
+def test_plain_text_keeps_unicode_line_separators_inside_one_card():
+    lines = ["Mer tid\u2028til å prøve", "Færre\u2029møter", "Tillit\x85og rom", "Penger\x0bog tid", "Rom\x0cfor feil",
+             "Samarbeid\x1cpå tvers"]
+
+    cards = cards_of(Source("ws.txt", "\n".join(lines).encode("utf-8")))
+
+    assert texts(cards) == lines
+    assert cards["source_row"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_group_ids_are_compared_case_folded_without_invisible_characters_in_cards_and_votes():
+    cards = "gruppe,tekst\ng1,Mer tid\nG1,Tillit\ng1\u200b,Penger\n\u00a0G1\u00ad ,Rom\nGruppe  Øst,Feil\n"
+    votes = "workshop_id,group_id,theme_id,choice\nws,G1\u200b,siloer,agree\nws,gruppe øst,siloer,agree\n"
+
+    result = ingest([Source("ws.csv", cards.encode("utf-8")), Source("votes.csv", votes.encode("utf-8"))], PARAMS)
+
+    assert result.cards["group_id"].tolist() == ["g1", "g1", "g1", "g1", "gruppe øst"]
+    assert result.votes["group_id"].tolist() == ["g1", "gruppe øst"]

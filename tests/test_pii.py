@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.pii import PII_KINDS, TAGS, is_fodselsnummer, redact, redact_all
+from pipeline.pii import PII_KINDS, TAGS, Redactions, is_fodselsnummer, redact, redact_all, redact_name
 
 K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
@@ -368,3 +368,151 @@ def test_one_wrong_digit_is_never_a_fodselsnummer(number, position, delta):
 def test_redaction_is_idempotent_on_awkward_neighbours(text):
     once, _ = redact(text)
     assert redact(once) == (once, Counter())
+
+
+# ---------------------------------------------------------------- spacing, the normalised view
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Ring meg på 412  34  567", "Ring meg på [telefon]"),  # what normalise would join: double spaces
+        ("Ring 412\n34 567 nå", "Ring [telefon] nå"),
+        ("Ring 41\u200923\u200945\u200967", "Ring [telefon]"),  # thin spaces
+        ("Ring 412\t34\t567", "Ring [telefon]"),
+        ("Ring 9988\u00ad7766", "Ring [telefon]"),  # soft hyphen
+        ("Ring 9988\u200b7766", "Ring [telefon]"),  # zero-width space
+        ("Ring 9988-\n7766", "Ring [telefon]"),  # hyphenated at a line break
+        ("Ring \uff19\uff19\uff18\uff18\uff17\uff17\uff16\uff16", "Ring [telefon]"),  # full-width digits
+        ("Ring 41 234 567", "Ring [telefon]"),
+        ("Skriv til per.hansen@kom-\nmune.no i dag", "Skriv til [e-post] i dag"),
+        ("Skriv til kari @ kommune.no", "Skriv til [e-post]"),
+        ("Skriv til ola@kommune dot no", "Skriv til [e-post]"),
+        ("Skriv til kari\uff20kommune.no", "Skriv til [e-post]"),
+        ("Ring +46 70 123 45 67", "Ring [telefon]"),
+        ("Ring +44 20 7946 0958.", "Ring [telefon]."),
+        ("Ring 0046 70 123 45 67", "Ring [telefon]"),
+        ("ring meg på 45000000", "ring meg på [telefon]"),  # round, but after a phone word
+        ("Budsjett: ring 99887766", "Budsjett: ring [telefon]"),  # a phone word after the amount word
+        ("Ring meg, budsjettansvarlig, på 41 23 45 67", "Ring meg, budsjettansvarlig, på [telefon]"),
+        ("Ring meg, budsjettansvarlig, på 41234567", "Ring meg, budsjettansvarlig, på [telefon]"),
+        ("Budsjett: 41 23 45 67", "Budsjett: [telefon]"),  # grouped as phone numbers are
+    ],
+)
+def test_forms_that_normalise_would_join(text, expected):
+    redacted, counts = redact(text)
+    assert redacted == expected and sum(counts.values()) == 1
+
+
+def test_text_outside_a_match_is_kept_byte_for_byte():
+    assert redact("A  b\u00ad\n\tring 412  34  567 \u200bslutt") == ("A  b\u00ad\n\tring [telefon] \u200bslutt",
+                                                                      Counter(telefon=1))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: f"{n[:6]}-{n[6:]}",  # 150385-12363
+        lambda n: f"{n[:2]}.{n[2:4]}.{n[4:6]} {n[6:]}",  # 31.12.99 12319
+        lambda n: f"{n[:6]}  {n[6:]}",
+        lambda n: f"{n[:6]}\n{n[6:]}",
+        lambda n: f"{n[:6]}\u00ad{n[6:]}",
+    ],
+)
+def test_fodselsnummer_shapes(make):
+    number = make_fnr(31, 12, 1999, 123)
+    assert redact(f"fnr {make(number)} her") == ("fnr [fødselsnummer] her", Counter(fødselsnummer=1))
+
+
+def test_fodselsnummer_that_lost_its_leading_zero_in_a_spreadsheet():
+    number = make_fnr(1, 5, 1985, 234)
+    assert number.startswith("0")
+    assert redact(f"personnr {number[1:]}") == ("personnr [fødselsnummer]", Counter(fødselsnummer=1))
+    assert redact(f"nr {with_wrong_digit(number, 10)[1:]}")[1] == Counter()
+
+
+def test_fh_numbers_have_no_date_but_are_identity_numbers():
+    number = make_fnr(81, 23, 45, 678)  # first digit 8: an FH-number
+    assert is_fodselsnummer(number)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Budsjett på 45000000",
+        "Budsjettet for 2026 er 45000000",
+        "kostnaden blir 45000000",
+        "45000000",  # round: an amount unless a phone word comes before it
+        "45 000 000",
+        "45 000 000 kr",
+        "kr 12 500",
+        "saksnummer 20/01234",
+        "sak 2019/123",
+        "3 av 4",
+        "§ 120",
+        "0150 Oslo",
+        "1 200 deltakere",
+        "+ 2 500 000 kr",
+        "Ring 112",
+        "Die bestehende Regelung (50-100-130) soll beibehalten werden.",  # a range, not 41 234 567
+        "41.234.567 innbyggere",  # thousands with dots
+        "i 2023 brukte vi 45 678 901",
+        "56 789 012 er antallet",
+        "23 456 789 innbyggere",
+        "premie 45 123 456",
+    ],
+)
+def test_amounts_and_other_lookalikes(text):
+    assert redact(text) == (text, Counter())
+
+
+# ---------------------------------------------------------------- names and fields
+
+
+def test_file_names_keep_their_extension_and_folders():
+    assert redact_name("data/kari@kommune.no.csv") == ("data/[e-post].csv", Counter({"e-post": 1}))
+    assert redact_name("ws_99887766_notat.xlsx") == ("ws_[telefon]_notat.xlsx", Counter(telefon=1))
+    assert redact_name("99887766/ark1.csv") == ("[telefon]/ark1.csv", Counter(telefon=1))
+    assert redact_name("corpora/demo/ws-hamar-2026-10.csv") == ("corpora/demo/ws-hamar-2026-10.csv", Counter())
+
+
+def test_redactions_are_counted_per_field_and_kind():
+    redactions = Redactions()
+    assert redactions.text("text", "ring 99887766 eller ola@x.no") == "ring [telefon] eller [e-post]"
+    assert redactions.text("group_id", "g1") == "g1"
+    assert redactions.name("file_name", "99887766.csv") == "[telefon].csv"
+    assert redactions.per_kind() == {"telefon": 2, "e-post": 1, "fødselsnummer": 0}
+    assert redactions.per_field() == {"file_name": {"telefon": 1, "e-post": 0, "fødselsnummer": 0},
+                                      "text": {"telefon": 1, "e-post": 1, "fødselsnummer": 0}}
+
+
+def test_ids_that_differ_only_in_personal_data_stay_apart_whatever_their_order():
+    for order in (["ws-99887766", "ws-22334455"], ["ws-22334455", "ws-99887766"]):
+        redactions = Redactions()
+        cleaned = {raw: redactions.ident("workshop", "workshop_id", raw) for raw in order}
+        assert set(cleaned.values()) == {"ws-[telefon]"}
+        assert {raw: redactions.apart("workshop", raw, clean) for raw, clean in cleaned.items()} == {
+            "ws-22334455": "ws-[telefon]", "ws-99887766": "ws-[telefon]-2"}
+    redactions = Redactions()
+    assert redactions.apart("workshop", "ws-1", redactions.ident("workshop", "workshop_id", "ws-1")) == "ws-1"
+
+
+# ---------------------------------------------------------------- what normalise does to redacted text
+
+JOINING = st.sampled_from([" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u2009", "\u202f", "\u00ad", "\u200b", "-\n", "- "])
+PIECES = st.sampled_from(["99", "88", "77", "66", "412", "34", "567", "9988", "7766", "41", "234", "2", "0", "+47",
+                          "+46", "70", "123", "45", "00", "ola", "@", "kom", "mune", ".no", "dot", "no", "kr",
+                          "ring", "Budsjett", tenor()[:6], tenor()[6:], "45000000"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(PIECES, JOINING), max_size=12))
+def test_normalising_redacted_text_never_reassembles_personal_data(pieces):
+    """Whatever normalise joins (white space, line breaks, invisible characters), the redacted text
+    it joins holds nothing more to redact: ingest saw the joined form already."""
+    from pipeline.normalise import clean_text, join_hyphen_breaks
+
+    text = "".join(piece + joint for piece, joint in pieces)
+    redacted, _ = redact(text)
+    joined = join_hyphen_breaks(clean_text(redacted))
+    assert redact(joined)[1] == Counter(), (text, redacted, joined)

@@ -1,4 +1,7 @@
+import codecs
 import copy
+import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -48,6 +51,7 @@ from pipeline.taxonomy import load_taxonomy
 REPO = Path(__file__).resolve().parents[1]
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
 REDACTIONS = {"telefon": 1, "e-post": 0, "fødselsnummer": 0}
+REDACTIONS_BY_FIELD = {"text": REDACTIONS}
 INPUTS = [{"path": "corpora/x/w1.csv", "sha256": "0" * 64, "kind": "cards", "rows": 5}]
 
 
@@ -114,7 +118,8 @@ def theme_changes(rows=FIRST_RUN) -> pd.DataFrame:
 def build(**overrides):
     cards, card_map, themes, votes = frames()
     inputs = dict(cards=cards, card_map=card_map, themes=themes, votes=votes, embeddings=embeddings(),
-                  changes=theme_changes(), inputs=INPUTS, redactions=REDACTIONS, taxonomy=TAXONOMY, params=Params())
+                  changes=theme_changes(), inputs=INPUTS, redactions=REDACTIONS,
+                  redactions_by_field=REDACTIONS_BY_FIELD, taxonomy=TAXONOMY, params=Params())
     return build_insights(**(inputs | overrides))
 
 
@@ -357,6 +362,7 @@ def test_voices_count_a_duplicate_group_once():
 
 def test_redaction_counts_are_reported():
     assert build()["run"]["redactions"] == REDACTIONS
+    assert build()["run"]["redactions_by_field"] == REDACTIONS_BY_FIELD
 
 
 # --------------------------------------------------------------------------- changes since the previous run
@@ -452,7 +458,8 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
     """The files `innsikt report` reads, from the in-memory frames: the stage's paths as keywords."""
     cards, card_map, themes, votes = frames()
     (root / "ingest").mkdir(parents=True)
-    (root / "ingest" / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "redactions": REDACTIONS}),
+    (root / "ingest" / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "redactions": REDACTIONS,
+                                                                        "redactions_by_field": REDACTIONS_BY_FIELD}),
                                                    encoding="utf-8")
     write_table(votes, VOTES, root / "ingest" / "votes.parquet")
     write_table(cards, NORMALISED, root / "cards.parquet")
@@ -556,11 +563,42 @@ def test_plots_are_written_as_png_svg_and_csv(tmp_path):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         svg = (tmp_path / f"{name}.svg").read_text(encoding="utf-8")
         assert "<svg" in svg and "<script" not in svg
-    categories = (tmp_path / "categories.csv").read_text(encoding="utf-8").splitlines()
-    assert categories[0] == "category,workshop,cards" and "Samhandling,w2,1" in categories
-    themes = (tmp_path / "themes.csv").read_text(encoding="utf-8").splitlines()
+    categories = (tmp_path / "categories.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert categories[0] == "workshop,category,cards" and "w2,Samhandling,1" in categories
+    themes = (tmp_path / "themes.csv").read_text(encoding="utf-8-sig").splitlines()
     assert themes == ["rank,theme,category,workshops,groups,voices,cards,relevant_for_many",
                       '1,"budsjett, ettårig",Rammebetingelser,2,2,2,3,true']
+
+
+HOSTILE_WORKSHOP = '=HYPERLINK("http://x.example","klikk")'
+
+
+def test_plot_csvs_neutralise_formulas_and_are_utf8_with_a_bom_that_dvc_plots_still_read(tmp_path):
+    cards, card_map, themes, votes = frames()
+    cards["workshop_id"] = cards["workshop_id"].replace({"w1": HOSTILE_WORKSHOP})
+    votes["workshop_id"] = votes["workshop_id"].replace({"w1": HOSTILE_WORKSHOP})
+    insights = build(cards=cards, votes=votes)
+    insights["themes"][0]["label"] = "-budsjett, ettårig"
+
+    write_plots(insights, tmp_path)
+
+    for name in ("categories.csv", "themes.csv"):
+        raw = (tmp_path / name).read_bytes()
+        assert raw.startswith(codecs.BOM_UTF8), name  # Excel shows æ/ø/å only with the BOM
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        assert [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@", "\t", "\r")] == []
+    categories = list(csv.DictReader(io.StringIO((tmp_path / "categories.csv").read_text(encoding="utf-8-sig"))))
+    assert {row["workshop"] for row in categories} == {"'" + HOSTILE_WORKSHOP, "w2"}
+    themes = list(csv.DictReader(io.StringIO((tmp_path / "themes.csv").read_text(encoding="utf-8-sig"))))
+    assert themes[0]["theme"] == "'-budsjett, ettårig" and themes[0]["cards"] == "3"
+    # DVC reads a plots file as utf8, the BOM kept in the first field name: every field a plot uses is there.
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    for plot in (p for p in spec["plots"] if isinstance(p, dict)):
+        for props in (p for p in plot.values() if isinstance(p, dict) and isinstance(p.get("y"), dict)):
+            for path, field in props["y"].items():
+                with open(tmp_path / Path(path).name, encoding="utf8", newline="") as handle:
+                    read = list(csv.DictReader(handle))
+                assert read and all(row[field] and row[props["x"]] for row in read), (path, field)
 
 
 def many_workshops(n: int = 11) -> dict:

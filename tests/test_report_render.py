@@ -61,7 +61,7 @@ def _first_run(insights: dict) -> None:
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.5.0",
+        "schema_version": "0.6.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -73,6 +73,7 @@ def insights() -> dict:
             ],
             "counts": {"cards": 9, "assigned": 6, "outlier": 1, "rejected": 2, "votes": 8},
             "redactions": {"telefon": 1, "e-post": 0, "fødselsnummer": 0},
+            "redactions_by_field": {"text": {"telefon": 1, "e-post": 0, "fødselsnummer": 0}},
         },
         "taxonomy": {
             "id": "kmd-test",
@@ -199,7 +200,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.5.0.json")
+    assert schema["$id"].endswith("insights-0.6.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():

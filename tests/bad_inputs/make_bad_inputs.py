@@ -13,6 +13,7 @@ import re
 import zipfile
 from datetime import datetime
 from pathlib import Path
+from xml.etree.ElementTree import canonicalize
 
 from openpyxl import Workbook
 
@@ -37,22 +38,31 @@ def csv_text(rows: list[list[str]], delimiter: str = ",") -> str:
     return buffer.getvalue()
 
 
-def xlsx_bytes(sheets: dict[str, list[list]]) -> bytes:
+def xlsx_bytes(sheets: dict[str, list[list]], merged: dict[str, list[str]] | None = None,
+               hidden: tuple[str, ...] = ()) -> bytes:
+    """A workbook with these sheets (title -> rows), merged ranges per sheet and hidden sheets."""
     workbook = Workbook()
     for index, (title, rows) in enumerate(sheets.items()):
         sheet = workbook.active if index == 0 else workbook.create_sheet()
         sheet.title = title
         for row in rows:
             sheet.append(row)
+        for cells in (merged or {}).get(title, []):
+            sheet.merge_cells(cells)
+        if title in hidden:
+            sheet.sheet_state = "hidden"
     workbook.properties.created = workbook.properties.modified = FIXED_TIME
     buffer = io.BytesIO()
     workbook.save(buffer)
     # Zip entries and docProps/core.xml carry the time of writing: rewrite them with a fixed one.
+    # The XML is canonicalised (C14N 2.0): openpyxl writes it otherwise when lxml is installed.
     fixed = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, \
             zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
             data = source.read(info.filename)
+            if info.filename.endswith((".xml", ".rels")):
+                data = canonicalize(data.decode("utf-8")).encode("utf-8")
             if info.filename == "docProps/core.xml":
                 data = re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"2026-01-01T00:00:00Z", data)
             target.writestr(zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6]),
@@ -119,6 +129,17 @@ def files() -> dict[str, bytes]:
                                      '{"text": "Penger", "group": "g3",}\n')
     text("jsonl_lone_surrogate.jsonl", '{"text": "Mer tid"}\n{"text": "Tillit \\ud83d til ansatte"}\n')
     text("xlsx_not_a_workbook.xlsx", csv_text([["text"], ["Mer tid"], ["Tillit"]]))  # a CSV renamed .xlsx
+    # Mac Roman (old Mac Excel, some Mac editors): read as cp1252, "Følge" shows as "F¿lge".
+    out["mac_roman_encoding.csv"] = csv_text([["tekst", "gruppe"], ["Mer tid", "g1"],
+                                              ["Følgeforskning på tvers av sektorer", "g2"],
+                                              ["Tillit", "g3"]]).encode("mac_roman")
+    text("jsonl_text_not_a_string.jsonl", '{"text": "Mer tid", "group": "g1"}\n'
+                                          '{"text": "Tillit", "group": "g2"}\n\n'
+                                          '{"text": {"tittel": "Penger", "tekst": "Mer penger"}, "group": "g3"}\n')
+    # Two exports named alike in two folders, without a workshop column: not one workshop "ark1".
+    text("same_file_name_in_two_folders/hamar/ark1.csv", csv_text([["gruppe", "tekst"]] + [[g, t] for g, t in CARDS]))
+    text("same_file_name_in_two_folders/molde/ark1.csv", csv_text([["gruppe", "tekst"]] + [
+        [g, t + " i Molde"] for g, t in CARDS]))
     out["unsupported_extension.pdf"] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
 
     # --- errors: votes (checked against configs/taxonomy.yaml, with ws-alta's cards) -------------
@@ -152,6 +173,16 @@ def files() -> dict[str, bytes]:
         "Notater": [["Notat"], ["Gruppe 3 gikk tidlig"], ["Husk å sende referat"]],
         "Ark3": [],  # an empty sheet is not worth a warning
     })
+    # A formula saved by a program that does not compute formulas (openpyxl, some exports): no value.
+    out["xlsx_formula_without_value.xlsx"] = xlsx_bytes({"Kort": card_rows("ws-stavanger") + [
+        ["ws-stavanger", "g3", '=CONCATENATE("Mer tid ", "til å prøve")']]})
+    # A hidden first sheet (a template), the cards on the second, visible one.
+    out["xlsx_hidden_first_sheet.xlsx"] = xlsx_bytes(
+        {"Mal": [["workshop_id", "group_id", "text"], ["ws-mal", "g0", "Skriv kortet her"]],
+         "Kort": card_rows("ws-kristiansand")}, hidden=("Mal",))
+    text("votes_extra_text_column.csv", csv_text([votes_header + ["tekst"],
+                                                  ["ws-alta", "g1", "siloer", "agree", "Enig, vi jobber i siloer"],
+                                                  ["ws-alta", "g2", "regelverk", "1", ""]]))
     text("long_card.csv", csv_text([["group", "text"]] + [[g, t] for g, t in CARDS[:3]]
                                    + [["g4", long_card()]] + [[g, t] for g, t in CARDS[3:]]))
     text("english_cards.csv", csv_text([["workshop_id", "group_id", "text"]] + [
@@ -190,6 +221,25 @@ def files() -> dict[str, bytes]:
         [["tekst", "gruppe"]] + [[t, g] for g, t in CARDS], "\t").replace("\n", "\r\n").encode("utf-16-le")
     out["utf8_bom_semicolon.csv"] = codecs.BOM_UTF8 + csv_text(
         [["tekst", "gruppe", "type"]] + [[t, g, "ønske"] for g, t in CARDS], ";").encode("utf-8")
+    # Group cells merged over the rows of each group, and the workshop over all rows.
+    merged_rows = [["workshop_id", "group_id", "text"]] + [
+        ["ws-narvik" if i == 0 else None, g if i % 2 == 0 else None, t] for i, (g, t) in enumerate(CARDS)]
+    out["xlsx_merged_group_cells.xlsx"] = xlsx_bytes({"Kort": merged_rows},
+                                                     merged={"Kort": ["A2:A7", "B2:B3", "B4:B5", "B6:B7"]})
+    # Line and paragraph separators, NEL, vertical tab and form feed inside a line: still one card each.
+    text("txt_unicode_line_separators.txt", "".join(line + "\n" for line in [
+        "Mer tid\u2028til å prøve ut ting",
+        "Tillit\u2029mellom ledere og ansatte",
+        "Budsjett\x85over flere år",
+        "Færre møter\x0bog mer handling",
+        "Innbyggerne med\x0cfra start",
+        "Rom for å feile uten straff",
+    ]))
+    # One group written four ways: g1, G1, g1 with a zero-width space, G1 with a soft hyphen.
+    text("group_ids_case_and_invisible.csv", csv_text([["gruppe", "tekst"]] + [
+        [g, t] for g, (_, t) in zip(["g1", "G1", "g1\u200b", "\u00adG1 ", "g2", "G2"], CARDS)]))
+    # A workshop id a spreadsheet would run as a formula: read as text, written to CSVs neutralised.
+    text("workshop_id_formula.csv", csv_text(card_rows('=HYPERLINK("http://x.example","klikk")')))
     # One column, no quoting: commas and semicolons are part of the text, not delimiters.
     text("single_column_unquoted_commas.csv", "tekst\n" + "".join(line + "\n" for line in [
         "Mer tid, mindre byråkrati",
@@ -204,6 +254,7 @@ def files() -> dict[str, bytes]:
 
 def main() -> None:
     for name, data in sorted(files().items()):
+        (HERE / name).parent.mkdir(parents=True, exist_ok=True)
         (HERE / name).write_bytes(data)
         print(f"{len(data):>7} bytes  {name}")
 
