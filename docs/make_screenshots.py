@@ -3,7 +3,7 @@
     dvc repro && python docs/make_screenshots.py
 
 Writes docs/report-desktop.png (top of the page: counts, overview chart, themes by breadth),
-docs/report-map.png (the card map) and docs/report-theme.png (one theme with quotes and votes).
+docs/report-map.png (the card map) and docs/report-theme.png (one theme with quotes, sub-themes and votes).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ WIDTH = 1440
 TOP_HEIGHT = 1900
 SHOTS = {
     "report-map.png": "#kart",
-    # The first theme that has vote results, so the picture shows quotes and a vote split.
-    "report-theme.png": "article.theme:has(.votes)",
+    # The first theme with sub-themes and vote results: the hierarchy, quotes and a vote split in one picture.
+    "report-theme.png": "article.theme:has(.subthemes):has(.votes)",
 }
 
 

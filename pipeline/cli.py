@@ -254,6 +254,11 @@ def evaluate(
         logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, emergent P %.2f R %.2f, "
                      "ARI %.3f", name, m["cards"], m["category_accuracy"], m["category_macro_f1"],
                      m["emergent_precision"], m["emergent_recall"], m["clustering_ari"])
+    t = metrics["themes"]
+    for level in ("themes", "leaves"):
+        logging.info("evaluate %s: %d, category purity %.3f, theme purity %.3f, ARI %.3f, AMI %.3f vs gold themes; "
+                     "%.0f%% of cards outside every theme", level, t[level]["count"], t[level]["category_purity"],
+                     t[level]["theme_purity"], t[level]["ari"], t[level]["ami"], 100 * t["outside_share"])
 
 
 @app.command()

@@ -183,11 +183,22 @@ ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_sub
               "one-per-card": _given_submodels}
 
 
-def prepare(embeddings: np.ndarray, center: bool) -> np.ndarray:
-    """Mean-centre (removes the direction all e5 vectors share) and L2-normalise."""
+def prepare(embeddings: np.ndarray, center: bool, card_types=None) -> np.ndarray:
+    """Mean-centre (removes the direction all e5 vectors share) and L2-normalise.
+
+    With `card_types`, each type's own mean is removed instead: all wish cards complete the same
+    printed prompt ("Jeg ønsker at ..."), oracle cards are questions, reflections are long, and
+    that shared form would otherwise pull a type's cards into one theme whatever they say.
+    """
     X = embeddings.astype(np.float64)
     if center:
         X = X - X.mean(axis=0, keepdims=True)
+    if center and card_types is not None:
+        types = np.asarray(card_types, dtype=object)
+        for card_type in sorted(set(types.tolist())):
+            members = types == card_type
+            if members.sum() >= MIN_CARDS:  # a type's mean from a handful of cards is mostly their content
+                X[members] -= X[members].mean(axis=0, keepdims=True)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.where(norms == 0, 1.0, norms)
 
@@ -298,14 +309,15 @@ class ClusterResult:
 
 
 def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params: ClusterParams, embedder=None,
-            previous: registry.Registry = registry.Registry()):
+            previous: registry.Registry = registry.Registry(), card_types: list[str] | None = None):
     """Topics for `docs`; every card gets a cluster (-1 = outlier) and its similarity to the centroid.
 
     Theme ids and labels come from `previous` (the last run's registry) where a cluster matches.
+    `card_types` (one per card) let `center_by_type` take out what a card type's form adds.
     """
     if not docs:
         raise ClusterError("no usable cards: every card was rejected (see the reasons in the ingest output)")
-    X = prepare(embeddings, params.center)
+    X = prepare(embeddings, params.center, card_types if params.center_by_type else None)
     given = incremental_topics(card_ids, X, previous, params)
     algorithm = choose_algorithm(params, len(docs)) if given is None else "incremental"
     if len(docs) < MIN_CARDS:
@@ -366,6 +378,7 @@ def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Pa
     cards = read_table(cards_path, NORMALISED)
     table = read_table(embeddings_path, EMBEDDINGS)
     text_by_id = dict(zip(cards["card_id"], cards["text_norm"]))
+    type_by_id = dict(zip(cards["card_id"], cards["card_type"]))
     result = cluster(
         table["card_id"].tolist(),
         [text_by_id[c] for c in table["card_id"]],
@@ -373,6 +386,7 @@ def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Pa
         params,
         embedder,
         registry.load(registry_path),
+        card_types=[type_by_id[c] for c in table["card_id"]],
     )
     write_table(result.assignments, CLUSTER_ASSIGNMENTS, out_dir / "assignments.parquet")
     write_table(result.topics, CLUSTER_TOPICS, out_dir / "topics.parquet")

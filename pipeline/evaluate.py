@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score, v_measure_score
+from sklearn.metrics import (
+    adjusted_mutual_info_score,
+    adjusted_rand_score,
+    f1_score,
+    normalized_mutual_info_score,
+    v_measure_score,
+)
 
 from pipeline.map import (
     embed_prototypes,
@@ -22,6 +28,7 @@ from pipeline.map import (
 from pipeline.embed import make_backend
 from pipeline.params import Params
 from pipeline.records import (
+    CARD_MAP,
     CLUSTER_ASSIGNMENTS,
     CLUSTER_TOPICS,
     EMBEDDINGS,
@@ -90,6 +97,41 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
     }
 
 
+OUTSIDE = "(outside every theme)"
+
+
+def purity(themes, gold) -> float:
+    """Share of the themed cards that belong to their theme's majority gold class (0 with no themed card)."""
+    frame = pd.DataFrame({"theme": list(themes), "gold": list(gold)})
+    if frame.empty:
+        return 0.0
+    return float(frame.groupby("theme")["gold"].agg(lambda g: g.value_counts().iloc[0]).sum() / len(frame))
+
+
+def theme_scores(card_map: pd.DataFrame, gold: pd.DataFrame) -> dict:
+    """How well the run's themes agree with the gold themes, at the top level of the hierarchy (a taxonomy
+    theme or an emergent topic; `themes.*`) and at its leaves (a card's sub-theme, else its theme;
+    `leaves.*`). Over the live non-junk cards: purity over the themed cards; ARI and AMI over all of
+    them, the cards outside every theme counted as one more group; `outside_share` is their share."""
+    merged = gold.rename(columns={"category_id": "category_id_gold", "theme_id": "theme_id_gold"}).merge(
+        card_map, on="card_id")
+    live = merged[(merged["category_id_gold"] != JUNK) & (merged["status"] != STATUS_REJECTED)]
+    top = live["theme_id"].where(live["theme_id"].notna(), OUTSIDE).astype(str)
+    sub = live["subtheme_id"] if "subtheme_id" in live else pd.Series(None, index=live.index, dtype=object)
+    leaf = sub.where(sub.notna(), top).astype(str)
+    result = {"cards": int(len(live)), "outside_share": _round((top == OUTSIDE).mean()) if len(live) else 0.0}
+    for name, labels in (("themes", top), ("leaves", leaf)):
+        themed = labels != OUTSIDE
+        result[name] = {
+            "count": int(labels[themed].nunique()),
+            "category_purity": _round(purity(labels[themed], live["category_id_gold"][themed])),
+            "theme_purity": _round(purity(labels[themed], live["theme_id_gold"][themed])),
+            "ari": _round(adjusted_rand_score(live["theme_id_gold"], labels)),
+            "ami": _round(adjusted_mutual_info_score(live["theme_id_gold"], labels)),
+        }
+    return result
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by cards per bin:
     how far a card's stated confidence in its category is from how often such cards are right."""
@@ -148,7 +190,7 @@ def unmatched_metrics(gold_path: Path, run_dir: Path) -> dict:
     """metrics.json when no gold card is in the run (another corpus): the scores are null, and say why."""
     return {"gold": str(gold_path), "skipped": f"none of the card ids of {gold_path} is in the run at {run_dir}: "
                                               f"no gold labels for this corpus",
-            "zero_shot": None, "cross_validated_by_workshop": None}
+            "zero_shot": None, "cross_validated_by_workshop": None, "themes": None}
 
 
 def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: Path, cache_dir: Path,
@@ -194,5 +236,6 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
         write_text(confusion_svg(metrics["cross_validated_by_workshop"]["confusion"],
                                  "Labels from the other workshops: gold (rows) vs predicted"),
                    out_dir / "confusion_cross_validated.svg")
+    metrics["themes"] = theme_scores(read_table(run_dir / "map" / "cards.parquet", CARD_MAP), gold)
     write_json(metrics, out_dir / "metrics.json")
     return metrics

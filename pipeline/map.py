@@ -24,6 +24,7 @@ import yaml
 from pipeline.cluster import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
 from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
+from pipeline.map_hierarchy import build_hierarchy
 from pipeline.params import MapParams, Params
 from pipeline.records import (
     CARD_MAP,
@@ -240,7 +241,7 @@ def map_to_taxonomy(
     card_rows = []
     for card in cards.itertuples(index=False):
         row = {"card_id": card.card_id, "status": STATUS_REJECTED, "theme_id": None, "category_id": None,
-               "taxonomy_theme_id": None, "confidence": None, "centrality": None}
+               "taxonomy_theme_id": None, "confidence": None, "centrality": None, "subtheme_id": None}
         if card.status == STATUS_OK:
             if card.card_id in label_of:
                 target = target_by_id[label_of[card.card_id]]
@@ -351,9 +352,21 @@ def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:
             {"theme_id": topic.theme_id, "cluster": topic.cluster, "label": topic.label,
              "keywords": list(topic.keywords), "category_id": category,
              "taxonomy_theme_id": None if category == EMERGENT else theme, "emergent": category == EMERGENT,
-             "confidence": round(float(category_votes[category] / total), 4), "size": int(topic.size)}
+             "confidence": round(float(category_votes[category] / total), 4), "size": int(topic.size),
+             "parent_id": None}
         )
     return pd.DataFrame(rows, columns=THEMES.names)
+
+
+def card_vectors(card_map: pd.DataFrame, card_embeddings: pd.DataFrame) -> np.ndarray:
+    """Mean-centred unit vectors in `card_map` order; zero rows for cards without an embedding (rejected)."""
+    C, = centred_unit(embedding_matrix(card_embeddings).astype(np.float64))
+    row_of = {card_id: i for i, card_id in enumerate(card_embeddings["card_id"])}
+    out = np.zeros((len(card_map), C.shape[1]))
+    for k, card_id in enumerate(card_map["card_id"]):
+        if card_id in row_of:
+            out[k] = C[row_of[card_id]]
+    return out
 
 
 def embed_prototypes(texts: list[tuple[str, str]], backend, cache_dir: Path) -> list[tuple[str, np.ndarray]]:
@@ -368,9 +381,10 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
     backend = make_backend(params.embed.backend)
+    embeddings = read_table(embeddings_path, EMBEDDINGS)
     themes, card_map = map_to_taxonomy(
         cards,
-        read_table(embeddings_path, EMBEDDINGS),
+        embeddings,
         read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS),
         read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS),
         embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir),
@@ -379,6 +393,9 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
         params.map,
         load_labels(labels_path, taxonomy) if labels_path else None,
     )
+    themes, card_map = build_hierarchy(card_map, themes, taxonomy, card_vectors(card_map, embeddings),
+                                       params.map.theme_min_confidence, params.map.emergent_group_distance,
+                                       params.map.min_subtheme_cards)
     write_table(themes, THEMES, out_dir / "themes.parquet")
     write_table(card_map, CARD_MAP, out_dir / "cards.parquet")
     return themes, card_map

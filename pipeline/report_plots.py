@@ -20,6 +20,7 @@ from pipeline.report_render import (
     NO_CATEGORY_COLOUR,
     PALETTE,
     category_colours,
+    theme_centres,
     workshop_colours,
 )
 
@@ -107,7 +108,8 @@ def categories_figure(insights: Mapping[str, Any]):
 
 
 def card_map_figure(insights: Mapping[str, Any]):
-    """Cards on their first two principal components, coloured by category; outliers hollow."""
+    """Cards on the report's 2-D map (seeded UMAP), coloured by category, outliers hollow; the largest
+    themes named at their centres."""
     colours = category_colours([c["category_id"] for c in insights["categories"]])
     names = {c["category_id"]: c["name"] for c in insights["categories"]}
     placed = [c for c in insights["cards"] if c["position"] is not None]
@@ -125,7 +127,10 @@ def card_map_figure(insights: Mapping[str, Any]):
             # 0.7 s to write at 10k cards); the PNG is the same either way.
             axes.scatter(xs, ys, s=28, facecolors="none" if outlier else colour, edgecolors=colour, linewidths=1.2,
                          label=None if outlier else _plain(names.get(category_id, "Uten kategori")), rasterized=True)
-    axes.set_title("Kart over kortene (farge = kategori, hul sirkel = uteligger)")
+    for label, (x, y) in theme_centres(insights):
+        axes.text(x, y, _plain(label), fontsize=7, ha="center", va="center",
+                  bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
+    axes.set_title("Kart over kortene (farge = kategori, hul sirkel = annet innspill)")
     axes.set_aspect("equal", adjustable="datalim")  # distances on the map mean the same in both directions
     axes.set_xticks([])
     axes.set_yticks([])

@@ -170,7 +170,8 @@ def _build_lookup(insights: Mapping[str, Any]) -> _Lookup:
         workshops=_workshop_order(insights),
         category_names=category_names,
         taxonomy_theme_names=taxonomy_theme_names,
-        theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]},
+        theme_labels={t["theme_id"]: t["label"] for t in insights["themes"]}
+        | {sub["theme_id"]: sub["label"] for t in insights["themes"] for sub in t["subthemes"]},
         votes_by_theme=votes_by_theme,
         change_labels={c["theme_id"]: c["label"] for c in insights["changes"]["themes"]},
     )
@@ -347,8 +348,22 @@ def _md_blockquote(text: str) -> list[str]:
     return ["> " + _md_text(line) if line.strip() else ">" for line in text.splitlines() or [""]]
 
 
+def _distinctive_text(theme: Mapping[str, Any]) -> str:
+    found = theme["breadth"]["distinctive_for"]
+    return "" if found is None else f"særpreg for {found['workshop_id']} ({found['cards']} kort, p = {found['p_value']:.3g})"
+
+
+STANCE_TEXT = {"agreed": "gruppene er enige", "leaning": "flertall, men ikke enighet", "divided": "gruppene er delt"}
+
+
+def _stance_text(theme: Mapping[str, Any]) -> str:
+    vote = theme["vote"]
+    return "" if vote is None else f"{STANCE_TEXT[vote['stance']]} ({vote['text']}, {_groups(vote['groups'])})"
+
+
 def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
     many = " · **relevant for mange**" if theme["breadth"]["relevant_for_many"] else ""
+    many += "".join(f" · {_md_inline(text)}" for text in (_distinctive_text(theme), _stance_text(theme)) if text)
     lines = [f"#### {_md_inline(theme['label'])} ({_n(theme['size'], 'kort', 'kort')})", "",
              f"Bredde: {_breadth_text(theme, len(lk.workshops))} · rang {theme['breadth']['rank']}{many}", ""]
     taxonomy_id = theme["taxonomy_theme_id"]
@@ -365,6 +380,11 @@ def _md_theme(theme: Mapping[str, Any], lk: _Lookup) -> list[str]:
         card_type = CARD_TYPE_LABELS.get(quote["card_type"], quote["card_type"])
         lines += ["", *_md_blockquote(quote["text"])]
         lines.append(f"> ({_md_inline(quote['card_id'])}, {_md_inline(quote['workshop_id'])}, {_md_inline(card_type)})")
+    if theme["subthemes"]:
+        lines += ["", "Undertemaer:", ""]
+        for sub in theme["subthemes"]:
+            headline = f": «{_md_inline(sub['quotes'][0]['text'])}»" if sub["quotes"] else ""
+            lines.append(f"- **{_md_inline(sub['label'])}** ({_n(sub['size'], 'kort', 'kort')}){headline}")
     for vote in lk.votes_by_theme.get(theme["taxonomy_theme_id"] or "", []):
         lines += ["", f"Stemmer ({_groups(vote['groups'])}): {_md_inline(_split_text(vote))} – "
                       f"{_md_inline(_vote_summary(vote))}"]
@@ -458,6 +478,7 @@ def render_markdown(insights: dict) -> str:
         lines += ["*Ingen nye temaer.*", ""]
     for theme in emergent:
         lines += _md_theme(theme, lk)
+    lines += _md_other(insights, lk)
     lines += ["## Stemmer", ""] + _md_votes(insights, lk)
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -604,6 +625,7 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
         '<li><a href="#endringer">Endringer</a></li>'
         '<li><a href="#kategorier">Kategorier</a></li>'
         f'<li><a href="#nye-temaer">{_esc(EMERGENT_TITLE)}</a></li>'
+        f'<li><a href="#annet-innspill">{_esc(OTHER_TITLE)}</a></li>'
         '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
         '<li><a href="#kjoring">Kjøring</a></li></ul></nav>\n</header>'
     )
@@ -702,7 +724,9 @@ def _html_breadth(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return (
         '<h3 id="bredde">Temaer etter bredde</h3>\n'
         '<p class="muted">Rangert etter hvor mange verksteder, deretter grupper, som tok opp temaet. '
-        "«Relevant for mange»: tatt opp i minst halvparten av verkstedene.</p>\n"
+        "«Relevant for mange»: tatt opp i minst halvparten av verkstedene, av minst like mange unike bidrag "
+        "som et gjennomsnittlig tema. «Særpreg for» et verksted: tatt opp der langt oftere enn i de andre "
+        "(Fishers eksakte test).</p>\n"
         '<table class="breadth-table"><thead><tr><th class="num">Rang</th><th>Tema</th><th>Kategori</th>'
         '<th class="num">Verksteder</th><th class="num">Grupper</th><th class="num">Unike bidrag</th>'
         f'<th class="num">Kort</th></tr></thead><tbody>{rows}</tbody></table>'
@@ -746,12 +770,37 @@ def _svg_card_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
                    colours.get(c["category_id"] or "", NO_CATEGORY_COLOUR), lk)
         for c in ordered
     )
+    labels = "\n".join(
+        f'<text class="map-label" x="{x:.1f}" y="{y:.1f}" text-anchor="middle" paint-order="stroke" stroke="#fff" '
+        f'stroke-width="3" font-size="12">{_esc(label)}</text>'
+        for label, (x, y) in ((label, to_svg(*centre)) for label, centre in theme_centres(insights))
+    )
     return (
         f'<svg class="chart card-map" viewBox="0 0 {MAP_W} {MAP_H}" width="{MAP_W}" height="{MAP_H}"'
         ' role="img" aria-labelledby="map-title">\n'
-        '<title id="map-title">Kortene i to dimensjoner, farget etter kategori</title>\n'
-        f'<rect class="track" x="0" y="0" width="{MAP_W}" height="{MAP_H}" rx="6"/>\n{points}\n</svg>'
+        '<title id="map-title">Kortene i to dimensjoner, farget etter kategori, med temaene midt i kortene sine</title>\n'
+        f'<rect class="track" x="0" y="0" width="{MAP_W}" height="{MAP_H}" rx="6"/>\n{points}\n{labels}\n</svg>'
     )
+
+
+MAP_LABELS = 12  # the largest themes are named on the map; more would cover the points
+
+
+def theme_centres(insights: Mapping[str, Any]) -> list[tuple[str, tuple[float, float]]]:
+    """(label, centre on the card map) of the MAP_LABELS largest themes. The centre is the card nearest to
+    the mean position of the theme's cards, so a label always sits on its own cards."""
+    positions: dict[str, list[tuple[float, float]]] = {}
+    for card in insights["cards"]:
+        if card["position"] is not None and card["theme_id"] is not None:
+            positions.setdefault(card["theme_id"], []).append((card["position"]["x"], card["position"]["y"]))
+    largest = sorted(insights["themes"], key=lambda t: (-t["size"], t["theme_id"]))[:MAP_LABELS]
+    centres = []
+    for theme in largest:
+        points = positions.get(theme["theme_id"])
+        if points:
+            mx, my = sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points)
+            centres.append((theme["label"], min(points, key=lambda p: ((p[0] - mx) ** 2 + (p[1] - my) ** 2, p))))
+    return centres
 
 
 def _html_map_legend(insights: Mapping[str, Any]) -> str:
@@ -773,8 +822,9 @@ def _html_map(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return (
         '<section id="kart">\n<h2>Kart over kortene</h2>\n'
         '<p class="muted">Hvert punkt er ett kort; kort som sier noe likt ligger nær hverandre '
-        "(de to viktigste retningene i innholdet, beregnet fra embeddingene). Hold musepekeren over et punkt "
-        "for å lese kortet. Avviste kort er ikke med.</p>\n"
+        "(UMAP av embeddingene, der kortene i et tema også trekkes mot hverandre, så temaene vises som grupper; "
+        "de største temaene står ved kortene sine). Hold musepekeren over et punkt for å lese kortet. "
+        "Avviste kort er ikke med.</p>\n"
         f"{_svg_card_map(insights, lk)}\n{_html_map_legend(insights)}\n</section>"
     )
 
@@ -867,8 +917,23 @@ def _html_theme_votes(theme: Mapping[str, Any], lk: _Lookup) -> str:
 
 def _html_theme_badges(theme: Mapping[str, Any]) -> str:
     many = '<span class="badge many">relevant for mange</span>' if theme["breadth"]["relevant_for_many"] else ""
+    many += "".join(f'<span class="badge">{_esc(text)}</span>'
+                    for text in (_distinctive_text(theme), _stance_text(theme)) if text)
     return (f'<span class="badges">{many}<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span>'
             f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
+
+
+def _html_subthemes(subthemes: list[dict]) -> str:
+    """What distinct things the theme's cards say: label, size and headline quote of each sub-theme."""
+    if not subthemes:
+        return ""
+    items = "".join(
+        f'<li id="{_anchor("tema", sub["theme_id"])}"><strong>{_esc(sub["label"])}</strong> '
+        f'<span class="muted">({_esc(_n(sub["size"], "kort", "kort"))})</span>'
+        + (f'<br><q>{_esc(sub["quotes"][0]["text"])}</q>' if sub["quotes"] else "") + "</li>"
+        for sub in subthemes
+    )
+    return f'<div class="subthemes"><p>Undertemaer:</p><ul>{items}</ul></div>'
 
 
 def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
@@ -889,6 +954,7 @@ def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
         f'<p class="keywords">{keywords}</p>' if keywords else "",
         _per_workshop_html(theme["per_workshop"], lk),
         _html_quotes(theme["quotes"]),
+        _html_subthemes(theme["subthemes"]),
         _html_theme_votes(theme, lk),
         "</article>",
     ]
@@ -934,6 +1000,41 @@ def _html_emergent(insights: Mapping[str, Any], lk: _Lookup) -> str:
         '<p class="muted">Temaer som ikke passer godt med noe tema i taksonomien.</p>\n'
         f"{body}\n</section>"
     )
+
+
+OTHER_TITLE = "Annet innspill"
+OTHER_TEXT = ("Kort som ikke sikkert hører til noe tema: kartleggingen er usikker og ingen gruppe av like kort "
+              "støtter den, eller kortet ligger langt fra alle nye temaer. De står her i stedet for å tvinges inn "
+              "i et tema.")
+
+
+def _other_input(insights: Mapping[str, Any]) -> list[dict]:
+    return sorted((c for c in insights["cards"] if c["status"] == "outlier"),
+                  key=lambda c: (c["workshop_id"], c["card_id"]))
+
+
+def _html_other(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    cards = _other_input(insights)
+    items = "".join(
+        f"<li>{_esc(c['text'])} <span class=\"muted\">({_esc(c['card_id'])} · {_esc(c['workshop_id'])}"
+        f" · nærmest {_esc(lk.taxonomy_theme_names.get(c['taxonomy_theme_id'] or '', 'intet tema i taksonomien'))})"
+        "</span></li>"
+        for c in cards
+    )
+    body = f"<details><summary>Vis kortene</summary><ul>{items}</ul></details>" if cards else ""
+    return (f'<section id="annet-innspill">\n<h2>{_esc(OTHER_TITLE)} '
+            f'<span class="muted">· {_esc(_n(len(cards), "kort", "kort"))}</span></h2>\n'
+            f'<p class="muted">{_esc(OTHER_TEXT)}</p>\n{body}\n</section>')
+
+
+def _md_other(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    cards = _other_input(insights)
+    lines = [f"## {OTHER_TITLE} ({_n(len(cards), 'kort', 'kort')})", "", OTHER_TEXT, ""]
+    for c in cards:
+        nearest = lk.taxonomy_theme_names.get(c["taxonomy_theme_id"] or "", "intet tema i taksonomien")
+        lines.append(f"- {_md_inline(c['text'])} ({_md_inline(c['card_id'])}, {_md_inline(c['workshop_id'])}, "
+                     f"nærmest {_md_inline(nearest)})")
+    return lines + [""]
 
 
 def _html_votes(insights: Mapping[str, Any], lk: _Lookup) -> str:
@@ -1031,6 +1132,7 @@ def render_html(insights: dict) -> str:
             _html_changes(insights, lk),
             _html_categories(insights, lk),
             _html_emergent(insights, lk),
+            _html_other(insights, lk),
             _html_votes(insights, lk),
             _html_cards(insights, lk),
             "</main>",

@@ -1,11 +1,11 @@
-"""Vector geometry for the report: representative quotes (MMR) and the 2-D card map (PCA).
+"""Vector geometry for the report: representative quotes (MMR) and the 2-D card map (seeded UMAP).
 
 Both work on the card embeddings after subtracting the corpus mean and L2-normalising:
 e5 vectors share a large common component, so raw cosines are all high and say little;
 centred vectors spread the cards out (the cluster stage does the same, `cluster.center`).
 
 Everything here is deterministic: rows are sorted by card id before any linear algebra,
-ties are broken by card id, and PCA axes get a fixed sign.
+ties are broken by card id, PCA axes get a fixed sign and UMAP a fixed seed.
 """
 from __future__ import annotations
 
@@ -79,16 +79,32 @@ def principal_axes(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.svd(matrix, full_matrices=False)[2]
 
 
-def project_2d(vectors: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float]]:
-    """card_id -> (x, y): the first two principal components, rounded to COORD_DECIMALS."""
+MAP_SEED = 42
+MAP_NEIGHBOURS = 15
+MIN_UMAP_CARDS = 10  # fewer cards: PCA (UMAP needs a neighbourhood to lay out)
+
+
+def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | None = None
+               ) -> dict[str, tuple[float, float]]:
+    """card_id -> (x, y), rounded to COORD_DECIMALS: a seeded 2-D UMAP of the vectors (cosine), in which
+    cards that say the same thing sit together. With `themes` (card_id -> theme id; cards without one
+    are left out) the layout is semi-supervised: UMAP also pulls each theme's cards together
+    (`target_weight` 0.5), so themes show as groups where the text alone would spread a taxonomy
+    theme's cards by how they are worded. The first two principal components for fewer than
+    MIN_UMAP_CARDS cards."""
     ids = sorted(vectors)
     if not ids:
         return {}
     matrix = np.vstack([vectors[i] for i in ids])
     matrix = matrix - matrix.mean(axis=0)
-    with one_blas_thread():
-        axes = _fixed_sign(principal_axes(matrix)[:2])
-    coords = matrix @ axes.T
+    if len(ids) >= MIN_UMAP_CARDS:
+        codes = {theme: k for k, theme in enumerate(sorted(set((themes or {}).values())))}
+        target = np.array([codes.get((themes or {}).get(i), -1) for i in ids]) if codes else None
+        coords = _umap_2d(matrix, target)
+    else:
+        with one_blas_thread():
+            axes = _fixed_sign(principal_axes(matrix)[:2])
+        coords = matrix @ axes.T
     if coords.shape[1] < 2:  # a single card (or rank 1): pad the missing axis with zeros
         coords = np.hstack([coords, np.zeros((len(ids), 2 - coords.shape[1]))])
     # "+ 0.0" turns -0.0 into 0.0 so the JSON text cannot differ by a sign on zero.
@@ -96,6 +112,21 @@ def project_2d(vectors: Mapping[str, np.ndarray]) -> dict[str, tuple[float, floa
         card_id: (round(float(x), COORD_DECIMALS) + 0.0, round(float(y), COORD_DECIMALS) + 0.0)
         for card_id, (x, y) in zip(ids, coords[:, :2])
     }
+
+
+def _umap_2d(matrix: np.ndarray, target: np.ndarray | None) -> np.ndarray:
+    import warnings
+
+    from umap import UMAP
+
+    from pipeline.cluster import enable_jit_cache
+
+    enable_jit_cache()  # numba code compiled once and kept on disk, as in the cluster stage
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # seeded: one thread
+        return UMAP(n_neighbors=min(MAP_NEIGHBOURS, len(matrix) - 1), n_components=2, min_dist=0.1, metric="cosine",
+                    target_metric="categorical", target_weight=0.5,
+                    random_state=MAP_SEED).fit_transform(matrix, target)  # target -1: no theme (unlabelled)
 
 
 def mmr_order(candidates: list[str], vectors: Mapping[str, np.ndarray], n: int,

@@ -183,19 +183,40 @@ def _overlaps(lemma: str, used: set[str]) -> bool:
                other.startswith(lemma) or lemma.endswith(other) or other.endswith(lemma))) for other in used)
 
 
+MAX_LABEL_WORDS = 5
+
+
 def make_label(keywords: list[str], n_words: int, usage: dict[str, Usage]) -> str:
-    """The first `n_words` keywords that say something new, as shown; phrases and nouns, which
-    name a theme, before adjectives and verbs."""
+    """A short Norwegian phrase naming the theme: up to `n_words` of its keywords that say something
+    new, nouns and phrases only (adjectives and verbs stay keywords), as shown and joined as a
+    person would write them ("Budsjett, langsiktighet og finansiering", "Ettårige budsjetter og
+    innovasjon"), at most MAX_LABEL_WORDS words. After the first two, a word joins only if two
+    cards use it (when any word is used by two). Only when no keyword is a noun or a phrase is the
+    first keyword the label."""
     naming_last = {"adj", "verb"}
-    ranked = sorted(keywords, key=lambda term: term in usage and usage[term].word_class in naming_last)  # stable
     chosen: list[str] = []
     used: set[str] = set()
-    for keyword in ranked:
+    words = 0
+    # A word one card uses names that card, not the theme: past two words, only shared words extend the name.
+    shared = max((found.cards for found in usage.values()), default=0) >= 2
+    for keyword in keywords:
+        if keyword in usage and usage[keyword].word_class in naming_last:
+            continue
+        if shared and len(chosen) >= 2 and keyword in usage and usage[keyword].cards < 2:
+            continue
         lemmas = keyword.split()
         if any(_overlaps(lemma, used) for lemma in lemmas):
             continue
+        if chosen and words + len(lemmas) + 1 > MAX_LABEL_WORDS:  # +1: the "og"
+            break
         used.update(lemmas)
         chosen.append(shown(keyword, usage))
+        words += len(lemmas)
         if len(chosen) == n_words:
             break
-    return ", ".join(chosen)
+    if not chosen:
+        chosen = [shown(keywords[0], usage)] if keywords else []
+    if not chosen:
+        return ""
+    text = chosen[0] if len(chosen) == 1 else f"{', '.join(chosen[:-1])} og {chosen[-1]}"
+    return text[:1].upper() + text[1:]

@@ -82,7 +82,7 @@ def _frames() -> dict:
     card_map = pd.DataFrame({
         "card_id": ids, "status": statuses, "theme_id": themes, "category_id": categories,
         "taxonomy_theme_id": taxonomy_themes, "confidence": [None if r else 0.7 for r in rejected],
-        "centrality": [None if r else 0.5 for r in rejected],
+        "centrality": [None if r else 0.5 for r in rejected], "subtheme_id": [None] * n,
     })
     live = [c for c, r in zip(CARDS, rejected) if not r]
     vectors = FakeEmbedder().encode([c[4] for c in live])
@@ -90,7 +90,7 @@ def _frames() -> dict:
     theme_frame = pd.DataFrame(
         [{"theme_id": t, "cluster": i, "label": label, "keywords": keywords, "category_id": category,
           "taxonomy_theme_id": tax, "emergent": tax is None, "confidence": confidence,
-          "size": sum(1 for c in CARDS if c[6] == t)}
+          "size": sum(1 for c in CARDS if c[6] == t), "parent_id": None}
          for i, (t, label, keywords, category, tax, confidence) in enumerate(THEMES)]
     )
     votes = pd.DataFrame([{"workshop_id": w, "group_id": g, "theme_id": t, "choice": c, "source_file": "votes.csv",

@@ -74,6 +74,25 @@ def test_evaluate_scores_a_real_run_zero_shot_and_by_workshop(tmp_path):
     assert (tmp_path / "eval" / "confusion_cross_validated.svg").read_text(encoding="utf-8").startswith("<svg")
 
 
+def test_theme_scores_measure_purity_agreement_and_the_share_outside_every_theme():
+    from pipeline.evaluate import theme_scores
+
+    gold = pd.DataFrame({"card_id": list("abcdefg"), "category_id": ["x", "x", "y", "y", "y", "x", "junk"],
+                         "theme_id": ["x1", "x2", "y1", "y1", "y1", "x1", ""], "also": ""})
+    card_map = pd.DataFrame({"card_id": list("abcdefg"),
+                             "status": ["assigned"] * 5 + ["outlier", "rejected"],
+                             "theme_id": ["T", "T", "U", "U", "T", None, None],
+                             "subtheme_id": ["s", None, None, None, None, None, None]})
+    scores = theme_scores(card_map, gold)
+    assert scores["cards"] == 6 and scores["outside_share"] == round(1 / 6, 4)
+    top = scores["themes"]
+    assert top["count"] == 2
+    assert top["category_purity"] == round(4 / 5, 4)  # T: x, x, y -> 2 of 3; U: y, y -> 2 of 2
+    assert top["theme_purity"] == round(3 / 5, 4)
+    assert scores["leaves"]["count"] == 3
+    assert -1 <= top["ari"] <= 1 and -1 <= top["ami"] <= 1
+
+
 def test_gold_for_another_corpus_is_an_error_or_with_skip_unmatched_null_metrics(tmp_path):
     """dvc.yaml passes --skip-unmatched: pointing ingest at another corpus keeps `dvc repro` green."""
     from conftest import normalised_cards

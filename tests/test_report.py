@@ -17,6 +17,7 @@ from pipeline.normalise import duplicate_key
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
+    CLUSTER_TOPICS,
     EMBEDDINGS,
     NORMALISED,
     THEME_CHANGES,
@@ -83,12 +84,13 @@ def frames():
             "taxonomy_theme_id": ["budsjettsystemet", "budsjettsystemet", "siloer", None, None],
             "confidence": [0.9, 0.8, 0.4, 0.7, None],
             "centrality": [0.9, 0.95, 0.5, 0.0, None],
+            "subtheme_id": [None] * 5,
         }
     )
     themes = pd.DataFrame(
         {"theme_id": ["t1"], "cluster": [0], "label": ["budsjett, ettårig"], "keywords": [["budsjett", "ettårig"]],
          "category_id": ["rammebetingelser"], "taxonomy_theme_id": ["budsjettsystemet"], "emergent": [False],
-         "confidence": [0.8], "size": [3]}
+         "confidence": [0.8], "size": [3], "parent_id": [None]}
     )
     votes = pd.DataFrame(
         {"workshop_id": ["w1", "w1", "w2"], "group_id": ["g1", "g2", "g1"],
@@ -207,6 +209,7 @@ def random_cards(seed: int, n: int = 80) -> pd.DataFrame:
         "duplicate_of": [ids[j] if j < i and rng.random() < 0.3 else None
                          for i, j in enumerate(rng.integers(0, n, n))],
         "theme_id": [None if t == 0 else f"t{t}" for t in rng.integers(0, 5, n)],
+        "subtheme_id": None,
     })
 
 
@@ -307,7 +310,8 @@ def test_vote_split_in_words_and_numbers(counts, label, leading, share, text):
 def test_breadth_counts_workshops_and_groups_and_ranks_themes():
     theme = build()["themes"][0]
     # a (w1, g1), b (w1, no group), c (w2, g1): two workshops, two groups, relevant for many.
-    assert theme["breadth"] == {"workshops": 2, "groups": 2, "rank": 1, "relevant_for_many": True}
+    assert theme["breadth"] == {"workshops": 2, "groups": 2, "rank": 1, "relevant_for_many": True,
+                                "distinctive_for": None}
 
 
 def test_breadth_rank_orders_by_workshops_then_groups_then_voices():
@@ -465,6 +469,7 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
     write_table(changes, THEME_CHANGES, root / "cluster" / "changes.parquet")
     write_table(card_map, CARD_MAP, root / "map" / "cards.parquet")
     write_table(themes, THEMES, root / "map" / "themes.parquet")
+    write_table(themes[CLUSTER_TOPICS.names], CLUSTER_TOPICS, root / "cluster" / "topics.parquet")
     return dict(ingest_dir=root / "ingest", cards_path=root / "cards.parquet",
                 embeddings_path=root / "embeddings.parquet", cluster_dir=root / "cluster", map_dir=root / "map",
                 taxonomy_path=REPO / "configs" / "taxonomy.yaml", params=Params())
@@ -544,7 +549,10 @@ def test_demo_quotes_positions_and_ranks_are_consistent(demo):
     assert sorted(t["breadth"]["rank"] for t in demo["themes"]) == list(range(1, len(demo["themes"]) + 1))
     assert all((c["position"] is None) == (c["status"] == "rejected") for c in demo["cards"])
     current = [c for c in demo["changes"]["themes"] if c["change"] not in ("merged", "retired")]
-    assert sorted(c["theme_id"] for c in current) == sorted(t["theme_id"] for t in demo["themes"])
+    # The registry tracks topics: every sub-theme and emergent topic shown has its change row.
+    shown = [t["theme_id"] for t in demo["themes"] if t["change"] is not None]
+    shown += [sub["theme_id"] for t in demo["themes"] for sub in t["subthemes"]]
+    assert shown and set(shown) <= {c["theme_id"] for c in current}
     assert sum(demo["changes"]["counts"].values()) == len(demo["changes"]["themes"])
 
 
@@ -686,3 +694,32 @@ def test_normalise_safety_net_redactions_are_added_to_the_run_counts():
     total, fields = report.with_normalise_redactions(redactions, by_field, {**none, "e-post": 1})
     assert total == {"telefon": 2, "e-post": 1, "fødselsnummer": 0}
     assert list(fields) == ["group_id", "text", "text_norm"] and fields["text_norm"]["e-post"] == 1
+
+
+def test_relevant_for_many_needs_half_the_workshops_and_an_average_number_of_voices():
+    from pipeline.report import mark_relevant_for_many
+
+    entries = [{"voices": v, "breadth": {"workshops": w}} for v, w in ((20, 4), (4, 4), (12, 1), (8, 2))]
+    mark_relevant_for_many(entries, 4)  # average voices 11
+    assert [e["breadth"]["relevant_for_many"] for e in entries] == [True, False, False, False]
+
+
+def test_a_theme_is_distinctive_for_a_workshop_only_when_a_small_count_test_says_so():
+    from pipeline.report import distinctive_for
+
+    live = {"w1": 40, "w2": 40, "w3": 40, "w4": 40}
+    found = distinctive_for({"w1": 9, "w2": 1}, live)
+    assert found["workshop_id"] == "w1" and found["cards"] == 9 and found["p_value"] < 0.05
+    assert distinctive_for({"w1": 3, "w2": 1, "w3": 2}, live) is None  # 3 of 6: chance at these counts
+    assert distinctive_for({"w1": 2}, {"w1": 40}) is None  # one workshop: nothing to compare with
+
+
+def test_vote_stance_says_whether_the_groups_agree_or_are_divided():
+    from pipeline.report import vote_stance
+
+    def tally(share):
+        return {"groups": 10, "split": {"majority_share": share, "text": "x"}}
+
+    assert vote_stance(None) is None
+    assert [vote_stance(tally(s))["stance"] for s in (1.0, 0.8, 0.7, 0.6, 0.5)] == [
+        "agreed", "agreed", "leaning", "divided", "divided"]

@@ -28,6 +28,7 @@ def _card(card_id, workshop, text, status="assigned", theme=None, category=None,
         "status": status,
         "reason": None,
         "theme_id": theme,
+        "subtheme_id": None,
         "category_id": category,
         "taxonomy_theme_id": tax,
         "confidence": conf,
@@ -60,7 +61,7 @@ def _first_run(insights: dict) -> None:
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.5.0",
+        "schema_version": "0.6.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -121,16 +122,16 @@ def insights() -> dict:
             {
                 "theme_id": "t2", "label": "Samarbeid på tvers", "keywords": ["samarbeid", "tvers"],
                 "category_id": "samhandling", "taxonomy_theme_id": "siloer", "emergent": False,
-                "confidence": 0.61, "size": 1, "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
-                "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False},
+                "confidence": 0.61, "size": 1, "subthemes": [], "vote": None, "change": "shrunk", "voices": 1, "per_workshop": {"W1": 1},
+                "breadth": {"workshops": 1, "groups": 1, "rank": 3, "relevant_for_many": False, "distinctive_for": None},
                 "quotes": [{"card_id": "c4", "workshop_id": "W1", "card_type": "wish",
                             "text": "Mindre silo | mer deling"}],
             },
             {
                 "theme_id": "t1", "label": "Ledere som gir tillit", "keywords": ["leder", "tillit", "mot"],
                 "category_id": "kultur", "taxonomy_theme_id": "ledelse-eller-medarbeider", "emergent": False,
-                "confidence": 0.834, "size": 3, "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
-                "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True},
+                "confidence": 0.834, "size": 3, "subthemes": [], "vote": None, "change": "grown", "voices": 3, "per_workshop": {"W1": 2, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 1, "rank": 1, "relevant_for_many": True, "distinctive_for": None},
                 "quotes": [
                     {"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
                      "text": "Ledere må tørre å gi fra seg kontroll"},
@@ -142,8 +143,8 @@ def insights() -> dict:
             {
                 "theme_id": "t3", "label": "Kunstig intelligens", "keywords": ["ki"],
                 "category_id": "emergent", "taxonomy_theme_id": None, "emergent": True,
-                "confidence": 0.08, "size": 2, "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
-                "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True},
+                "confidence": 0.08, "size": 2, "subthemes": [], "vote": None, "change": "new", "voices": 1, "per_workshop": {"W1": 1, "W2": 1},
+                "breadth": {"workshops": 2, "groups": 2, "rank": 2, "relevant_for_many": True, "distinctive_for": None},
                 "quotes": [{"card_id": "c5", "workshop_id": "W2", "card_type": "other",
                             "text": "KI i saksbehandling"}],
             },
@@ -199,7 +200,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.5.0.json")
+    assert schema["$id"].endswith("insights-0.6.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
@@ -502,6 +503,12 @@ def test_html_a_rerun_with_nothing_changed_says_so(insights):
     assert "Uendret: 3" in section and "Ingen temaer har endret seg." in section
 
 
+def _esc_text(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
 def test_html_card_map(insights):
     page = render_html(insights)
     card_map = page[page.index('<svg class="chart card-map"'):]
@@ -510,7 +517,8 @@ def test_html_card_map(insights):
     assert card_map.count('<circle class="pt"') == len(placed) == 7
     assert 'fill="none"' in card_map  # the outlier is hollow
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card_map and "<script>" not in card_map
-    assert "Kunstig intelligens" not in card_map  # tooltips carry card text, category names in the legend
+    labels = re.findall(r'<text class="map-label"[^>]*>([^<]*)</text>', card_map)
+    assert sorted(labels) == sorted(_esc_text(t["label"]) for t in insights["themes"])  # each theme named once
     assert "hul sirkel: uteligger" in page
 
 
@@ -599,3 +607,13 @@ def test_markdown_changes_since_the_previous_run(insights):
 
 def test_markdown_is_deterministic(insights):
     assert render_markdown(insights) == render_markdown(copy.deepcopy(insights))
+
+
+def test_cards_outside_every_theme_are_reported_as_other_input(insights):
+    outside = [c for c in insights["cards"] if c["status"] == "outlier"]
+    assert outside
+    page, markdown = render_html(insights), render_markdown(insights)
+    section = page[page.index('<section id="annet-innspill">'):]
+    section = section[:section.index("</section>")]
+    assert f"· {len(outside)} kort" in section and all(c["card_id"] in section for c in outside)
+    assert f"## Annet innspill ({len(outside)} kort)" in markdown
