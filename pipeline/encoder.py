@@ -37,6 +37,7 @@ DTYPE_F32, DTYPE_Q4 = 0, 1
 # e5's instructions: the project embeds every text (cards and prototypes alike) as a query.
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_PROMPT = "query"
+TUNED_MODEL_FILE = "model.e5"  # a tuned model in a folder (the tune stage's models/encoder)
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
