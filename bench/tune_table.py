@@ -32,6 +32,29 @@ def variant_params(base: Params, spec: str) -> Params:
     return Params.model_validate(data)
 
 
+def cross_validation_only(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: Path,
+                          cache_dir: Path, out_dir: Path, params: Params, by_workshop: bool = True) -> dict:
+    """evaluate's cross-validation by workshop with per-fold tuned encoders, without the zero-shot part."""
+    from pipeline.evaluate import cross_validate_tuned, load_gold, score
+    from pipeline.records import CLUSTER_ASSIGNMENTS, CLUSTER_TOPICS, NORMALISED, read_table
+    from pipeline.taxonomy import load_codebook, load_taxonomy
+
+    gold = load_gold(gold_path)
+    taxonomy = load_taxonomy(taxonomy_path)
+    codebook = load_codebook(codebook_path, taxonomy)
+    cards = read_table(run_dir / "normalise" / "cards.parquet", NORMALISED)
+    assignments = read_table(run_dir / "cluster" / "assignments.parquet", CLUSTER_ASSIGNMENTS)
+    from pipeline.records import EMBEDDINGS
+
+    inputs = dict(cards=cards, card_embeddings=read_table(run_dir / "embed" / "embeddings.parquet", EMBEDDINGS),
+                  assignments=assignments, topics=read_table(run_dir / "cluster" / "topics.parquet", CLUSTER_TOPICS),
+                  prototypes=None, taxonomy=taxonomy, codebook=codebook, params=params.map)
+    workshop_of = dict(zip(cards["card_id"], cards["workshop_id"]))
+    cv_map, folds = cross_validate_tuned(workshop_of, gold, inputs, params, cache_dir)
+    theme_category = {t.id: t.category_id for t in taxonomy.themes}
+    return {"cross_validated_by_workshop": {"folds": folds, **score(cv_map, assignments, gold, theme_category)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, required=True)
@@ -40,6 +63,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache")
     parser.add_argument("--variant", action="append", default=[], help="tune settings, e.g. steps=200,frozen_layers=8")
     parser.add_argument("--zero-shot-only", action="store_true")
+    parser.add_argument("--cv-only", action="store_true", help="only cross-validation by workshop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base = load_params(args.params)
@@ -47,11 +71,12 @@ def main() -> None:
     for spec in args.variant or [""]:
         params = variant_params(base, spec)
         started = time.perf_counter()
-        metrics = evaluate(gold_path=args.gold, run_dir=args.run_dir, taxonomy_path=ROOT / "configs" / "taxonomy.yaml",
+        evaluate_with = cross_validation_only if args.cv_only else evaluate
+        metrics = evaluate_with(gold_path=args.gold, run_dir=args.run_dir, taxonomy_path=ROOT / "configs" / "taxonomy.yaml",
                            codebook_path=ROOT / "configs" / "codebook.yaml", cache_dir=args.cache_dir,
                            out_dir=Path("/tmp") / "tune_table", params=params, by_workshop=not args.zero_shot_only)
-        zs, cv = metrics["zero_shot"], metrics.get("cross_validated_by_workshop", {})
-        rows.append((spec or "defaults", zs["category_accuracy"], zs["category_macro_f1"],
+        zs, cv = metrics.get("zero_shot", {}), metrics.get("cross_validated_by_workshop", {})
+        rows.append((spec or "defaults", zs.get("category_accuracy", ""), zs.get("category_macro_f1", ""),
                      cv.get("category_accuracy", ""), cv.get("category_macro_f1", ""),
                      f"{cv.get('emergent_precision', '')}/{cv.get('emergent_recall', '')}", cv.get("confidence_ece", ""),
                      round(time.perf_counter() - started)))

@@ -26,7 +26,7 @@ app = typer.Typer(
 EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsError", "pipeline.records": "SchemaError",
                    "pipeline.cluster": "ClusterError", "pipeline.taxonomy": "TaxonomyError",
                    "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
-                   "pipeline.taxonomy": "LabelError", "pipeline.registry": "RegistryError",
+                   "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
                    "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError"}
 
 

@@ -250,8 +250,10 @@ def to_sentence_transformer(out_dir: Path, f: E5File | None = None):
                         num_attention_heads=f.heads, intermediate_size=f.intermediate, hidden_act="gelu",
                         max_position_embeddings=f.max_positions, type_vocab_size=f.type_vocab,
                         layer_norm_eps=f.eps, pad_token_id=f.pad)
-    bert = BertModel(config, add_pooling_layer=False)
+    bert = BertModel(config)
     state = {name: torch.from_numpy(array) for name, array in bert_state_dict(f).items()}
+    # e5 has no pooler (sentence-transformers mean-pools); zeros are saved so that loading finds every weight.
+    state.update({"pooler.dense.weight": torch.zeros(f.hidden, f.hidden), "pooler.dense.bias": torch.zeros(f.hidden)})
     missing, unexpected = bert.load_state_dict(state, strict=False)
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
@@ -263,7 +265,7 @@ def to_sentence_transformer(out_dir: Path, f: E5File | None = None):
     hf_dir = out_dir / "_hf"
     bert.save_pretrained(hf_dir, safe_serialization=True)
     tokenizer.save_pretrained(hf_dir)
-    transformer = Transformer(str(hf_dir), max_seq_length=f.max_positions, model_kwargs={"add_pooling_layer": False})
+    transformer = Transformer(str(hf_dir), max_seq_length=f.max_positions)
     pooling = Pooling(f.hidden, pooling_mode="mean")
     model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu",
                                 prompts=dict(PROMPTS), default_prompt_name=DEFAULT_PROMPT)

