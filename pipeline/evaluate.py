@@ -25,7 +25,7 @@ from pipeline.map import (
     map_to_taxonomy,
     prototype_texts,
 )
-from pipeline.embed import make_backend
+from pipeline.embed import E5SmallQ4, EmbeddingCache, embed, make_backend
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
@@ -39,6 +39,7 @@ from pipeline.records import (
     write_text,
 )
 from pipeline.taxonomy import EMERGENT, load_taxonomy
+from pipeline.tune import training_groups, tuned_model_file
 
 JUNK = "junk"
 
@@ -161,6 +162,53 @@ def cross_validate(workshop_of: dict, gold: pd.DataFrame, map_inputs: dict) -> t
     return pd.concat(parts, ignore_index=True), folds
 
 
+def is_tuned(backend: str) -> bool:
+    """A tuned encoder (`e5-small-q4:<model>`): evaluated by tuning it again without the scored labels."""
+    kind, _, model = backend.partition(":")
+    return kind == "e5-small-q4" and bool(model)
+
+
+def with_tuned_encoder(map_inputs: dict, groups: dict[str, list[str]], params: Params, cache_dir: Path) -> dict:
+    """`map_inputs` with cards and prototypes embedded by the base encoder tuned on `groups` (and nothing else)."""
+    model_file, _ = tuned_model_file(groups, params.tune, cache_dir)
+    backend = E5SmallQ4(model=str(model_file), workers=params.embed.workers)
+    try:
+        cache = EmbeddingCache(cache_dir, backend.model_id)
+        cards_embedded, _, _ = embed(map_inputs["cards"], backend, cache.load(), on_new_segment=cache.add,
+                                     batch_size=params.embed.batch_size)
+        prototypes = embed_prototypes(prototype_texts(map_inputs["taxonomy"], map_inputs["codebook"]), backend,
+                                      cache_dir)
+    finally:
+        backend.close()
+    return {**map_inputs, "card_embeddings": cards_embedded, "prototypes": prototypes}
+
+
+def fold_groups(held_out: str, workshop_of: dict, training: pd.DataFrame, cards: pd.DataFrame, map_inputs: dict
+                ) -> dict[str, list[str]]:
+    """Training texts for the fold that scores workshop `held_out`: the taxonomy, the codebook and the labelled
+    cards of the other workshops (`training`, which holds none of `held_out`'s cards)."""
+    if (training["card_id"].map(workshop_of) == held_out).any():
+        raise AssertionError(f"fold {held_out}: its own labels reached the training set")
+    text_of = dict(zip(cards["card_id"], cards["text_norm"]))
+    labelled = pd.DataFrame({"theme_id": training["theme_id"], "text": training["card_id"].map(text_of)}).dropna()
+    return training_groups(map_inputs["taxonomy"], map_inputs["codebook"], labelled)
+
+
+def cross_validate_tuned(workshop_of: dict, gold: pd.DataFrame, map_inputs: dict, params: Params, cache_dir: Path
+                         ) -> tuple[pd.DataFrame, list[str]]:
+    """As `cross_validate`, with an encoder tuned per fold on the other workshops' labels only."""
+    labelled = gold[gold["category_id"] != JUNK]
+    labelled = labelled[labelled["card_id"].isin(set(map_inputs["card_embeddings"]["card_id"]))]
+    folds, parts = sorted(set(workshop_of.values())), []
+    for workshop in folds:
+        training = labelled[labelled["card_id"].map(workshop_of) != workshop]
+        groups = fold_groups(workshop, workshop_of, training, map_inputs["cards"], map_inputs)
+        _, card_map = map_to_taxonomy(**with_tuned_encoder(map_inputs, groups, params, cache_dir),
+                                      labels=training[["card_id", "theme_id"]])
+        parts.append(card_map[card_map["card_id"].map(workshop_of) == workshop])
+    return pd.concat(parts, ignore_index=True), folds
+
+
 def confusion_svg(confusion: dict, title: str) -> str:
     """A small self-contained heat map of gold (rows) against predicted (columns) categories."""
     labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
@@ -214,8 +262,9 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
         card_embeddings=read_table(run_dir / "embed" / "embeddings.parquet", EMBEDDINGS),
         assignments=assignments,
         topics=read_table(run_dir / "cluster" / "topics.parquet", CLUSTER_TOPICS),
-        prototypes=embed_prototypes(prototype_texts(taxonomy, codebook), make_backend(params.embed.backend),
-                                    cache_dir),
+        # A tuned encoder is tuned again for each evaluation below (its own prototypes, no scored labels).
+        prototypes=None if is_tuned(params.embed.backend) else embed_prototypes(
+            prototype_texts(taxonomy, codebook), make_backend(params.embed.backend), cache_dir),
         taxonomy=taxonomy,
         codebook=codebook,
         params=params.map,
@@ -224,13 +273,18 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
     if not set(gold["card_id"]) & set(cards["card_id"]):
         raise GoldError(f"{gold_path}: none of its card ids is in the run at {run_dir} (gold for another corpus? "
                         f"--skip-unmatched writes null metrics instead)")
-    _, zero_shot_map = map_to_taxonomy(**map_inputs)
-    metrics = {"gold": str(gold_path), "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
+    tuned = is_tuned(params.embed.backend)
+    zero_shot_inputs = (with_tuned_encoder(map_inputs, training_groups(taxonomy, codebook), params, cache_dir)
+                        if tuned else map_inputs)  # tuned on the taxonomy and codebook only
+    _, zero_shot_map = map_to_taxonomy(**zero_shot_inputs)
+    metrics = {"gold": str(gold_path), "encoder": "tuned per fold" if tuned else params.embed.backend,
+               "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
     write_text(confusion_svg(metrics["zero_shot"]["confusion"], "Zero-shot: gold (rows) vs predicted"),
                out_dir / "confusion_zero_shot.svg")
     if by_workshop:
         workshop_of = dict(zip(cards["card_id"], cards["workshop_id"]))
-        cv_map, folds = cross_validate(workshop_of, gold, map_inputs)
+        cv_map, folds = (cross_validate_tuned(workshop_of, gold, map_inputs, params, cache_dir) if tuned
+                         else cross_validate(workshop_of, gold, map_inputs))
         metrics["cross_validated_by_workshop"] = {"folds": folds,
                                                   **score(cv_map, assignments, gold, theme_category)}
         write_text(confusion_svg(metrics["cross_validated_by_workshop"]["confusion"],

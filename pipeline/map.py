@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from pipeline.cluster import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
@@ -41,23 +40,11 @@ from pipeline.records import (
     read_table,
     write_table,
 )
-from pipeline.taxonomy import EMERGENT, Taxonomy, TaxonomyError, load_taxonomy
+from pipeline.taxonomy import EMERGENT, Codebook, LabelError, Taxonomy, load_codebook, load_labels, load_taxonomy  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 LABELLED_CONFIDENCE = 1.0
 _WORDS = re.compile(r"[^\W\d_]+")
-
-
-class LabelError(ValueError):
-    """A labels file that does not fit the corpus or the taxonomy; names file, row and column."""
-
-
-@dataclass(frozen=True)
-class Codebook:
-    """Per taxonomy theme: cue stems and paraphrases (`configs/codebook.yaml`)."""
-
-    cues: dict[str, tuple[str, ...]]
-    phrases: dict[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -69,19 +56,6 @@ class Target:
     taxonomy_theme_id: str | None
 
 
-def load_codebook(path: Path, taxonomy: Taxonomy) -> Codebook:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    entries = raw.get("themes") or {}
-    known = {t.id for t in taxonomy.themes}
-    unknown = sorted(set(entries) - known)
-    if unknown:
-        raise TaxonomyError(f"{path}: themes {unknown} are not in taxonomy {taxonomy.id!r}")
-    return Codebook(
-        cues={k: tuple(str(c).lower() for c in (v or {}).get("cues", ())) for k, v in entries.items()},
-        phrases={k: tuple(str(p) for p in (v or {}).get("phrases", ())) for k, v in entries.items()},
-    )
-
-
 def prototype_texts(taxonomy: Taxonomy, codebook: Codebook) -> list[tuple[str, str]]:
     """(taxonomy theme id, text) for every prototype sentence of the taxonomy."""
     texts = []
@@ -90,20 +64,6 @@ def prototype_texts(taxonomy: Taxonomy, codebook: Codebook) -> list[tuple[str, s
         texts.extend((theme.id, f"{theme.name}: {s}") for s in theme.statements)
         texts.extend((theme.id, phrase) for phrase in codebook.phrases.get(theme.id, ()))
     return texts
-
-
-def load_labels(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
-    """Analyst labels: `card_id, category_id, theme_id` (theme `emergent:<topic>` for emergent)."""
-    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in ("card_id", "theme_id"):
-        if column not in labels.columns:
-            raise LabelError(f"{path}, row 1, column {column!r}: missing; found {list(labels.columns)}")
-    known = {t.id for t in taxonomy.themes}
-    for row, theme_id in enumerate(labels["theme_id"], start=2):
-        if theme_id not in known and not theme_id.startswith(f"{EMERGENT}:"):
-            raise LabelError(f"{path}, row {row}, column 'theme_id': {theme_id!r} is neither a taxonomy theme "
-                             f"nor 'emergent:<topic>'")
-    return labels[["card_id", "theme_id"]]
 
 
 def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, max_hits: int) -> np.ndarray:

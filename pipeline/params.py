@@ -56,8 +56,9 @@ def check_backend_name(name: str) -> None:
         raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKEND_KINDS)}")
     if kind == "sentence-transformers" and not arg:
         raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
-    if kind == "e5-small-q4" and arg:
-        raise ValueError(f"embed.backend={name!r}: e5-small-q4 takes no argument")
+    if kind == "e5-small-q4" and name.endswith(":"):
+        raise ValueError(f"embed.backend={name!r}: give a tuned model after the colon, e.g. "
+                         f"'e5-small-q4:models/encoder', or nothing for the bundled model")
 
 
 class EmbedParams(Strict):
@@ -188,6 +189,23 @@ class MapParams(Strict):
     )
 
 
+class TuneParams(Strict):
+    seed: int = Field(42, description="Seeds the pair draws, dropout and the optimiser.")
+    steps: int = Field(100, ge=1, le=100_000, description="Optimiser steps (one batch of pairs each).")
+    batch_size: int = Field(16, ge=2, le=512, description="Pairs per step, each from a different theme.")
+    learning_rate: float = Field(1e-4, gt=0.0, le=1e-2)
+    warmup: float = Field(0.1, ge=0.0, lt=1.0, description="Share of the steps with a rising learning rate.")
+    loss: Literal["mnrl", "mnrl-symmetric"] = Field(
+        "mnrl", description="MultipleNegativesRankingLoss, or its symmetric form.")
+    scale: float = Field(20.0, gt=0.0, le=100.0, description="The loss's inverse temperature on cosine similarity.")
+    frozen_layers: int = Field(
+        8, ge=0, le=11, description="Lowest transformer layers kept as they are (the word embeddings always are).")
+    quantisation_aware: bool = Field(
+        True, description="Train through the engine's 4-bit rounding of the tuned weights (else small updates "
+                          "round back to the base model's weights when written as Q4_0).")
+    threads: int = Field(0, ge=0, le=64, description="torch threads while tuning (0: torch's default).")
+
+
 class ReportParams(Strict):
     quotes_per_theme: int = Field(4, ge=3, le=5)
 
@@ -195,6 +213,7 @@ class ReportParams(Strict):
 class Params(Strict):
     ingest: IngestParams = IngestParams()
     normalise: NormaliseParams = NormaliseParams()
+    tune: TuneParams = TuneParams()
     embed: EmbedParams = EmbedParams()
     cluster: ClusterParams = ClusterParams()
     map: MapParams = MapParams()

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+import yaml
+
 from pipeline.params import read_yaml, yaml_line
 
 EMERGENT = "emergent"
@@ -125,3 +128,45 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     path = Path(path)
     raw, text = read_yaml(path, TaxonomyError, "taxonomy")
     return parse_taxonomy(raw, str(path), line_of=lambda loc: yaml_line(text, loc))
+
+
+# The codebook and analyst labels: read beside the taxonomy by map, tune and evaluate.
+class LabelError(ValueError):
+    """A labels file that does not fit the corpus or the taxonomy; names file, row and column."""
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """Per taxonomy theme: cue stems and paraphrases (`configs/codebook.yaml`)."""
+
+    cues: dict[str, tuple[str, ...]]
+    phrases: dict[str, tuple[str, ...]]
+
+
+
+def load_codebook(path: Path, taxonomy: Taxonomy) -> Codebook:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    entries = raw.get("themes") or {}
+    known = {t.id for t in taxonomy.themes}
+    unknown = sorted(set(entries) - known)
+    if unknown:
+        raise TaxonomyError(f"{path}: themes {unknown} are not in taxonomy {taxonomy.id!r}")
+    return Codebook(
+        cues={k: tuple(str(c).lower() for c in (v or {}).get("cues", ())) for k, v in entries.items()},
+        phrases={k: tuple(str(p) for p in (v or {}).get("phrases", ())) for k, v in entries.items()},
+    )
+
+
+
+def load_labels(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Analyst labels: `card_id, category_id, theme_id` (theme `emergent:<topic>` for emergent)."""
+    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("card_id", "theme_id"):
+        if column not in labels.columns:
+            raise LabelError(f"{path}, row 1, column {column!r}: missing; found {list(labels.columns)}")
+    known = {t.id for t in taxonomy.themes}
+    for row, theme_id in enumerate(labels["theme_id"], start=2):
+        if theme_id not in known and not theme_id.startswith(f"{EMERGENT}:"):
+            raise LabelError(f"{path}, row {row}, column 'theme_id': {theme_id!r} is neither a taxonomy theme "
+                             f"nor 'emergent:<topic>'")
+    return labels[["card_id", "theme_id"]]

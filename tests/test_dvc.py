@@ -31,6 +31,8 @@ def project(tmp_path_factory):
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / item)
     shutil.copytree(FIXTURES / "small_corpus", root / "corpora" / "demo")
     shutil.copy2(FIXTURES / "small_corpus_gold.csv", root / "configs" / "demo_gold.csv")
+    params = root / "configs" / "params.yaml"  # a smoke test: the tune stage runs, briefly
+    params.write_text(params.read_text(encoding="utf-8").replace("  steps: 100 ", "  steps: 3 "), encoding="utf-8")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -49,6 +51,7 @@ def test_repro_builds_the_report_then_reruns_nothing_then_only_what_changed(proj
     assert (root / "outputs" / "report" / "report.html").is_file()
     assert list((root / "models" / "bertopic").glob("*.safetensors"))
     assert "texts embedded" in first
+    assert (root / "models" / "encoder" / "model.e5").is_file() and "tune: 3 steps" in first
 
     second = sh(dvc + ["repro"], root, env)
     assert "Running stage" not in second
@@ -61,6 +64,7 @@ def test_repro_builds_the_report_then_reruns_nothing_then_only_what_changed(proj
     assert "37 cards, 1 texts embedded, 35 reused from cache" in third  # 36 distinct texts
     for stage in ("ingest", "normalise", "embed", "cluster", "map", "report"):
         assert f"Running stage '{stage}'" in third
+    assert "Running stage 'tune'" not in third  # new cards do not retune (no labels in this pipeline)
 
     # Every stage imports records.py (directly or through other modules): an edit reruns them all.
     records = root / "pipeline" / "records.py"

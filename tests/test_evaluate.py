@@ -125,3 +125,44 @@ def test_evaluate_command_says_it_skipped(tmp_path, monkeypatch):
                                       str(tmp_path), "--out", str(tmp_path / "eval"), "--skip-unmatched"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8"))["zero_shot"] is None
+
+
+@pytest.mark.slow
+def test_a_tuned_encoder_is_tuned_per_fold_without_the_held_out_workshops_labels(tmp_path, monkeypatch):
+    from pipeline import evaluate as evaluate_stage
+    from pipeline.cli import run_all
+    from pipeline.encoder import bundled_model_path
+    from pipeline.params import load_params
+    from pipeline.records import NORMALISED, read_table
+    from pipeline.taxonomy import load_codebook, load_taxonomy
+    from pipeline.tune import training_groups
+
+    params = load_params("configs/params.yaml")
+    run_all(inputs=[FIXTURES / "small_corpus"], out=tmp_path / "run", params=params,
+            taxonomy="configs/taxonomy.yaml", cache_dir=tmp_path / "cache")
+    seen = []
+
+    def tuned_on(groups, tune_params, cache_dir):
+        # Records what each evaluation tunes on; the engine then runs the bundled model, a valid tuned-format
+        # file (real tuning is tested in test_tune.py): this test is about which labels reach the tuning.
+        seen.append(groups)
+        return bundled_model_path(), {}
+
+    monkeypatch.setattr(evaluate_stage, "tuned_model_file", tuned_on)
+    tuned = params.model_copy(update={"embed": params.embed.model_copy(update={"backend": "e5-small-q4:models/encoder"})})
+    metrics = run(gold_path=FIXTURES / "small_corpus_gold.csv", run_dir=tmp_path / "run",
+                  taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
+                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval", params=tuned)
+    folds = metrics["cross_validated_by_workshop"]["folds"]
+    assert metrics["encoder"] == "tuned per fold" and len(seen) == 1 + len(folds)
+    taxonomy = load_taxonomy("configs/taxonomy.yaml")
+    assert seen[0] == training_groups(taxonomy, load_codebook("configs/codebook.yaml", taxonomy))  # zero-shot
+    cards = read_table(tmp_path / "run" / "normalise" / "cards.parquet", NORMALISED)
+    gold = pd.read_csv(FIXTURES / "small_corpus_gold.csv", dtype=str, keep_default_na=False)
+    labelled = cards[cards["card_id"].isin(gold.loc[gold["category_id"] != "junk", "card_id"])]
+    for workshop, groups in zip(folds, seen[1:]):
+        trained = {text for texts in groups.values() for text in texts}
+        own = set(labelled.loc[labelled["workshop_id"] == workshop, "text_norm"])
+        others = set(labelled.loc[labelled["workshop_id"] != workshop, "text_norm"])
+        assert not (own - others) & trained, f"fold {workshop}: its own labelled cards were trained on"
+        assert others <= trained  # the other workshops' labels were
