@@ -588,7 +588,8 @@ blockquote footer{color:var(--muted);font-size:.82rem;margin-top:2px}
 [hidden]{display:none!important}
 #filter{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:10px 0 6px;
   display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px}
-#filter select,#filter button{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}
+#filter select,#filter button{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
+  background:#fff}
 #filter select{max-width:320px}
 #filterstatus{flex-basis:100%;margin:0;font-size:.9rem}
 #filter.active{background:#fdf8e6}
@@ -710,7 +711,8 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
     ]
     tiles_html = "".join(f'<li><span class="n">{n}</span>{label}</li>' for label, n in tiles)
     rows = "".join(
-        f"<tr data-workshop=\"{_esc(w['workshop_id'])}\"><td>{_swatch(w['workshop_id'], lk)}{_esc(w['workshop_id'])}</td>"
+        f"<tr data-workshop=\"{_esc(w['workshop_id'])}\">"
+        f"<td>{_swatch(w['workshop_id'], lk)}{_esc(w['workshop_id'])}</td>"
         f'<td class="num">{_esc(w["cards"])}</td><td class="num">{_esc(w["assigned"])}</td>'
         f'<td class="num">{_esc(w["outlier"])}</td><td class="num">{_esc(w["rejected"])}</td></tr>'
         for w in insights["workshops"]
@@ -1054,7 +1056,8 @@ def _html_theme_badges(theme: Mapping[str, Any]) -> str:
     many = '<span class="badge many">relevant for mange</span>' if theme["breadth"]["relevant_for_many"] else ""
     many += "".join(f'<span class="badge">{_esc(text)}</span>'
                     for text in (_distinctive_text(theme), _stance_text(theme)) if text)
-    return (f'<span class="badges">{many}<span class="badge">{_count(theme["size"], "theme", theme["theme_id"])} kort</span>'
+    size = _count(theme["size"], "theme", theme["theme_id"])
+    return (f'<span class="badges">{many}<span class="badge">{size} kort</span>'
             f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
 
 

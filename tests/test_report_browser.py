@@ -178,7 +178,8 @@ def expected(insights: dict, keep) -> dict:
     kept_ids = {c["card_id"] for c in cards}
     themes = Counter(c["theme_id"] for c in live if c["theme_id"])
     return {
-        "total": len(insights["cards"]), "cards": len(cards), "status": Counter(c["status"] for c in cards), "themes": themes,
+        "total": len(insights["cards"]), "cards": len(cards), "status": Counter(c["status"] for c in cards),
+        "themes": themes,
         "subthemes": Counter(c["subtheme_id"] for c in live if c["subtheme_id"]),
         "categories": Counter(c["category_id"] for c in live if c["category_id"]),
         "quotes": sorted(q["card_id"] for t in insights["themes"] if themes[t["theme_id"]]
