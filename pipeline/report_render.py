@@ -660,7 +660,8 @@ SCRIPT = """
     chosen.group = groupSelect.value ? option.getAttribute("data-group") : null;
     var n = recount();
     document.querySelectorAll("[data-workshop]").forEach(function (el) {
-      if (el.tagName !== "TR" || !el.closest("#korttabell")) { show(el, matches(el)); }
+      // Not the table rows (showCards adds the text search) nor the group chooser's options.
+      if (!el.closest("#korttabell") && !el.closest("#filter")) { show(el, matches(el)); }
     });
     document.querySelectorAll(".quotes").forEach(function (box) {
       box.querySelector(".no-quotes").hidden = box.querySelector("blockquote:not([hidden])") !== null;

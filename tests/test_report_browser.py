@@ -225,12 +225,15 @@ def test_choosing_a_workshop_then_a_group_filters_counts_themes_and_quotes(demo_
     assert status.startswith(f"Utvalg: {workshop} – {want['cards']} av {total} kort.")
     check_page_follows(page, want)
     assert set(shown(page, "#kart circle.pt", "data-workshop")) == {workshop}
-    # Only this workshop's groups can be chosen now.
-    assert {o for o in shown(page, "#filter-gruppe option[data-workshop]", "data-workshop")} <= {workshop}
+    # Only this workshop's groups can be chosen now, all of them.
+    choosable = "Array.from(document.querySelectorAll('#filter-gruppe option[data-workshop]')).filter(o => !o.hidden)"
+    assert page.evaluate(f"{choosable}.map(o => o.getAttribute('data-workshop'))") == [workshop] * len(
+        {c["group_id"] for c in insights["cards"] if c["workshop_id"] == workshop})
 
     status = choose(page, "filter-gruppe", text=f"{workshop} · {group}")
     want = expected(insights, lambda c: (c["workshop_id"], c["group_id"]) == (workshop, group))
     assert status.startswith(f"Utvalg: {workshop} · {group} – {want['cards']} av {total} kort.")
+    assert page.evaluate(f"{choosable}.length") > 1  # the workshop's other groups stay choosable
     check_page_follows(page, want)
     assert 0 < len(want["themes"]) < len(insights["themes"])  # some themes hidden, some kept
     assert set(shown(page, "blockquote", "data-group")) == {group}
