@@ -127,6 +127,7 @@ class _Lookup:
     theme_labels: dict[str, str]
     votes_by_theme: dict[str, list[dict]]
     change_labels: dict[str, str]  # this run's themes and gone ones, for merged_into and split_from
+    card_groups: dict[str, str | None]  # card_id -> group_id, for the quotes' filter attributes
 
     def theme_name(self, theme_id: str) -> str:
         return self.theme_labels.get(theme_id) or self.change_labels.get(theme_id) or theme_id
@@ -174,6 +175,7 @@ def _build_lookup(insights: Mapping[str, Any]) -> _Lookup:
         | {sub["theme_id"]: sub["label"] for t in insights["themes"] for sub in t["subthemes"]},
         votes_by_theme=votes_by_theme,
         change_labels={c["theme_id"]: c["label"] for c in insights["changes"]["themes"]},
+        card_groups={c["card_id"]: c["group_id"] for c in insights["cards"]},
     )
 
 
@@ -496,13 +498,26 @@ def _anchor(prefix: str, ident: str) -> str:
     return _esc(f"{prefix}-{ident}")
 
 
+def _filter_attrs(workshop_id: str, group_id: str | None) -> str:
+    """What the workshop/group filter matches an element on; a card without a group has data-group=""."""
+    return f' data-workshop="{_esc(workshop_id)}" data-group="{_esc(group_id or "")}"'
+
+
+def _count(n: int, scope: str, ident: str = "", workshop_id: str | None = None) -> str:
+    """A number the filter recounts from the card table's rows: cards of `scope` `ident` (in `workshop_id`).
+
+    scope: all, status, theme, sub (sub-theme) or cat (category), as counted in SCRIPT."""
+    ws = "" if workshop_id is None else f' data-ws="{_esc(workshop_id)}"'
+    return f'<span data-n="{scope}" data-id="{_esc(ident)}"{ws}>{_esc(n)}</span>'
+
+
 def _swatch(workshop_id: str, lk: _Lookup) -> str:
     return f'<span class="swatch ws{lk.colour_index(workshop_id)}" aria-hidden="true"></span>'
 
 
-def _per_workshop_html(per_workshop: Mapping[str, int], lk: _Lookup) -> str:
+def _per_workshop_html(per_workshop: Mapping[str, int], lk: _Lookup, scope: str, ident: str) -> str:
     items = [
-        f'<li>{_swatch(w, lk)}{_esc(w)}: <span class="num">{_esc(n)}</span></li>'
+        f'<li>{_swatch(w, lk)}{_esc(w)}: <span class="num">{_count(n, scope, ident, w)}</span></li>'
         for w, n in _ordered_counts(per_workshop, lk)
     ]
     return f'<ul class="per-ws">{"".join(items)}</ul>'
@@ -570,24 +585,115 @@ blockquote footer{color:var(--muted);font-size:.82rem;margin-top:2px}
 #korttabell small{display:block;color:var(--muted)}
 .run dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
 .run dt{font-weight:600}.run dd{margin:0;word-break:break-all}
-@media print{#kortsok,#kortteller,nav.toc{display:none}.theme{break-inside:avoid}}
+[hidden]{display:none!important}
+#filter{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:10px 0 6px;
+  display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px}
+#filter select,#filter button{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
+  background:#fff}
+#filter select{max-width:320px}
+#filterstatus{flex-basis:100%;margin:0;font-size:.9rem}
+#filter.active{background:#fdf8e6}
+.subthemes q.headline{display:block}
+@media print{#kortsok,#kortteller,nav.toc,#filter select,#filter button,#filter label{display:none}
+  #filter{position:static}.theme{break-inside:avoid}}
 """.strip()
 
-# Filters the card table client-side. It reads no data, so it needs no escaping.
+# The text search of the card table, and the workshop/group filter: it hides the elements whose
+# data-workshop/data-group do not match, recounts every [data-n] number from the card table's rows
+# (which carry each card's status, theme, sub-theme and category) and hides each [data-scope]
+# container (theme, sub-theme, category) left without cards. It writes only textContent, attributes
+# and styles, never markup, so the data it reads needs no escaping here.
 SCRIPT = """
 (function () {
   var input = document.getElementById("kortsok");
-  var rows = document.querySelectorAll("#korttabell tbody tr");
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#korttabell tbody tr"));
   var counter = document.getElementById("kortteller");
-  input.addEventListener("input", function () {
+  var bar = document.getElementById("filter");
+  var wsSelect = document.getElementById("filter-verksted");
+  var groupSelect = document.getElementById("filter-gruppe");
+  var status = document.getElementById("filterstatus");
+  var SEP = "\\u0000";
+  var chosen = {workshop: "", group: null};  // group null: any group; "": cards without a group
+
+  function matches(el) {
+    if (chosen.workshop && el.getAttribute("data-workshop") !== chosen.workshop) { return false; }
+    return chosen.group === null || !el.hasAttribute("data-group") || el.getAttribute("data-group") === chosen.group;
+  }
+  function show(el, on) {
+    if (el instanceof SVGElement) { el.style.display = on ? "" : "none"; } else { el.hidden = !on; }
+  }
+  function showCards() {
     var query = input.value.trim().toLowerCase(), shown = 0;
     rows.forEach(function (row) {
-      var hit = !query || row.textContent.toLowerCase().indexOf(query) !== -1;
+      var hit = matches(row) && (!query || row.textContent.toLowerCase().indexOf(query) !== -1);
       row.hidden = !hit;
       if (hit) { shown += 1; }
     });
     counter.textContent = "Viser " + shown + " av " + rows.length + " kort";
+  }
+  function recount() {
+    var counts = new Map();
+    function add(key) { counts.set(key, (counts.get(key) || 0) + 1); }
+    rows.forEach(function (row) {
+      if (!matches(row)) { return; }
+      var d = row.dataset;
+      add("all:"); add("status:" + d.status);
+      if (d.status === "rejected") { return; }  // the report counts themes and categories without them
+      [["theme", d.theme], ["sub", d.subtheme], ["cat", d.category]].forEach(function (pair) {
+        if (pair[1]) { add(pair[0] + ":" + pair[1]); add(pair[0] + ":" + pair[1] + SEP + d.workshop); }
+      });
+    });
+    document.querySelectorAll("[data-n]").forEach(function (el) {
+      var perWorkshop = el.hasAttribute("data-ws");
+      var n = counts.get(el.dataset.n + ":" + el.dataset.id + (perWorkshop ? SEP + el.dataset.ws : "")) || 0;
+      el.textContent = String(n);
+      if (perWorkshop) { el.closest("li").hidden = n === 0; }
+    });
+    document.querySelectorAll("[data-scope]").forEach(function (el) {
+      el.hidden = !counts.get(el.dataset.scope + ":" + el.dataset.id);
+    });
+    return counts.get("all:") || 0;
+  }
+  function apply() {
+    var option = groupSelect.options[groupSelect.selectedIndex];
+    chosen.workshop = wsSelect.value;
+    chosen.group = groupSelect.value ? option.getAttribute("data-group") : null;
+    var n = recount();
+    document.querySelectorAll("[data-workshop]").forEach(function (el) {
+      // Not the table rows (showCards adds the text search) nor the group chooser's options.
+      if (!el.closest("#korttabell") && !el.closest("#filter")) { show(el, matches(el)); }
+    });
+    document.querySelectorAll(".quotes").forEach(function (box) {
+      box.querySelector(".no-quotes").hidden = box.querySelector("blockquote:not([hidden])") !== null;
+    });
+    showCards();
+    var active = chosen.workshop !== "" || chosen.group !== null;
+    bar.classList.toggle("active", active);
+    status.textContent = active
+      ? "Utvalg: " + (chosen.group !== null ? option.textContent : chosen.workshop) + " – " + n + " av " +
+        rows.length + " kort. Oversiktsdiagrammet, bredde, unike bidrag og stemmer gjelder hele materialet."
+      : "Alle verksteder og grupper: " + rows.length + " kort.";
+  }
+  function limitGroups() {
+    // Only the chosen workshop's groups can be chosen; a group of another workshop is let go.
+    var ws = wsSelect.value;
+    Array.prototype.forEach.call(groupSelect.options, function (o) {
+      if (o.value) { o.hidden = ws !== "" && o.getAttribute("data-workshop") !== ws; }
+    });
+    if (groupSelect.options[groupSelect.selectedIndex].hidden) { groupSelect.value = ""; }
+  }
+  wsSelect.addEventListener("change", function () { limitGroups(); apply(); });
+  groupSelect.addEventListener("change", function () {
+    if (groupSelect.value) {
+      wsSelect.value = groupSelect.options[groupSelect.selectedIndex].getAttribute("data-workshop");
+    }
+    limitGroups(); apply();
   });
+  document.getElementById("filter-nullstill").addEventListener("click", function () {
+    wsSelect.value = ""; groupSelect.value = ""; limitGroups(); apply();
+  });
+  input.addEventListener("input", showCards);
+  limitGroups(); apply();  // a reloaded page may keep its last choice
 })();
 """.strip()
 
@@ -598,15 +704,16 @@ SCRIPT = """
 def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
     run, counts = insights["run"], insights["run"]["counts"]
     tiles = [
-        ("kort", counts["cards"]),
-        ("tildelt", counts["assigned"]),
-        ("uteliggere", counts["outlier"]),
-        ("avvist", counts["rejected"]),
-        ("stemmer", counts["votes"]),
+        ("kort", _count(counts["cards"], "all")),
+        ("tildelt", _count(counts["assigned"], "status", "assigned")),
+        ("uteliggere", _count(counts["outlier"], "status", "outlier")),
+        ("avvist", _count(counts["rejected"], "status", "rejected")),
+        ("stemmer", _esc(counts["votes"])),  # a vote is a group's, on a theme, not a card's: not filtered
     ]
-    tiles_html = "".join(f'<li><span class="n">{_esc(n)}</span>{label}</li>' for label, n in tiles)
+    tiles_html = "".join(f'<li><span class="n">{n}</span>{label}</li>' for label, n in tiles)
     rows = "".join(
-        f"<tr><td>{_swatch(w['workshop_id'], lk)}{_esc(w['workshop_id'])}</td>"
+        f"<tr data-workshop=\"{_esc(w['workshop_id'])}\">"
+        f"<td>{_swatch(w['workshop_id'], lk)}{_esc(w['workshop_id'])}</td>"
         f'<td class="num">{_esc(w["cards"])}</td><td class="num">{_esc(w["assigned"])}</td>'
         f'<td class="num">{_esc(w["outlier"])}</td><td class="num">{_esc(w["rejected"])}</td></tr>'
         for w in insights["workshops"]
@@ -628,6 +735,33 @@ def _html_header(insights: Mapping[str, Any], lk: _Lookup) -> str:
         f'<li><a href="#annet-innspill">{_esc(OTHER_TITLE)}</a></li>'
         '<li><a href="#stemmer">Stemmer</a></li><li><a href="#alle-kort">Alle kort</a></li>'
         '<li><a href="#kjoring">Kjøring</a></li></ul></nav>\n</header>'
+    )
+
+
+def _workshop_groups(insights: Mapping[str, Any], lk: _Lookup) -> list[tuple[str, str | None]]:
+    """(workshop, group) of the cards, in workshop order, groups sorted, cards without a group last."""
+    pairs = {(c["workshop_id"], c["group_id"]) for c in insights["cards"]}
+    order = {w: i for i, w in enumerate(lk.workshops)}
+    return sorted(pairs, key=lambda p: (order[p[0]], p[1] is None, p[1] or ""))
+
+
+def _html_filter(insights: Mapping[str, Any], lk: _Lookup) -> str:
+    """Workshop and group choosers; SCRIPT makes counts, themes and quotes follow them."""
+    workshops = "".join(f'<option value="{_esc(w)}">{_esc(w)}</option>' for w in lk.workshops)
+    # A group is a workshop's: the value is an index, the option's data-* what the filter matches.
+    groups = "".join(
+        f'<option value="{i}"{_filter_attrs(w, g)}>{_esc(w)} · {"uten gruppe" if g is None else _esc(g)}</option>'
+        for i, (w, g) in enumerate(_workshop_groups(insights, lk), start=1)
+    )
+    return (
+        '<section id="filter" aria-label="Filter">\n'
+        '<label for="filter-verksted">Verksted</label> <select id="filter-verksted">'
+        f'<option value="">Alle verksteder</option>{workshops}</select>\n'
+        '<label for="filter-gruppe">Gruppe</label> <select id="filter-gruppe">'
+        f'<option value="">Alle grupper</option>{groups}</select>\n'
+        '<button type="button" id="filter-nullstill">Vis alt</button>\n'
+        f'<p id="filterstatus" class="muted" aria-live="polite">Alle verksteder og grupper: '
+        f'{_esc(len(insights["cards"]))} kort.</p>\n</section>'
     )
 
 
@@ -712,13 +846,13 @@ def _html_breadth(insights: Mapping[str, Any], lk: _Lookup) -> str:
     if not themes:
         return ""
     rows = "".join(
-        f'<tr><td class="num">{_esc(t["breadth"]["rank"])}</td>'
+        f'<tr data-scope="theme" data-id="{_esc(t["theme_id"])}"><td class="num">{_esc(t["breadth"]["rank"])}</td>'
         f'<td><a href="#{_anchor("tema", t["theme_id"])}">{_esc(t["label"])}</a>'
         + (' <span class="badge many">relevant for mange</span>' if t["breadth"]["relevant_for_many"] else "")
         + f'</td><td>{_esc(lk.category_names.get(t["category_id"], t["category_id"]))}</td>'
         f'<td class="num">{_esc(t["breadth"]["workshops"])} av {len(lk.workshops)}</td>'
         f'<td class="num">{_esc(t["breadth"]["groups"])}</td><td class="num">{_esc(t["voices"])}</td>'
-        f'<td class="num">{_esc(t["size"])}</td></tr>'
+        f'<td class="num">{_count(t["size"], "theme", t["theme_id"])}</td></tr>'
         for t in themes
     )
     return (
@@ -755,7 +889,8 @@ def _svg_point(card: Mapping[str, Any], xy: tuple[float, float], colour: str, lk
     fill = "none" if outlier else colour
     category = lk.category_names.get(card["category_id"] or "", "uten kategori")
     tooltip = f"{card['card_id']} · {card['workshop_id']} · {category}: {card['text']}"
-    return (f'<circle class="pt" cx="{xy[0]:.1f}" cy="{xy[1]:.1f}" r="{MAP_R}" fill="{fill}" stroke="{colour}">'
+    return (f'<circle class="pt" cx="{xy[0]:.1f}" cy="{xy[1]:.1f}" r="{MAP_R}" fill="{fill}" stroke="{colour}"'
+            f"{_filter_attrs(card['workshop_id'], card['group_id'])}>"
             f"<title>{_esc(tooltip)}</title></circle>")
 
 
@@ -858,14 +993,17 @@ def _html_changes(insights: Mapping[str, Any], lk: _Lookup) -> str:
     return f'{head}<p class="change-counts">{_esc(_change_counts_text(changes))}</p>\n{lists}</section>'
 
 
-def _html_quotes(quotes: list[dict]) -> str:
+def _html_quotes(quotes: list[dict], lk: _Lookup) -> str:
     if not quotes:
         return '<p class="muted">Ingen sitater.</p>'
-    return "".join(
-        f"<blockquote><p>{_esc(q['text'])}</p><footer>{_esc(q['card_id'])} · {_esc(q['workshop_id'])}"
+    items = "".join(
+        f"<blockquote{_filter_attrs(q['workshop_id'], lk.card_groups.get(q['card_id']))}><p>{_esc(q['text'])}</p>"
+        f"<footer>{_esc(q['card_id'])} · {_esc(q['workshop_id'])}"
         f" · {_esc(CARD_TYPE_LABELS.get(q['card_type'], q['card_type']))}</footer></blockquote>"
         for q in quotes
     )
+    # The note is shown by the filter when it hides every quote of the theme.
+    return f'<div class="quotes">{items}<p class="muted no-quotes" hidden>Ingen sitater fra utvalget.</p></div>'
 
 
 def _html_split_bar(vote: Mapping[str, Any]) -> str:
@@ -919,18 +1057,21 @@ def _html_theme_badges(theme: Mapping[str, Any]) -> str:
     many = '<span class="badge many">relevant for mange</span>' if theme["breadth"]["relevant_for_many"] else ""
     many += "".join(f'<span class="badge">{_esc(text)}</span>'
                     for text in (_distinctive_text(theme), _stance_text(theme)) if text)
-    return (f'<span class="badges">{many}<span class="badge">{_esc(_n(theme["size"], "kort", "kort"))}</span>'
+    size = _count(theme["size"], "theme", theme["theme_id"])
+    return (f'<span class="badges">{many}<span class="badge">{size} kort</span>'
             f'<span class="badge">{_esc(_n(theme["voices"], "unikt bidrag", "unike bidrag"))}</span></span>')
 
 
-def _html_subthemes(subthemes: list[dict]) -> str:
+def _html_subthemes(subthemes: list[dict], lk: _Lookup) -> str:
     """What distinct things the theme's cards say: label, size and headline quote of each sub-theme."""
     if not subthemes:
         return ""
     items = "".join(
-        f'<li id="{_anchor("tema", sub["theme_id"])}"><strong>{_esc(sub["label"])}</strong> '
-        f'<span class="muted">({_esc(_n(sub["size"], "kort", "kort"))})</span>'
-        + (f'<br><q>{_esc(sub["quotes"][0]["text"])}</q>' if sub["quotes"] else "") + "</li>"
+        f'<li id="{_anchor("tema", sub["theme_id"])}" data-scope="sub" data-id="{_esc(sub["theme_id"])}">'
+        f'<strong>{_esc(sub["label"])}</strong> '
+        f'<span class="muted">({_count(sub["size"], "sub", sub["theme_id"])} kort)</span>'
+        + "".join(f'<q class="headline"{_filter_attrs(q["workshop_id"], lk.card_groups.get(q["card_id"]))}>'
+                  f'{_esc(q["text"])}</q>' for q in sub["quotes"][:1]) + "</li>"
         for sub in subthemes
     )
     return f'<div class="subthemes"><p>Undertemaer:</p><ul>{items}</ul></div>'
@@ -945,16 +1086,17 @@ def _html_theme(theme: Mapping[str, Any], lk: _Lookup) -> str:
         mapped = f'<strong>{_esc(name)}</strong> <span class="muted">({_esc(taxonomy_id)})</span>'
     keywords = "".join(f'<span class="kw">{_esc(k)}</span>' for k in theme["keywords"])
     parts = [
-        f'<article class="theme" id="{_anchor("tema", theme["theme_id"])}">',
+        f'<article class="theme" id="{_anchor("tema", theme["theme_id"])}" data-scope="theme"'
+        f' data-id="{_esc(theme["theme_id"])}">',
         f'<div class="theme-head"><h4>{_esc(theme["label"])}</h4>{_html_theme_badges(theme)}</div>',
         f"<p>Taksonomitema: {mapped} · konfidens {_esc(_fmt_conf(theme['confidence']))}"
         f' <span class="muted">· tema-id {_esc(theme["theme_id"])}</span></p>',
         f'<p class="breadth">Bredde: {_esc(_breadth_text(theme, len(lk.workshops)))}'
         f' <span class="muted">· rang {_esc(theme["breadth"]["rank"])}</span></p>',
         f'<p class="keywords">{keywords}</p>' if keywords else "",
-        _per_workshop_html(theme["per_workshop"], lk),
-        _html_quotes(theme["quotes"]),
-        _html_subthemes(theme["subthemes"]),
+        _per_workshop_html(theme["per_workshop"], lk, "theme", theme["theme_id"]),
+        _html_quotes(theme["quotes"], lk),
+        _html_subthemes(theme["subthemes"], lk),
         _html_theme_votes(theme, lk),
         "</article>",
     ]
@@ -974,9 +1116,11 @@ def _html_category(insights: Mapping[str, Any], category: Mapping[str, Any], lk:
     themes = _category_themes(insights, category["category_id"])
     body = "\n".join(_html_theme(t, lk) for t in themes) or '<p class="muted">Ingen temaer i denne kategorien.</p>'
     parts = [
-        f'<section class="category" id="{_anchor("kategori", category["category_id"])}">',
-        f'<h3>{_esc(category["name"])} <span class="muted">· {_esc(_n(category["size"], "kort", "kort"))}</span></h3>',
-        _per_workshop_html(category["per_workshop"], lk),
+        f'<section class="category" id="{_anchor("kategori", category["category_id"])}" data-scope="cat"'
+        f' data-id="{_esc(category["category_id"])}">',
+        f'<h3>{_esc(category["name"])} <span class="muted">· '
+        f'{_count(category["size"], "cat", category["category_id"])} kort</span></h3>',
+        _per_workshop_html(category["per_workshop"], lk, "cat", category["category_id"]),
         body,
         _html_unmatched(insights, category["category_id"]),
         "</section>",
@@ -1016,14 +1160,15 @@ def _other_input(insights: Mapping[str, Any]) -> list[dict]:
 def _html_other(insights: Mapping[str, Any], lk: _Lookup) -> str:
     cards = _other_input(insights)
     items = "".join(
-        f"<li>{_esc(c['text'])} <span class=\"muted\">({_esc(c['card_id'])} · {_esc(c['workshop_id'])}"
+        f"<li{_filter_attrs(c['workshop_id'], c['group_id'])}>{_esc(c['text'])}"
+        f" <span class=\"muted\">({_esc(c['card_id'])} · {_esc(c['workshop_id'])}"
         f" · nærmest {_esc(lk.taxonomy_theme_names.get(c['taxonomy_theme_id'] or '', 'intet tema i taksonomien'))})"
         "</span></li>"
         for c in cards
     )
     body = f"<details><summary>Vis kortene</summary><ul>{items}</ul></details>" if cards else ""
     return (f'<section id="annet-innspill">\n<h2>{_esc(OTHER_TITLE)} '
-            f'<span class="muted">· {_esc(_n(len(cards), "kort", "kort"))}</span></h2>\n'
+            f'<span class="muted">· {_count(len(cards), "status", "outlier")} kort</span></h2>\n'
             f'<p class="muted">{_esc(OTHER_TEXT)}</p>\n{body}\n</section>')
 
 
@@ -1077,8 +1222,12 @@ def _html_card_row(card: Mapping[str, Any], lk: _Lookup) -> str:
     category_id = card["category_id"]
     category = DASH if category_id is None else lk.category_names.get(category_id, category_id)
     card_type = CARD_TYPE_LABELS.get(card["card_type"], card["card_type"])
+    # What the filter counts and matches by; a null id as "".
+    data = "".join(f' data-{name}="{_esc(card[key] or "")}"' for name, key in (
+        ("status", "status"), ("theme", "theme_id"), ("subtheme", "subtheme_id"), ("category", "category_id")))
     return (
-        f"<tr><td>{_esc(card['card_id'])}</td><td>{_esc(card['workshop_id'])}</td><td>{_esc(card_type)}</td>"
+        f"<tr{_filter_attrs(card['workshop_id'], card['group_id'])}{data}>"
+        f"<td>{_esc(card['card_id'])}</td><td>{_esc(card['workshop_id'])}</td><td>{_esc(card_type)}</td>"
         f"<td>{_html_status_cell(card)}</td><td>{_html_theme_cell(card, lk)}</td><td>{_esc(category)}</td>"
         f'<td class="num">{_esc(_fmt_conf(card["confidence"]))}</td><td class="text">{_esc(card["text"])}</td></tr>'
     )
@@ -1127,6 +1276,7 @@ def render_html(insights: dict) -> str:
         [
             _html_header(insights, lk),
             "<main>",
+            _html_filter(insights, lk),
             _html_overview(insights, lk),
             _html_map(insights, lk),
             _html_changes(insights, lk),

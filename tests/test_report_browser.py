@@ -6,8 +6,11 @@ own script (the card filter) does run, so "nothing ran" means something.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,130 @@ def test_the_dvc_plots_template_draws_offline(browser, tmp_path):
     values = page.evaluate("Array.from(document.querySelectorAll('.bars .value')).map(e => e.textContent)")
     assert labels == ["Samhandling", "Kultur <b>og</b> tankesett"] and values == ["5", "1"]
     assert page.evaluate("document.querySelector('img').naturalWidth") == 40
+
+
+# --------------------------------------------------------------------------- workshop/group filter
+
+COUNT_SPAN = re.compile(r'<span data-n="\w+" data-id="[^"]*"(?: data-ws="[^"]*")?>(\d+)</span>')
+
+
+@pytest.fixture(scope="module")
+def demo_page(browser, tmp_path_factory):
+    insights = demo_insights(tmp_path_factory.mktemp("demo"))
+    html = render_html(insights)
+    page_file = tmp_path_factory.mktemp("demo-filter") / "report.html"
+    page_file.write_text(html, encoding="utf-8")
+    return insights, html, browser.open(page_file.as_uri(), width=DESKTOP_WIDTH)
+
+
+def choose(page, select_id: str, *, value: str | None = None, text: str | None = None) -> str:
+    """Pick an option as a user does (sets it, fires change); returns the filter's status line."""
+    pick = (f"s.value={json.dumps(value)};" if value is not None else
+            f"s.value=Array.from(s.options).find(o => o.textContent === {json.dumps(text)}).value;")
+    return page.evaluate(f"(function(){{var s=document.getElementById('{select_id}');{pick}"
+                         "s.dispatchEvent(new Event('change'));"
+                         "return document.getElementById('filterstatus').textContent;})()")
+
+
+def shown(page, selector: str, attribute: str) -> list[str]:
+    """`attribute` of the elements matching `selector` that are displayed."""
+    return page.evaluate(f"Array.from(document.querySelectorAll({json.dumps(selector)}))"
+                         f".filter(e => e.getClientRects().length > 0).map(e => e.getAttribute('{attribute}'))")
+
+
+def expected(insights: dict, keep) -> dict:
+    """What the page must show for the cards `keep` selects, computed here from the insights document."""
+    cards = [c for c in insights["cards"] if keep(c)]
+    live = [c for c in cards if c["status"] != "rejected"]
+    kept_ids = {c["card_id"] for c in cards}
+    themes = Counter(c["theme_id"] for c in live if c["theme_id"])
+    return {
+        "total": len(insights["cards"]), "cards": len(cards), "status": Counter(c["status"] for c in cards),
+        "themes": themes,
+        "subthemes": Counter(c["subtheme_id"] for c in live if c["subtheme_id"]),
+        "categories": Counter(c["category_id"] for c in live if c["category_id"]),
+        "quotes": sorted(q["card_id"] for t in insights["themes"] if themes[t["theme_id"]]
+                         for q in t["quotes"] if q["card_id"] in kept_ids),
+    }
+
+
+def check_page_follows(page, want: dict) -> None:
+    counts = lambda scope: {e["id"]: int(e["n"]) for e in page.evaluate(  # noqa: E731
+        f"Array.from(document.querySelectorAll('[data-n=\"{scope}\"]:not([data-ws])'))"
+        ".filter(e => e.getClientRects().length > 0).map(e => ({id: e.dataset.id, n: e.textContent}))")}
+    assert counts("all") == {"": want["cards"]}
+    assert counts("status") == {s: want["status"][s] for s in ("assigned", "outlier", "rejected")}
+    # Themes (in their category, in the breadth table) and sub-themes: shown exactly when they keep cards.
+    assert sorted(shown(page, "article.theme", "data-id")) == sorted(want["themes"])
+    assert sorted(shown(page, "table.breadth-table tr[data-scope]", "data-id")) == sorted(want["themes"])
+    assert sorted(shown(page, "li[data-scope=sub]", "data-id")) == sorted(want["subthemes"])
+    assert counts("theme") == dict(want["themes"]) and counts("sub") == dict(want["subthemes"])
+    assert counts("cat") == {k: v for k, v in want["categories"].items() if k != "emergent"}
+    quotes = page.evaluate("Array.from(document.querySelectorAll('article.theme blockquote'))"
+                           ".filter(e => e.getClientRects().length > 0).map(e => e.querySelector('footer')"
+                           ".textContent.split(' · ')[0])")
+    assert sorted(quotes) == want["quotes"]
+    assert page.evaluate("document.getElementById('kortteller').textContent") == (
+        f"Viser {want['cards']} av {want['total']} kort")
+
+
+def test_the_filter_recounts_what_the_report_stage_counted(demo_page):
+    """Unfiltered, every number the script computes from the card rows is the one the report stage wrote."""
+    _, html, page = demo_page
+    assert page.evaluate("Array.from(document.querySelectorAll('[data-n]')).map(e => e.textContent)") == \
+        COUNT_SPAN.findall(html)
+
+
+def test_choosing_a_workshop_then_a_group_filters_counts_themes_and_quotes(demo_page):
+    insights, _, page = demo_page
+    total = len(insights["cards"])
+    by_pair = Counter((c["workshop_id"], c["group_id"]) for c in insights["cards"] if c["group_id"])
+    (workshop, group), _ = min(by_pair.items(), key=lambda item: (-item[1], item[0]))  # the largest group
+
+    status = choose(page, "filter-verksted", value=workshop)
+    want = expected(insights, lambda c: c["workshop_id"] == workshop)
+    assert status.startswith(f"Utvalg: {workshop} – {want['cards']} av {total} kort.")
+    check_page_follows(page, want)
+    assert set(shown(page, "#kart circle.pt", "data-workshop")) == {workshop}
+    # Only this workshop's groups can be chosen now, all of them.
+    choosable = "Array.from(document.querySelectorAll('#filter-gruppe option[data-workshop]')).filter(o => !o.hidden)"
+    assert page.evaluate(f"{choosable}.map(o => o.getAttribute('data-workshop'))") == [workshop] * len(
+        {c["group_id"] for c in insights["cards"] if c["workshop_id"] == workshop})
+
+    status = choose(page, "filter-gruppe", text=f"{workshop} · {group}")
+    want = expected(insights, lambda c: (c["workshop_id"], c["group_id"]) == (workshop, group))
+    assert status.startswith(f"Utvalg: {workshop} · {group} – {want['cards']} av {total} kort.")
+    assert page.evaluate(f"{choosable}.length") > 1  # the workshop's other groups stay choosable
+    check_page_follows(page, want)
+    assert 0 < len(want["themes"]) < len(insights["themes"])  # some themes hidden, some kept
+    assert set(shown(page, "blockquote", "data-group")) == {group}
+    assert set(shown(page, "#kart circle.pt", "data-group")) == {group}
+    # A theme whose quotes all come from elsewhere says so.
+    silent = [t["theme_id"] for t in insights["themes"] if want["themes"][t["theme_id"]] and t["quotes"]
+              and not any(q["card_id"] in want["quotes"] for q in t["quotes"])]
+    assert sorted(shown(page, "article.theme:has(.no-quotes:not([hidden]))", "data-id")) == sorted(silent)
+
+    # The text search narrows the filtered table further; "Vis alt" brings everything back.
+    page.evaluate("(function(){var i=document.getElementById('kortsok');i.value='zzz-ingen-treff';"
+                  "i.dispatchEvent(new Event('input'));})()")
+    assert page.evaluate("document.getElementById('kortteller').textContent") == f"Viser 0 av {total} kort"
+    page.evaluate("(function(){var i=document.getElementById('kortsok');i.value='';"
+                  "i.dispatchEvent(new Event('input'));document.getElementById('filter-nullstill').click();})()")
+    check_page_follows(page, expected(insights, lambda c: True))
+    assert page.evaluate("document.getElementById('filterstatus').textContent") == (
+        f"Alle verksteder og grupper: {total} kort.")
+    assert page.external_requests() == []
+
+
+def test_choosing_a_group_alone_chooses_its_workshop(demo_page):
+    insights, _, page = demo_page
+    workshops = [w["workshop_id"] for w in insights["workshops"]]
+    first, last = workshops[0], workshops[-1]
+    choose(page, "filter-verksted", value="")
+    choose(page, "filter-gruppe", text=f"{last} · uten gruppe")
+    assert page.evaluate("document.getElementById('filter-verksted').value") == last
+    check_page_follows(page, expected(insights, lambda c: c["workshop_id"] == last and c["group_id"] is None))
+    choose(page, "filter-verksted", value=first)  # another workshop lets the group go
+    assert page.evaluate("document.getElementById('filter-gruppe').value") == ""
+    check_page_follows(page, expected(insights, lambda c: c["workshop_id"] == first))
+    page.evaluate("document.getElementById('filter-nullstill').click()")

@@ -414,7 +414,7 @@ def test_html_structure(insights):
                     "Stemmer", "Alle kort"]:
         assert f">{heading}</h2>" in page
     assert '<input id="kortsok"' in page
-    assert page.count("<tr><td>c") == 9  # one table row per card
+    assert len(re.findall(r'<tr data-workshop="[^"]*" data-group="[^"]*" data-status=', page)) == 9  # one row per card
 
 
 def test_html_escapes_card_text(insights):
@@ -531,7 +531,8 @@ def test_html_without_positions_says_so(insights):
 def test_html_counts_and_workshops(insights):
     page = render_html(insights)
     for label, n in [("kort", 9), ("tildelt", 6), ("uteliggere", 1), ("avvist", 2)]:
-        assert f'<span class="n">{n}</span>{label}' in page
+        assert re.search(rf'<span class="n"><span data-n="[a-z]+" data-id="[a-z]*">{n}</span></span>{label}', page)
+    assert '<span class="n">8</span>stemmer' in page  # votes are not recounted by the filter
     assert "W1" in page and "W2" in page
     assert "duplikat av c5" in page
     assert "Taksonomitemaer uten kort: Endringskultur" in page
@@ -615,5 +616,78 @@ def test_cards_outside_every_theme_are_reported_as_other_input(insights):
     page, markdown = render_html(insights), render_markdown(insights)
     section = page[page.index('<section id="annet-innspill">'):]
     section = section[:section.index("</section>")]
-    assert f"· {len(outside)} kort" in section and all(c["card_id"] in section for c in outside)
+    assert f"· {len(outside)} kort" in re.sub("<[^>]+>", "", section) and all(c["card_id"] in section for c in outside)
     assert f"## Annet innspill ({len(outside)} kort)" in markdown
+
+
+# --------------------------------------------------------------------------- workshop/group filter
+
+
+class _Attributes(HTMLParser):
+    """(tag, attributes) of every element that carries data-workshop, attribute values unescaped."""
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if any(name == "data-workshop" for name, _ in attrs):
+            self.found.append((tag, dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+
+HOSTILE_WORKSHOP = 'W1" onmouseover="alert(1)'
+HOSTILE_GROUP = "<script>alert(2)</script>&"
+
+
+def test_html_filter_attributes_carry_hostile_workshop_and_group_names_escaped(insights):
+    for card in insights["cards"]:
+        if card["workshop_id"] == "W1":
+            card["workshop_id"], card["group_id"] = HOSTILE_WORKSHOP, HOSTILE_GROUP
+    for theme in insights["themes"]:
+        for quote in theme["quotes"]:
+            quote["workshop_id"] = HOSTILE_WORKSHOP if quote["workshop_id"] == "W1" else quote["workshop_id"]
+    insights["workshops"][0]["workshop_id"] = HOSTILE_WORKSHOP
+    page = render_html(insights)
+    assert 'onmouseover="alert' not in page and "<script>alert" not in page
+    assert 'data-workshop="W1&quot; onmouseover=&quot;alert(1)"' in page
+    assert 'data-group="&lt;script&gt;alert(2)&lt;/script&gt;&amp;"' in page
+    parser = _Attributes()
+    parser.feed(page)
+    by_tag: dict[str, list[dict]] = {}
+    for tag, attrs in parser.found:
+        by_tag.setdefault(tag, []).append(attrs)
+    # One row per card, with what the filter counts by; a card without a group has data-group="".
+    rows = [a for a in by_tag["tr"] if "data-status" in a]
+    assert [(a["data-workshop"], a["data-group"], a["data-status"], a["data-theme"]) for a in rows] == [
+        (c["workshop_id"], c["group_id"] or "", c["status"], c["theme_id"] or "") for c in insights["cards"]]
+    # Every quote, its group looked up from its card.
+    groups = {c["card_id"]: c["group_id"] or "" for c in insights["cards"]}
+    quotes = [q for t in insights["themes"] for q in t["quotes"]]
+    assert sorted((a["data-workshop"], a["data-group"]) for a in by_tag["blockquote"]) == sorted(
+        (q["workshop_id"], groups[q["card_id"]]) for q in quotes)
+    # The group chooser: one option per (workshop, group), the hostile names as data and as text.
+    options = [(a["data-workshop"], a["data-group"]) for a in by_tag["option"]]
+    assert (HOSTILE_WORKSHOP, HOSTILE_GROUP) in options and ("W2", "") in options and ("W2", "g1") in options
+    assert f"W1&quot; onmouseover=&quot;alert(1) · &lt;script&gt;alert(2)&lt;/script&gt;&amp;</option>" in page
+    assert "W2 · uten gruppe</option>" in page
+    # Map points and other input filter too.
+    assert len(by_tag["circle"]) == sum(1 for c in insights["cards"] if c["position"] is not None)
+    assert by_tag["li"] == [{"data-workshop": "W2", "data-group": "g1"}]  # the one outlier, c7
+
+
+def test_html_filter_counts_name_their_scope(insights):
+    page = render_html(insights)
+    assert '<section id="filter"' in page and '<select id="filter-verksted">' in page
+    counts = re.findall(r'<span data-n="(\w+)" data-id="([^"]*)"(?: data-ws="([^"]*)")?>(\d+)</span>', page)
+    theme_sizes = {t["theme_id"]: str(t["size"]) for t in insights["themes"]}
+    for scope, ident, workshop, n in counts:
+        if scope == "theme" and not workshop:
+            assert n == theme_sizes[ident]
+        if scope == "cat" and workshop:
+            category = next(c for c in insights["categories"] if c["category_id"] == ident)
+            assert n == str(category["per_workshop"][workshop])
+    assert ("all", "", "", "9") in counts and ("status", "outlier", "", "1") in counts
+    assert {a for a in re.findall(r'data-scope="(\w+)" data-id="([^"]*)"', page)} >= {
+        ("theme", "t1"), ("theme", "t2"), ("theme", "t3"), ("cat", "kultur"), ("cat", "samhandling")}
