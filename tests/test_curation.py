@@ -134,6 +134,8 @@ def test_decisions_hold_when_a_workshop_is_added(tmp_path):
             (12, "rename"), (13, "merge"), (14, "split"), (15, "move"), (16, "pin"), (17, "exclude")]
         assert curated[1]["detail"] == f"merged {MULTI_YEAR} into {BUDGET}" and curated[1]["cards"] >= 3
     assert insights["changes"]["since_previous_run"] and insights["changes"]["counts"]["retired"] == 0
+    for name in ("report.md", "report.html"):  # the report's changes section says what the rules did
+        assert f"linje 13, merge: merged {MULTI_YEAR} into {BUDGET}" in (out / "report" / name).read_text("utf-8")
     assert "sun-04" in users  # "Brukerne bør være med og teste nye tjenester": the keyword rule took it
 
     # An obsolete rule (a theme id not in the run, a card not in the run) stops the map stage, naming its line.
