@@ -365,8 +365,8 @@ def _add_rule(path: Path, kind: str, **fields) -> None:
 
 @themes_app.command("rename")
 @guarded
-def themes_rename(theme: str = typer.Argument(..., help="Theme id."), label: str = typer.Argument(..., help="New label."),
-                  curation: Path = CurationFileOption) -> None:
+def themes_rename(theme: str = typer.Argument(..., help="Theme id."),
+                  label: str = typer.Argument(..., help="New label."), curation: Path = CurationFileOption) -> None:
     """Give a theme (a topic, a taxonomy theme or an emergent group) the label you choose."""
     _add_rule(curation, "rename", theme=theme, label=label)
 

@@ -148,10 +148,14 @@ def load_curation(path: Path | None) -> Curation:
 
 def append_rule(path: Path, kind: str, **fields) -> Rule:
     """Add one rule at the end of the file (created when absent), keeping its text and comments."""
-    rule = Rule.model_validate({kind: {k: v for k, v in fields.items() if v is not None}})
+    try:
+        rule = Rule.model_validate({kind: {k: v for k, v in fields.items() if v is not None}})
+    except ValidationError as exc:
+        raise CurationError(f"{kind}: {exc.errors()[0]['msg']}") from exc
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    load_curation(path) if text else None  # refuse to append to a broken file
+    if text:
+        load_curation(path)  # refuse to append to a broken file
     if "rules:" not in text:
         text += ("" if not text or text.endswith("\n") else "\n") + "rules:\n"
     text = text.replace("rules: []", "rules:")

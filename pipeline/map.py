@@ -406,8 +406,8 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
         changes = read_table(cluster_dir / "changes.parquet", THEME_CHANGES)
         gone = {c.theme_id: (f"merged into {c.merged_into}" if c.change == "merged" else c.change)
                 for c in changes.itertuples(index=False) if c.change in ("merged", "retired")}
-        topics, card_map, outcome = apply_rules(curation, topics, card_map, dict(zip(cards["card_id"], cards["text_norm"])),
-                                                taxonomy, gone)
+        texts = dict(zip(cards["card_id"], cards["text_norm"]))
+        topics, card_map, outcome = apply_rules(curation, topics, card_map, texts, taxonomy, gone)
         themes, card_map = settle(outcome, theme_votes(topics, card_map), card_map, taxonomy)
         keep = frozenset(outcome.keep)
     themes, card_map = build_hierarchy(card_map, themes, taxonomy, card_vectors(card_map, embeddings),

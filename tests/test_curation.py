@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app, run_all
 from pipeline.curation import CurationError, append_rule, apply_rules, load_curation, settle
 from pipeline.params import load_params
-from pipeline.records import CARD_MAP, CLUSTER_TOPICS, STATUS_REJECTED
+from pipeline.records import CARD_MAP, STATUS_REJECTED
 from pipeline.report_render import validate_insights
 from pipeline.taxonomy import EMERGENT, load_taxonomy
 
@@ -42,6 +42,9 @@ def test_appending_keeps_comments_and_reads_back(tmp_path):
     assert path.read_text(encoding="utf-8").startswith("# Analyst decisions")
     assert "testkort æøå" in path.read_text(encoding="utf-8")
     assert curation.lines[1] == curation.lines[0] + 1
+    with pytest.raises(CurationError, match="split: .*exactly one of 'cards' and 'keyword'"):
+        append_rule(path, "split", theme="t", new_id="n", label="N", cards=["c-1"], keyword="x")
+    assert len(load_curation(path).rules) == 2
 
 
 def test_emergent_and_pin_place_the_theme_and_its_cards(tmp_path):
