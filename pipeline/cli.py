@@ -28,7 +28,8 @@ EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsE
                    "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
                    "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
                    "pipeline.api": "RunError", "pipeline.export": "ExportError",
-                   "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError"}
+                   "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError",
+                   "pipeline.curation": "CurationError"}
 
 
 _LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
@@ -102,6 +103,9 @@ TaxonomyOption = typer.Option(Path("configs/taxonomy.yaml"), "--taxonomy", show_
 CodebookOption = typer.Option(Path("configs/codebook.yaml"), "--codebook", show_default=False,
                               help=f"Cue words and paraphrases per theme {_CONFIG_HELP.format('codebook.yaml')}.")
 LabelsOption = typer.Option(None, "--labels", help="Analyst labels (card_id, theme_id) used as few-shot examples.")
+CurationOption = typer.Option(Path("configs/curation.yaml"), "--curation", show_default=False,
+                              help="Analyst decisions on themes and cards, applied on every run "
+                                   f"{_CONFIG_HELP.format('curation.yaml')}.")
 
 
 class _LineFormatter(logging.Formatter):
@@ -233,15 +237,16 @@ def map_command(
     taxonomy: Path = TaxonomyOption,
     codebook: Path = CodebookOption,
     labels: Optional[Path] = LabelsOption,
+    curation: Path = CurationOption,
     out: Path = OutOption,
     cache_dir: Path = CacheOption,
     params: Path = ParamsOption,
 ) -> None:
-    """Map every theme and card onto the taxonomy, or flag it as emergent."""
+    """Map every theme and card onto the taxonomy, or flag it as emergent; then apply the curation rules."""
     _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
                   taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
                   codebook_path=config_path(codebook, "codebook.yaml"), labels_path=labels, cache_dir=cache_dir,
-                  out_dir=out, params=_params(params))
+                  out_dir=out, params=_params(params), curation_path=config_path(curation, "curation.yaml"))
 
 
 @app.command()
@@ -298,7 +303,7 @@ def report(
 
 def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, cache_dir: Path,
             codebook: Path = Path("configs/codebook.yaml"), labels: Path | None = None,
-            registry: Path | None = None) -> dict:
+            registry: Path | None = None, curation: Path | None = None) -> dict:
     """Every stage in one process, with the same functions the DVC stages call.
 
     The theme registry defaults to `out/models/themes.json`: rerunning into the same folder keeps theme ids.
@@ -317,7 +322,7 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
                       embedder=_stage("cluster").make_embedder(backend))
     _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
-                  params=params)
+                  params=params, curation_path=curation)
     return _stage("report").run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
                             cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
 
@@ -331,6 +336,7 @@ def run_command(
     taxonomy: Path = TaxonomyOption,
     codebook: Path = CodebookOption,
     labels: Optional[Path] = LabelsOption,
+    curation: Path = CurationOption,
     cache_dir: Path = CacheOption,
     registry: Optional[Path] = typer.Option(
         None, "--registry",
@@ -340,7 +346,8 @@ def run_command(
     """Run all stages in one process on any files or folders (no DVC needed)."""
     insights = run_all(inputs=_inputs(ctx, input), out=out, params=_params(params),
                        taxonomy=config_path(taxonomy, "taxonomy.yaml"), cache_dir=cache_dir,
-                       codebook=config_path(codebook, "codebook.yaml"), labels=labels, registry=registry)
+                       codebook=config_path(codebook, "codebook.yaml"), labels=labels, registry=registry,
+                       curation=config_path(curation, "curation.yaml"))
     counts = insights["run"]["counts"]
     logging.info("run: %d cards: %d assigned, %d outliers, %d rejected; %d themes; report at %s",
                  counts["cards"], counts["assigned"], counts["outlier"], counts["rejected"],
@@ -358,6 +365,83 @@ def export_command(
     """Write cards.xlsx, cards.csv (UTF-8 with BOM), a REFI-QDA project (.qdpx) and codebook (.qdc)."""
     written = _stage("export").run(run_dir=run_dir, out_dir=out or run_dir / "export")
     logging.info("export: %s", ", ".join(str(path) for path in written))
+
+
+# --- innsikt themes ...: write analyst decisions to the curation file -------------------------------
+
+themes_app = typer.Typer(help="Curate themes: each command adds one rule to the curation file, applied on "
+                              "every run by the map stage (see README, 'Your decisions').", no_args_is_help=True)
+app.add_typer(themes_app, name="themes")
+CurationFileOption = typer.Option(Path("configs/curation.yaml"), "--curation", help="The curation file to add to.")
+
+
+def _add_rule(path: Path, kind: str, **fields) -> None:
+    rule = _stage("curation").append_rule(path, kind, **fields)
+    logging.info("themes: added to %s: %s %s", path, kind, rule.body.model_dump(exclude_defaults=True))
+
+
+@themes_app.command("rename")
+@guarded
+def themes_rename(theme: str = typer.Argument(..., help="Theme id."),
+                  label: str = typer.Argument(..., help="New label."), curation: Path = CurationFileOption) -> None:
+    """Give a theme (a topic, a taxonomy theme or an emergent group) the label you choose."""
+    _add_rule(curation, "rename", theme=theme, label=label)
+
+
+@themes_app.command("merge")
+@guarded
+def themes_merge(themes: list[str] = typer.Argument(..., help="Theme ids to merge away."),
+                 into: str = typer.Option(..., "--into", help="The theme that takes their cards."),
+                 curation: Path = CurationFileOption) -> None:
+    """Merge themes into one: their cards join it."""
+    _add_rule(curation, "merge", themes=list(themes), into=into)
+
+
+@themes_app.command("split")
+@guarded
+def themes_split(theme: str = typer.Argument(..., help="Theme id to split."),
+                 new_id: str = typer.Option(..., "--new-id", help="Id of the new theme (stable: rules may name it)."),
+                 label: str = typer.Option(..., "--label", help="Label of the new theme."),
+                 cards: Optional[list[str]] = typer.Option(None, "--card", help="A card to take along (repeat)."),
+                 keyword: Optional[str] = typer.Option(None, "--keyword", help="Take along the cards saying this."),
+                 curation: Path = CurationFileOption) -> None:
+    """Split cards off a theme into a new theme, by card ids or by a keyword."""
+    _add_rule(curation, "split", theme=theme, new_id=new_id, label=label, cards=list(cards) if cards else None,
+              keyword=keyword)
+
+
+@themes_app.command("move")
+@guarded
+def themes_move(card: str = typer.Argument(..., help="Card id."),
+                to: str = typer.Argument(..., help="A theme id or a taxonomy theme id."),
+                curation: Path = CurationFileOption) -> None:
+    """Move a card to another theme."""
+    _add_rule(curation, "move", card=card, to=to)
+
+
+@themes_app.command("pin")
+@guarded
+def themes_pin(theme: str = typer.Argument(..., help="Theme id."),
+               taxonomy_theme: str = typer.Argument(..., help="Taxonomy theme id."),
+               curation: Path = CurationFileOption) -> None:
+    """Pin a theme (and its cards) under a taxonomy theme."""
+    _add_rule(curation, "pin", theme=theme, taxonomy_theme=taxonomy_theme)
+
+
+@themes_app.command("emergent")
+@guarded
+def themes_emergent(theme: str = typer.Argument(..., help="Theme id."), curation: Path = CurationFileOption) -> None:
+    """Mark a theme (and its cards) as emergent: outside the taxonomy."""
+    _add_rule(curation, "emergent", theme=theme)
+
+
+@themes_app.command("exclude")
+@guarded
+def themes_exclude(card: str = typer.Argument(..., help="Card id."),
+                   reason: str = typer.Option("analyst", "--reason", help="Why, shown in the report."),
+                   curation: Path = CurationFileOption) -> None:
+    """Exclude a card from every theme and count (shown as rejected, with the reason)."""
+    _add_rule(curation, "exclude", card=card, reason=reason)
 
 
 if __name__ == "__main__":

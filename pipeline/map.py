@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cluster import OUTLIER
+from pipeline.curation import apply_rules, load_curation, relabel, settle
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
 from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
 from pipeline.map_hierarchy import build_hierarchy
@@ -29,12 +30,14 @@ from pipeline.records import (
     CARD_MAP,
     CLUSTER_ASSIGNMENTS,
     CLUSTER_TOPICS,
+    CURATION,
     EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
     STATUS_OK,
     STATUS_OUTLIER,
     STATUS_REJECTED,
+    THEME_CHANGES,
     THEMES,
     embedding_matrix,
     read_table,
@@ -336,26 +339,46 @@ def embed_prototypes(texts: list[tuple[str, str]], backend, cache_dir: Path) -> 
 
 
 def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_path: Path, codebook_path: Path,
-        cache_dir: Path, out_dir: Path, params: Params, labels_path: Path | None = None):
+        cache_dir: Path, out_dir: Path, params: Params, labels_path: Path | None = None,
+        curation_path: Path | None = None):
+    """Write themes.parquet, cards.parquet and curation.parquet (what each curation rule did)."""
     cards = read_table(cards_path, NORMALISED)
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
+    curation = load_curation(curation_path)  # before the slow part: a broken file fails at once
     backend = make_backend(params.embed.backend)
     embeddings = read_table(embeddings_path, EMBEDDINGS)
+    topics = read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)
     themes, card_map = map_to_taxonomy(
         cards,
         embeddings,
         read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS),
-        read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS),
+        topics,
         embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir),
         taxonomy,
         codebook,
         params.map,
         load_labels(labels_path, taxonomy) if labels_path else None,
     )
+    keep: frozenset[str] = frozenset()
+    outcome = None
+    if curation.rules:
+        changes = read_table(cluster_dir / "changes.parquet", THEME_CHANGES)
+        gone = {c.theme_id: (f"merged into {c.merged_into}" if c.change == "merged" else c.change)
+                for c in changes.itertuples(index=False) if c.change in ("merged", "retired")}
+        texts = dict(zip(cards["card_id"], cards["text_norm"]))
+        topics, card_map, outcome = apply_rules(curation, topics, card_map, texts, taxonomy, gone)
+        themes, card_map = settle(outcome, theme_votes(topics, card_map), card_map, taxonomy)
+        keep = frozenset(outcome.keep)
     themes, card_map = build_hierarchy(card_map, themes, taxonomy, card_vectors(card_map, embeddings),
                                        params.map.theme_min_confidence, params.map.emergent_group_distance,
-                                       params.map.min_subtheme_cards)
+                                       params.map.min_subtheme_cards, keep)
+    log_rows = []
+    if outcome is not None:
+        themes = relabel(curation, outcome, themes)
+        log_rows = outcome.log
+        log.info("map: %d curation rule(s) applied from %s", len(log_rows), curation.path)
     write_table(themes, THEMES, out_dir / "themes.parquet")
     write_table(card_map, CARD_MAP, out_dir / "cards.parquet")
+    write_table(pd.DataFrame(log_rows, columns=CURATION.names), CURATION, out_dir / "curation.parquet")
     return themes, card_map

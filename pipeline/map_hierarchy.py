@@ -26,14 +26,15 @@ GROUP_PREFIX = "group-"
 
 
 def build_hierarchy(card_map: pd.DataFrame, homes: pd.DataFrame, taxonomy: Taxonomy, vectors: np.ndarray,
-                    min_confidence: float, group_distance: float, min_cards: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    min_confidence: float, group_distance: float, min_cards: int,
+                    keep: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(themes, card map) of the hierarchy.
 
     `card_map`: one row per card with its own placement (category, taxonomy theme, confidence) and
     its topic in `theme_id` (None for a cluster outlier); `homes`: one row per topic with the
     placement its cards vote for (`theme_votes`); `vectors`: the cards' unit vectors, in
     `card_map` order (rows of rejected cards are ignored). A topic holding fewer than `min_cards`
-    cards in its home is no theme of its own. Emergent topics whose centroids are
+    cards in its home is no theme of its own, unless an analyst curated it (`keep`). Emergent topics whose centroids are
     closer than `group_distance` (cosine, average linkage) form one emergent theme with the topics
     as its sub-themes. In the result a card's `theme_id` is its top-level theme (a taxonomy theme,
     an emergent theme or topic), `subtheme_id` its topic when that is a sub-theme of it; themes
@@ -63,7 +64,7 @@ def build_hierarchy(card_map: pd.DataFrame, homes: pd.DataFrame, taxonomy: Taxon
     for topic in homes["theme_id"]:
         holder = sub if (sub == topic).any() else top
         members = holder == topic
-        if 0 < members.sum() < min_cards:
+        if 0 < members.sum() < min_cards and topic not in keep:
             if holder is sub:
                 sub[members] = None
                 top[members & (confidence < min_confidence)] = None

@@ -116,6 +116,16 @@ CARD_MAP = pa.schema(
         ("subtheme_id", pa.string()),  # the sub-theme within `theme_id`, if any
     ]
 )
+# map -> report: what each rule of configs/curation.yaml did (pipeline/curation.py)
+CURATION = pa.schema(
+    [
+        ("line", pa.int64()),  # the rule's line in the curation file
+        ("rule", pa.string()),  # rename | merge | split | move | pin | emergent | exclude
+        ("target", pa.string()),  # the theme or card id the rule is about
+        ("detail", pa.string()),
+        ("cards", pa.int64()),  # cards the rule placed, moved or excluded
+    ]
+)
 
 
 # Stage outputs with one row per card: a card id twice means a stage lost count (conservation).

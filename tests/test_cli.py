@@ -109,7 +109,7 @@ def test_packaged_default_configs_are_the_repository_configs():
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    for name in ("params.yaml", "taxonomy.yaml", "codebook.yaml"):
+    for name in ("params.yaml", "taxonomy.yaml", "codebook.yaml", "curation.yaml"):
         assert (repo / "pipeline" / "defaults" / name).read_bytes() == (repo / "configs" / name).read_bytes(), (
             f"pipeline/defaults/{name} differs from configs/{name}: cp configs/{name} pipeline/defaults/{name}")
 

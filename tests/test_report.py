@@ -18,6 +18,7 @@ from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
     CLUSTER_TOPICS,
+    CURATION,
     EMBEDDINGS,
     NORMALISED,
     THEME_CHANGES,
@@ -391,6 +392,7 @@ def test_a_first_run_has_only_new_themes_and_says_so():
         "counts": {"new": 1, "grown": 0, "shrunk": 0, "unchanged": 0, "merged": 0, "retired": 0},
         "themes": [{"theme_id": "t1", "label": "budsjett, ettårig", "change": "new", "size_before": 0,
                     "size_after": 3, "merged_into": None, "split_from": []}],
+        "curation": [],
     }
     assert insights["themes"][0]["change"] == "new"
     validate_insights(insights)
@@ -469,6 +471,7 @@ def write_stage_outputs(root: Path, changes: pd.DataFrame) -> dict:
     write_table(changes, THEME_CHANGES, root / "cluster" / "changes.parquet")
     write_table(card_map, CARD_MAP, root / "map" / "cards.parquet")
     write_table(themes, THEMES, root / "map" / "themes.parquet")
+    write_table(pd.DataFrame(columns=CURATION.names), CURATION, root / "map" / "curation.parquet")
     write_table(themes[CLUSTER_TOPICS.names], CLUSTER_TOPICS, root / "cluster" / "topics.parquet")
     return dict(ingest_dir=root / "ingest", cards_path=root / "cards.parquet",
                 embeddings_path=root / "embeddings.parquet", cluster_dir=root / "cluster", map_dir=root / "map",

@@ -52,6 +52,7 @@ def _first_run(insights: dict) -> None:
         "since_previous_run": False,
         "counts": {"new": 3, "grown": 0, "shrunk": 0, "unchanged": 0, "merged": 0, "retired": 0},
         "themes": [_change(t["theme_id"], t["label"], "new", 0, t["size"]) for t in insights["themes"]],
+        "curation": [],
     }
     for theme in insights["themes"]:
         theme["change"] = "new"
@@ -61,7 +62,7 @@ def _first_run(insights: dict) -> None:
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.6.0",
+        "schema_version": "0.7.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -159,6 +160,8 @@ def insights() -> dict:
                 _change("t0", "Tillit i ledelsen", "merged", 2, 0, merged_into="t1"),
                 _change("t8", f"Kaffe {XSS}", "retired", 3, 0),
             ],
+            "curation": [{"line": 12, "rule": "rename", "target": "t1", "detail": f"renamed to 'Tillit {XSS}'",
+                          "cards": 3}],
         },
         "votes": [
             {"taxonomy_theme_id": "ledelse-eller-medarbeider", "category_id": "kultur", "groups": 8,
@@ -200,7 +203,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.6.0.json")
+    assert schema["$id"].endswith("insights-0.7.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
@@ -691,3 +694,11 @@ def test_html_filter_counts_name_their_scope(insights):
     assert ("all", "", "", "9") in counts and ("status", "outlier", "", "1") in counts
     assert {a for a in re.findall(r'data-scope="(\w+)" data-id="([^"]*)"', page)} >= {
         ("theme", "t1"), ("theme", "t2"), ("theme", "t3"), ("cat", "kultur"), ("cat", "samhandling")}
+
+
+def test_the_changes_section_lists_the_curation_rules_applied(insights):
+    validate_insights(insights)
+    assert "linje 12, rename: renamed to 'Tillit" in render_markdown(insights)
+    assert '<ul class="curation"><li>linje 12, rename: renamed to &#x27;Tillit' in render_html(insights)
+    insights["changes"]["curation"] = []
+    assert "Analytikerens beslutninger" not in render_markdown(insights)
