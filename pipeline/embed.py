@@ -73,7 +73,7 @@ class E5SmallQ4:
         path = path / TUNED_MODEL_FILE if path.is_dir() else path
         if not path.is_file():
             raise FileNotFoundError(f"embed.backend='e5-small-q4:{self.model}': no model file {path} "
-                                    f"(run the tune stage first: `dvc repro tune` or `innsikt tune`)")
+                                    f"(set tune.enabled: true and run the tune stage: `dvc repro tune` or `innsikt tune`)")
         return path
 
     @property

@@ -190,6 +190,9 @@ class MapParams(Strict):
 
 
 class TuneParams(Strict):
+    enabled: bool = Field(
+        False, description="Fine-tune the encoder. Off by default: on the devset tuning has not beaten the frozen "
+                           "encoder yet, so the stage only records that it is off (and costs nothing).")
     seed: int = Field(42, description="Seeds the pair draws, dropout and the optimiser.")
     steps: int = Field(100, ge=1, le=100_000, description="Optimiser steps (one batch of pairs each).")
     batch_size: int = Field(16, ge=2, le=512, description="Pairs per step, each from a different theme.")

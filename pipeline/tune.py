@@ -261,6 +261,12 @@ def run(*, taxonomy_path: Path, codebook_path: Path, out_dir: Path, cache_dir: P
         labels_path: Path | None = None, cards_path: Path | None = None) -> dict:
     if (labels_path is None) != (cards_path is None):
         raise TuneError("tune: --labels needs --cards (the normalised cards the labels refer to), and the other way round")
+    if not params.enabled:
+        # The stage stays in the pipeline (embed depends on its output) but costs nothing while off.
+        metrics = {"enabled": False, "model": None, "params": params.model_dump(mode="json")}
+        write_json(metrics, Path(out_dir) / "metrics.json")
+        log.info("tune: off (tune.enabled: false); embed uses the bundled encoder unless embed.backend names a model")
+        return metrics
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
     labelled = labelled_texts(labels_path, cards_path, taxonomy) if labels_path else None

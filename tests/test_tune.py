@@ -78,3 +78,13 @@ def test_tuned_backend_names_a_missing_model(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="embed.backend='e5-small-q4:"):
         make_backend(f"e5-small-q4:{tmp_path}").model_id
+
+
+def test_the_stage_is_off_by_default_and_then_writes_only_its_metrics(tmp_path):
+    from pipeline.params import TuneParams
+    from pipeline.tune import run
+
+    metrics = run(taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
+                  out_dir=tmp_path / "encoder", cache_dir=tmp_path / "cache", params=TuneParams())
+    assert metrics["enabled"] is False and metrics["model"] is None
+    assert sorted(p.name for p in (tmp_path / "encoder").iterdir()) == ["metrics.json"]
