@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spacy.lang.nb.stop_words import STOP_WORDS
 
-from pipeline.norwegian import CONTENT_WORDS, LIGHT_VERBS, readings
+from pipeline.norwegian import CONTENT_WORDS, LIGHT_VERBS, compound_reading, readings
 
 RULES = """A name is readable when:
   1. it is a taxonomy theme's official name (the taxonomy names it), or
@@ -25,9 +25,11 @@ RULES = """A name is readable when:
   3. no word is a function word: a spaCy nb stop word (less the content words of
      pipeline.norwegian.CONTENT_WORDS), a form the bokmål lexicon knows only as an adverb, or a
      form of a light verb (gjøre, burde, ...), and
-  4. every word is in the bokmål full-form lexicon (spacy-lookups-data) or is written in at least
-     two of the theme's cards (its own wording: nynorsk, new compounds); a word neither knows is
-     a stray name or a misreading, and
+  4. every word is in the bokmål full-form lexicon (spacy-lookups-data), is a compound whose
+     last part is a noun of that lexicon and whose first part is a word of it
+     (pipeline.norwegian.compound_reading: "brukerreise", "utlendingslov"), or is written in at
+     least two of the theme's cards (its own wording: nynorsk); a word none of these knows is a
+     stray name, an abbreviation or a misreading, and
   5. no word is repeated."""
 _WORDS = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
@@ -46,7 +48,7 @@ def problems(label: str, official: bool, texts: list[str]) -> list[str]:
         if (word in STOP_WORDS and word not in CONTENT_WORDS) or (read and all(c == "adv" for c, _ in read)) or any(
                 c == "verb" and lemma in LIGHT_VERBS for c, lemma in read):
             found.append(f"function word {word!r}")
-        elif not read and sum(word in text.lower() for text in texts) < 2:
+        elif not read and compound_reading(word) is None and sum(word in text.lower() for text in texts) < 2:
             found.append(f"unknown word {word!r}")
     if len(set(content)) < len(content):
         found.append("repeated word")

@@ -29,6 +29,7 @@ _TOKENS = re.compile(r"[^\W\d_]{2,}|[^\w\s]|\d+")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _NORWEGIAN_LETTERS = re.compile(r"[a-zæøåé]+")
 COMMON_ZIPF = 2.5  # a word the lexicon lacks is a term when this common in Norwegian text (wordfreq)
+MIN_UNKNOWN_LETTERS = 3  # shorter words the lexicon lacks are abbreviations ("mv" for "med videre")
 ENGLISH_MARGIN = 1.5  # zipf units by which an unknown word is commoner in English: not a term
 # A key phrase is an adjective before a noun. Two nouns side by side are two phrases in
 # Norwegian ("setningen kommunen"): compounds are written as one word.
@@ -101,6 +102,8 @@ class TermAnalyzer:
             return lenient  # a function word, adverb or light verb
         if not _NORWEGIAN_LETTERS.fullmatch(token) or _is_english(token):
             return lenient  # misread letters ("smä"), or an English word on a mixed card
+        if len(token) < MIN_UNKNOWN_LETTERS:
+            return lenient  # an abbreviation ("mv", "bl"), not a word a person names a theme by
         if not (token in self.attested or _is_common(token)):
             return lenient
         return Word(token, "unknown", alone=True)
@@ -204,6 +207,8 @@ def make_label(keywords: list[str], n_words: int, usage: dict[str, Usage]) -> st
             continue
         if shared and len(chosen) >= 2 and keyword in usage and usage[keyword].cards < 2:
             continue
+        if shared and keyword in usage and usage[keyword].word_class == "unknown" and usage[keyword].cards < 2:
+            continue  # a word the lexicon lacks names the theme only in the wording of two of its cards
         lemmas = keyword.split()
         if any(_overlaps(lemma, used) for lemma in lemmas):
             continue

@@ -68,3 +68,16 @@ def test_a_corpus_without_norwegian_content_words_still_gets_terms():
     analyzer = analyzer_for(docs, 2)
     assert analyzer.lenient and analyzer(docs[0]) == ["the", "with", "which"]
     assert not analyzer_for(["Budsjett"], 2).lenient
+
+
+def test_short_words_the_lexicon_lacks_are_abbreviations_not_terms():
+    docs = ["Endringer i utlendingsloven mv", "Lov om statsborgerskap mv"]
+    assert "mv" not in TermAnalyzer(attested_words(docs))(docs[0])
+
+
+def test_a_word_the_lexicon_lacks_names_a_theme_only_when_two_of_its_cards_write_it():
+    docs = ["Rovvilt og beitedyr", "Bestand av ulv og bjørn", "Ulv i bygda"]
+    analyzer = TermAnalyzer(frozenset({"rovvilt"}))  # attested elsewhere in the corpus
+    usage = usage_in(docs, analyzer)
+    assert usage["rovvilt"].word_class == "unknown" and usage["rovvilt"].cards == 1
+    assert "rovvilt" not in make_label(["rovvilt", "ulv", "bestand"], 3, usage).lower()
