@@ -33,6 +33,8 @@ CARD_COLUMNS = {
     "reason": "why a rejected card was rejected; None otherwise",
     "theme_id": "its theme; None for outliers and rejected cards",
     "theme_label": "that theme's label",
+    "subtheme_id": "its sub-theme within that theme; None when the theme has no sub-themes or none fits the card",
+    "subtheme_label": "that sub-theme's label",
     "category_id": "the card's own taxonomy category, or 'emergent'; None when rejected",
     "category_name": "that category's name",
     "taxonomy_theme_id": "the card's own taxonomy theme; None when emergent or rejected",
@@ -66,6 +68,17 @@ THEME_COLUMNS = {
     "rank": "breadth rank (1 is the broadest)",
     "relevant_for_many": "raised in at least half of the workshops, and in at least two",
     "change": "new, grown, shrunk or unchanged since the previous run",
+    "per_workshop": "dict: workshop id -> cards",
+    "quote_card_ids": "list of the quoted cards, most representative first",
+}
+
+SUBTHEME_COLUMNS = {
+    "subtheme_id": "id of the sub-theme",
+    "theme_id": "the theme it belongs to",
+    "label": "short label",
+    "keywords": "list of its most characteristic words",
+    "size": "cards in the sub-theme",
+    "voices": "cards, counting a group of duplicates once",
     "per_workshop": "dict: workshop id -> cards",
     "quote_card_ids": "list of the quoted cards, most representative first",
 }
@@ -118,6 +131,7 @@ class Run:
     insights: dict  # the whole insights.json document
     cards: pd.DataFrame  # one row per input card (rejected included), by workshop_id, card_id
     themes: pd.DataFrame  # one row per theme, in report order (category, then breadth)
+    subthemes: pd.DataFrame  # one row per sub-theme, by theme in report order
     categories: pd.DataFrame  # taxonomy categories in official order, then 'emergent' if used
     votes: pd.DataFrame  # one row per group vote
     taxonomy: pd.DataFrame  # one row per taxonomy theme, in official order
@@ -157,11 +171,13 @@ def load_run(run_dir: str | Path = "outputs") -> Run:
     category_name.update(zip(taxonomy["category_id"], taxonomy["category_name"]))
     theme_name = dict(zip(taxonomy["taxonomy_theme_id"], taxonomy["name"]))
     themes = _themes(insights, category_name, theme_name)
+    subthemes = _subthemes(insights)
     return Run(
         path=run_dir,
         insights=insights,
-        cards=_cards(insights, run_dir, themes, category_name, theme_name),
+        cards=_cards(insights, run_dir, themes, subthemes, category_name, theme_name),
         themes=themes,
+        subthemes=subthemes,
         categories=_frame([{**{k: c[k] for k in ("category_id", "name", "size", "theme_ids", "per_workshop")},
                             "themes": len(c["theme_ids"])} for c in insights["categories"]], CATEGORY_COLUMNS),
         votes=_votes(insights, run_dir, theme_name),
@@ -193,9 +209,17 @@ def _themes(insights: dict, category_name: dict, theme_name: dict) -> pd.DataFra
     return _frame(rows, THEME_COLUMNS)
 
 
-def _cards(insights: dict, run_dir: Path, themes: pd.DataFrame, category_name: dict,
+def _subthemes(insights: dict) -> pd.DataFrame:
+    return _frame([{"subtheme_id": s["theme_id"], "theme_id": t["theme_id"],
+                    **{k: s[k] for k in ("label", "keywords", "size", "voices", "per_workshop")},
+                    "quote_card_ids": [q["card_id"] for q in s["quotes"]]}
+                   for t in insights["themes"] for s in t.get("subthemes", ())], SUBTHEME_COLUMNS)
+
+
+def _cards(insights: dict, run_dir: Path, themes: pd.DataFrame, subthemes: pd.DataFrame, category_name: dict,
            theme_name: dict) -> pd.DataFrame:
     label = dict(zip(themes["theme_id"], themes["label"]))
+    subtheme_label = dict(zip(subthemes["subtheme_id"], subthemes["label"]))
     quoted = {card_id for ids in themes["quote_card_ids"] for card_id in ids}
     rows = []
     for c in insights["cards"]:
@@ -205,6 +229,8 @@ def _cards(insights: dict, run_dir: Path, themes: pd.DataFrame, category_name: d
                                  "theme_id", "category_id", "taxonomy_theme_id", "confidence", "duplicate_of",
                                  "duplicate_kind", "language")},
             "theme_label": label.get(c["theme_id"]),
+            "subtheme_id": c.get("subtheme_id"),
+            "subtheme_label": subtheme_label.get(c.get("subtheme_id")),
             "category_name": category_name.get(c["category_id"]),
             "taxonomy_theme_name": theme_name.get(c["taxonomy_theme_id"]),
             "emergent": c["category_id"] == EMERGENT,

@@ -40,7 +40,7 @@ ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed entry dates: the same run gives the sa
 
 # The exported card table: API column -> header (English, as in the API and insights.json).
 EXPORT_COLUMNS = ("card_id", "workshop_id", "group_id", "card_type", "text", "status", "reason", "theme_id",
-                  "theme_label", "category_id", "category_name", "taxonomy_theme_id", "taxonomy_theme_name",
+                  "theme_label", "subtheme_id", "subtheme_label", "category_id", "category_name", "taxonomy_theme_id", "taxonomy_theme_name",
                   "confidence", "emergent", "is_quote", "duplicate_of", "language", "source_file", "source_row")
 THEME_EXPORT_COLUMNS = ("theme_id", "label", "category_id", "category_name", "taxonomy_theme_id",
                         "taxonomy_theme_name", "emergent", "confidence", "size", "voices", "workshops", "groups",
@@ -148,7 +148,7 @@ def code_tree(run: Run, parent: ET.Element) -> dict[str, str]:
     """The codes under `parent` (a <Codes>); returns key -> GUID for coding.
 
     Keys: `category:<id>` (taxonomy categories and `emergent`), `taxonomy:<taxonomy theme id>`,
-    `theme:<machine theme id>`, and `quote`.
+    `theme:<machine theme id>`, `subtheme:<sub-theme id>` (a child of its theme's code), and `quote`.
     """
     guids: dict[str, str] = {}
     categories = list(run.taxonomy["category_id"].drop_duplicates()) + [EMERGENT]
@@ -176,11 +176,17 @@ def code_tree(run: Run, parent: ET.Element) -> dict[str, str]:
     themes_root = code(parent, "themes", "Maskinens temaer",
                        "Temaene innsikt fant i kortene (stabile id-er mellom kjøringer), med kategorien og "
                        "taksonomitemaet hvert tema ble plassert i.", codable=False)
+    subthemes_of = run.subthemes.groupby("theme_id", sort=False)
     for t in run.themes.itertuples():
         where = "nytt tema (utenfor taksonomien)" if t.emergent else f"{t.category_name} / {t.taxonomy_theme_name}"
-        code(themes_root, f"theme:{t.theme_id}", t.label,
-             f"{t.theme_id}: {where}, sikkerhet {t.confidence:.2f}; {t.size} kort; nøkkelord: {', '.join(t.keywords)}",
-             colours.get(t.category_id))
+        element = code(themes_root, f"theme:{t.theme_id}", t.label,
+                       f"{t.theme_id}: {where}, sikkerhet {t.confidence:.2f}; {t.size} kort; "
+                       f"nøkkelord: {', '.join(t.keywords)}", colours.get(t.category_id))
+        if t.theme_id in subthemes_of.groups:
+            for sub in subthemes_of.get_group(t.theme_id).itertuples():
+                code(element, f"subtheme:{sub.subtheme_id}", sub.label,
+                     f"{sub.subtheme_id}: undertema av {t.label}; {sub.size} kort; "
+                     f"nøkkelord: {', '.join(sub.keywords)}", colours.get(t.category_id))
     code(parent, "quote", "Sitat i rapporten", "Kort rapporten siterer for sitt tema.")
     return guids
 
@@ -189,7 +195,8 @@ def _card_codes(card, guids: dict[str, str]) -> list[str]:
     if card.status == "rejected":
         return []
     own = f"taxonomy:{card.taxonomy_theme_id}" if isinstance(card.taxonomy_theme_id, str) else f"category:{EMERGENT}"
-    keys = [own] + ([f"theme:{card.theme_id}"] if isinstance(card.theme_id, str) else [])
+    keys = [own] + ([f"theme:{card.theme_id}"] if isinstance(card.theme_id, str) else []) + (
+        [f"subtheme:{card.subtheme_id}"] if isinstance(card.subtheme_id, str) else [])
     return [guids[k] for k in keys + (["quote"] if card.is_quote else [])]
 
 

@@ -29,6 +29,16 @@ def test_every_frame_has_exactly_its_documented_columns(run):
                            (run.taxonomy, api.TAXONOMY_COLUMNS), (run.changes, api.CHANGE_COLUMNS)):
         assert list(frame.columns) == list(columns)
         assert len(frame) > 0
+    assert list(run.subthemes.columns) == list(api.SUBTHEME_COLUMNS)  # a small corpus may have none
+
+
+def test_sub_themes_belong_to_their_themes_and_cards_name_theirs(run):
+    assert set(run.subthemes["theme_id"]) <= set(run.themes["theme_id"])
+    in_sub = run.cards[run.cards["subtheme_id"].notna()]
+    label = dict(zip(run.subthemes["subtheme_id"], run.subthemes["label"]))
+    assert (in_sub["subtheme_label"] == in_sub["subtheme_id"].map(label)).all()
+    theme_of = dict(zip(run.subthemes["subtheme_id"], run.subthemes["theme_id"]))
+    assert (in_sub["theme_id"] == in_sub["subtheme_id"].map(theme_of)).all()
 
 
 def test_cards_are_every_input_card_once_with_their_theme_and_category(run):

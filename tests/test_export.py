@@ -113,6 +113,8 @@ def test_qdpx_codes_every_card_segment_with_its_themes(exported, loaded):
             assert own in coded
             if card["status"] == "assigned":
                 assert card["theme_label"] in coded
+            if isinstance(card["subtheme_id"], str):
+                assert card["subtheme_label"] in coded
             assert ("Sitat i rapporten" in coded) == card["is_quote"]
     assert seen == set(cards.index)
     cases = {case.get("name") for case in document.iterfind(".//q:Case", NS)}
