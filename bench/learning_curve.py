@@ -51,9 +51,14 @@ def main() -> None:
     parser.add_argument("--gold", type=Path, default=ROOT.parent / "shared" / "data" / "devset" / "cards.csv")
     parser.add_argument("--seeds", type=int, default=5, help="random orders per workshop")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    parser.add_argument("--map", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a map param for this run, e.g. --map label_weight=1.2 (repeatable)")
     args = parser.parse_args()
 
     params = load_params(ROOT / "configs" / "params.yaml")
+    overrides = {key: float(value) if "." in value else int(value)
+                 for key, value in (item.split("=", 1) for item in args.map)}
+    params = params.model_copy(update={"map": params.map.model_copy(update=overrides)})
     taxonomy = load_taxonomy(ROOT / "configs" / "taxonomy.yaml")
     codebook = load_codebook(ROOT / "configs" / "codebook.yaml", taxonomy)
     cards = read_table(args.run_dir / "normalise" / "cards.parquet", NORMALISED)
@@ -93,7 +98,7 @@ def main() -> None:
                              "rest_zero_shot": accuracy(zero_shot, rest, gold_category),
                              "whole": accuracy(card_map, ids, gold_category)})
     frame = pd.DataFrame(rows)
-    print(f"{frame['workshop'].nunique()} workshops ({', '.join(str(n) for n in frame.groupby('workshop')['cards'].first())}"
+    print(f"map overrides: {overrides or 'none'}; {frame['workshop'].nunique()} workshops ({', '.join(str(n) for n in frame.groupby('workshop')['cards'].first())}"
           f" non-junk cards), random: {args.seeds} seeds\n")
     # Mean over seeds within a workshop first, then over workshops: each workshop counts once.
     per_workshop = frame.groupby(["strategy", "workshop", "k"])[["rest", "rest_zero_shot", "whole"]].mean()

@@ -21,9 +21,9 @@ from pipeline.taxonomy import EMERGENT
 
 METHOD = ("usikre kort nær mange andre usikre kort først (fasilitetsplassering vektet med 1 - sikkerhet), "
           "spredt så to nesten like kort ikke begge velges; kort analytikeren har avgjort er utelatt")
-# Candidates for a pick: the most uncertain cards, so a corpus of 10,000 cards costs
-# MAX_CANDIDATES x cards similarities per pick, not cards x cards. Every undecided card still counts as covered.
-MAX_CANDIDATES = 2000
+# Candidates for a pick: the most uncertain cards, so a corpus of 10,000 cards holds MAX_CANDIDATES x cards
+# similarities (80 MB), not cards x cards. Every undecided card still counts as covered.
+MAX_CANDIDATES = 1000
 UNCERTAIN_BELOW = 0.7  # a card with a lower confidence is "usikker"; above it is picked for what it represents
 NEIGHBOURS = 10  # nearest cards whose themes name the other side of an uncertain card's boundary
 DECIDED = 1.0  # the confidence of a labelled card or one a curation rule moved
@@ -40,11 +40,13 @@ def queue_order(vectors: np.ndarray, uncertainty: np.ndarray, size: int) -> list
         similarity = vectors[candidates] @ vectors.T  # (candidates, cards)
     covered = np.full(n, -1.0)  # similarity of each card to its nearest pick; -1 before any pick
     chosen: list[int] = []
+    taken = np.zeros(len(candidates), dtype=bool)
     for _ in range(size):
         gain = (np.maximum(similarity - covered[None, :], 0.0) * uncertainty[None, :]).sum(axis=1)
         gain = np.round(gain, SCORE_DECIMALS)  # float noise from another BLAS cannot flip a tie
-        gain[[k for k, row in enumerate(candidates) if row in chosen]] = -np.inf
+        gain[taken] = -np.inf
         best = int(np.argmax(gain))
+        taken[best] = True
         chosen.append(int(candidates[best]))
         covered = np.maximum(covered, similarity[best])
     return chosen
