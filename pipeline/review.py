@@ -125,7 +125,7 @@ def reason(confidence: float, own: str, other: str | None, represents: int, name
     if confidence < UNCERTAIN_BELOW:
         text = f"usikker mellom {name(own)} og {name(other)}" if other else f"usikker ({confidence:.2f})"
         return text + (f"; representerer {represents} kort" if represents >= 5 else "")
-    return f"representerer {represents} kort" if represents > 0 else f"sikkerhet bare {confidence:.2f}"
+    return f"representerer {represents} kort" if represents > 0 else f"stikkprøve (sikkerhet {confidence:.2f})"
 
 
 def review_section(card_map: pd.DataFrame, vectors: dict[str, np.ndarray], size: int, **kwargs) -> dict:
