@@ -29,7 +29,7 @@ EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsE
                    "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
                    "pipeline.api": "RunError", "pipeline.export": "ExportError",
                    "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError",
-                   "pipeline.curation": "CurationError"}
+                   "pipeline.curation": "CurationError", "pipeline.review_sheet": "ReviewError"}
 
 
 _LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
@@ -442,6 +442,50 @@ def themes_exclude(card: str = typer.Argument(..., help="Card id."),
                    curation: Path = CurationFileOption) -> None:
     """Exclude a card from every theme and count (shown as rejected, with the reason)."""
     _add_rule(curation, "exclude", card=card, reason=reason)
+
+
+# --- innsikt review ...: the cards worth checking, through Excel and back -----------------------------
+
+review_app = typer.Typer(help="Review the cards whose label would help most: export a sheet, fill in the "
+                              "verdicts in Excel, import them as labels and curation rules (see README, 'Review').",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+@guarded
+def review_export(
+    run_dir: Path = typer.Option(Path("outputs"), "--run-dir",
+                                 help="A run's output folder: outputs/ of dvc repro, or the --out of innsikt run."),
+    out: Optional[Path] = typer.Option(None, "--out", show_default=False,
+                                       help="The sheet to write (default: RUN_DIR/review/review.xlsx)."),
+    size: Optional[int] = typer.Option(None, "--size", min=1, show_default=False,
+                                       help="Cards in the sheet (default: report.review_size of the params)."),
+    params: Path = ParamsOption,
+) -> None:
+    """Write an .xlsx of the cards most worth checking, with a verdict drop-down per card."""
+    out = out or run_dir / "review" / "review.xlsx"
+    queue = _stage("review_sheet").export_run(run_dir=run_dir, out=out,
+                                        size=size if size is not None else _params(params).report.review_size)
+    logging.info("review: %d cards to check in %s; fill in column 'vurdering', then innsikt review import %s",
+                 len(queue), out, out)
+
+
+@review_app.command("import")
+@guarded
+def review_import(
+    sheet: Path = typer.Argument(..., help="The review sheet with the analyst's verdicts."),
+    labels: Path = typer.Option(Path("configs/labels.csv"), "--labels",
+                                help="Labels file to add to (card_id, theme_id; created when absent); pass it "
+                                     "to the map stage with --labels."),
+    curation: Path = CurationFileOption,
+    taxonomy: Path = TaxonomyOption,
+) -> None:
+    """Turn the verdicts into labels (ok, a taxonomy theme, emergent) and curation rules (ekskluder)."""
+    verdicts = _stage("review_sheet").import_verdicts(sheet=sheet, taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+                                                labels_path=labels, curation_path=curation)
+    logging.info("review: %d labels into %s, %d cards excluded in %s; %d rows without a verdict",
+                 len(verdicts.labels), labels, len(verdicts.excluded), curation, verdicts.skipped)
 
 
 if __name__ == "__main__":

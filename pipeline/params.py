@@ -211,6 +211,11 @@ class TuneParams(Strict):
 
 class ReportParams(Strict):
     quotes_per_theme: int = Field(4, ge=3, le=5)
+    review_size: int = Field(
+        20, ge=0, le=500,
+        description="Cards in the review queue (insights.json `review`, `innsikt review export`): the labels "
+                    "that would help most, so an analyst checks 10-20 cards of a new workshop, not 200.",
+    )
 
 
 class Params(Strict):

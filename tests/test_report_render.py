@@ -62,7 +62,7 @@ def _first_run(insights: dict) -> None:
 def insights() -> dict:
     """Two workshops, two taxonomy categories, one emergent theme, a hostile card, a second run."""
     return {
-        "schema_version": "0.7.0",
+        "schema_version": "0.8.0",
         "run": {
             "innsikt_version": "0.1.0",
             "params_hash": HASH_A,
@@ -194,6 +194,13 @@ def insights() -> dict:
             _card("c8", "W1", "se baksiden", status="rejected", reason="junk phrase"),
             _card("c9", "W2", "x", status="rejected", reason="too few letters"),
         ],
+        "review": {
+            "method": "usikre kort nær mange andre usikre kort først",
+            "queue": [{"card_id": "c4", "workshop_id": "W1", "group_id": "g1", "text": "Mindre silo | mer deling",
+                       "theme_id": "t2", "theme_label": "Siloer", "category_id": "samhandling",
+                       "taxonomy_theme_id": "siloer", "confidence": 0.61,
+                       "reason": "usikker mellom Siloer og Endringskultur", "rank": 1}],
+        },
     }
 
 
@@ -203,7 +210,7 @@ def insights() -> dict:
 def test_schema_is_valid_draft_2020_12():
     schema = load_schema()
     Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("insights-0.7.0.json")
+    assert schema["$id"].endswith("insights-0.8.0.json")
 
 
 def test_schema_objects_are_closed_and_fully_required():
