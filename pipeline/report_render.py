@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from pipeline.report_charts import (
     COLOURS,
+    TemplateEnvironment,
     category_chart,
     category_colours,
     card_map,
@@ -134,7 +135,7 @@ def _environment(markdown: bool) -> jinja2.Environment:
     """The templates in pipeline/templates/: HTML autoescaped, Markdown escaped by explicit filters
     (md_inline for headings and list items, md_cell for table cells, md_quote for block quotes)."""
     if markdown:
-        env = jinja2.Environment(loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=False,
+        env = TemplateEnvironment(loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=False,
                                  undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
                                  lstrip_blocks=True)
         env.filters.update(md_inline=_md_inline, md_cell=_md_cell, md_text=_md_text, md_quote=_md_quote)
