@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 __all__ = ["COLOURS", "workshop_colours", "category_colours", "theme_centres", "category_chart", "card_map",
-           "confusion_svg", "category_chart_svg", "card_map_svg", "chart_environment", "TemplateEnvironment"]
+           "confusion_svg", "category_chart_svg", "card_map_svg", "html_environment", "TemplateEnvironment"]
 
 COLOURS: dict[str, Any] = {
     # Workshop colours by position. Text colour is chosen per fill so that the numbers printed inside
@@ -70,7 +70,7 @@ class TemplateEnvironment(jinja2.Environment):
 
 
 @lru_cache(maxsize=1)
-def chart_environment() -> jinja2.Environment:
+def html_environment() -> jinja2.Environment:
     """The environment of every HTML and SVG template in pipeline/templates/: all autoescaped."""
     return TemplateEnvironment(loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=True,
                               finalize=_html_escaped, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -78,7 +78,7 @@ def chart_environment() -> jinja2.Environment:
 
 
 def _render(template: str, **context: Any) -> str:
-    return chart_environment().get_template(template).render(colours=COLOURS, **context)
+    return html_environment().get_template(template).render(colours=COLOURS, **context)
 
 
 # --------------------------------------------------------------------------- categories by workshop

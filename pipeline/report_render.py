@@ -24,10 +24,10 @@ from markupsafe import Markup
 from pipeline.report_charts import (
     COLOURS,
     TemplateEnvironment,
+    card_map,
     category_chart,
     category_colours,
-    card_map,
-    chart_environment,
+    html_environment,
     theme_centres,
     workshop_colours,
 )
@@ -130,17 +130,15 @@ def _md_quote(value: Any) -> list[str]:
     return ["> " + _md_text(line) if line.strip() else ">" for line in str(value).splitlines() or [""]]
 
 
-@lru_cache(maxsize=2)
-def _environment(markdown: bool) -> jinja2.Environment:
-    """The templates in pipeline/templates/: HTML autoescaped, Markdown escaped by explicit filters
-    (md_inline for headings and list items, md_cell for table cells, md_quote for block quotes)."""
-    if markdown:
-        env = TemplateEnvironment(loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=False,
-                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-                                 lstrip_blocks=True)
-        env.filters.update(md_inline=_md_inline, md_cell=_md_cell, md_text=_md_text, md_quote=_md_quote)
-        return env
-    return chart_environment()
+@lru_cache(maxsize=1)
+def _markdown_environment() -> jinja2.Environment:
+    """The Markdown templates: not autoescaped (HTML entities would show as text), so every data value
+    goes through a filter: md_inline (headings, list items), md_cell (table cells), md_quote (block quotes)."""
+    env = TemplateEnvironment(loader=jinja2.PackageLoader("pipeline", "templates"), autoescape=False,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+                              lstrip_blocks=True)
+    env.filters.update(md_inline=_md_inline, md_cell=_md_cell, md_text=_md_text, md_quote=_md_quote)
+    return env
 
 
 @lru_cache(maxsize=2)
@@ -152,13 +150,13 @@ def _asset(name: str) -> Markup:
 def render_markdown(insights: dict) -> str:
     """Markdown report: counts, category x workshop table, changes since the previous run, themes with
     quotes, votes, and the review queue when there is one."""
-    text = _environment(True).get_template("report.md.j2").render(report_view(insights))
+    text = _markdown_environment().get_template("report.md.j2").render(report_view(insights))
     return text.rstrip("\n") + "\n"
 
 
 def render_html(insights: dict) -> str:
     """One self-contained, offline HTML5 page (inline CSS, SVG and JS; no external resources)."""
-    return _environment(False).get_template("report.html.j2").render(
+    return html_environment().get_template("report.html.j2").render(
         report_view(insights), css=_asset("report.css"), script=_asset("report.js"), colours=COLOURS)
 
 
