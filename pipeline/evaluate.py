@@ -6,7 +6,6 @@ theme ids, accepted as correct too). Emergent gold themes are `emergent:<topic>`
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from pipeline.records import (
     write_json,
     write_text,
 )
+from pipeline.report_charts import confusion_svg  # the heat maps are drawn like the report's charts
 from pipeline.taxonomy import EMERGENT, load_taxonomy
 from pipeline.tune import training_groups, tuned_model_file
 
@@ -207,31 +207,6 @@ def cross_validate_tuned(workshop_of: dict, gold: pd.DataFrame, map_inputs: dict
                                       labels=training[["card_id", "theme_id"]])
         parts.append(card_map[card_map["card_id"].map(workshop_of) == workshop])
     return pd.concat(parts, ignore_index=True), folds
-
-
-def confusion_svg(confusion: dict, title: str) -> str:
-    """A small self-contained heat map of gold (rows) against predicted (columns) categories."""
-    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
-    cell, left, top = 34, 230, 150
-    peak = max(int(matrix.max()) if matrix.size else 0, 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + cell * len(labels) + 20}" '
-             f'height="{top + cell * len(labels) + 20}" font-family="sans-serif" font-size="11">',
-             f'<text x="10" y="20" font-size="14">{html.escape(title)}</text>']
-    for j, label in enumerate(labels):
-        x = left + j * cell + cell / 2
-        parts.append(f'<text transform="translate({x},{top - 6}) rotate(-60)">{html.escape(label)}</text>')
-    for i, label in enumerate(labels):
-        y = top + i * cell
-        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4}" text-anchor="end">{html.escape(label)}</text>')
-        for j in range(len(labels)):
-            value = int(matrix[i, j])
-            shade = int(255 - 200 * value / peak)
-            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
-                         f'fill="rgb({shade},{shade},255)"/>')
-            parts.append(f'<text x="{left + j * cell + cell / 2 - 1}" y="{y + cell / 2 + 4}" '
-                         f'text-anchor="middle">{value}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
 
 
 def unmatched_metrics(gold_path: Path, run_dir: Path) -> dict:

@@ -5,6 +5,7 @@ import io
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import jsonschema
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import report, report_plots
+from pipeline import report
 from pipeline.normalise import duplicate_key
 from pipeline.params import Params
 from pipeline.records import (
@@ -617,32 +618,38 @@ def many_workshops(n: int = 11) -> dict:
     return insights
 
 
-def test_the_category_chart_has_a_legend_while_every_workshop_has_its_own_colour():
-    legend = report_plots.categories_figure(build()).axes[0].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["w1", "w2"]
-    assert report_plots.categories_figure(many_workshops()).axes[0].get_legend() is None
+def _svg_texts(svg: str, cls: str) -> list[str]:
+    """The texts of an SVG file's elements of class `cls` (the legend's entries)."""
+    root = ElementTree.fromstring(svg)
+    return ["".join(g.itertext()) for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == cls]
 
 
-def test_segments_per_category_draw_what_bars_per_workshop_draw_to_the_pixel():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+def test_the_category_chart_has_a_legend_while_every_workshop_has_its_own_colour(tmp_path):
+    write_plots(build(), tmp_path / "few")
+    assert _svg_texts((tmp_path / "few" / "categories_by_workshop.svg").read_text(encoding="utf-8"),
+                      "legend") == ["w1", "w2"]
+    write_plots(many_workshops(), tmp_path / "many")
+    svg = (tmp_path / "many" / "categories_by_workshop.svg").read_text(encoding="utf-8")
+    assert _svg_texts(svg, "legend") == []
+    # Every workshop's cards are drawn all the same: one segment per workshop and category with cards.
     insights = many_workshops()
-    categories = list(reversed(insights["categories"]))
-    workshops = [w["workshop_id"] for w in insights["workshops"]]
-    drawn = []
-    for draw in (report_plots._bars_per_workshop, report_plots._bars_per_category):
-        figure = Figure(figsize=(6, 3))
-        totals = draw(figure.add_subplot(), categories, workshops, report_plots.workshop_colours(workshops))
-        canvas = FigureCanvasAgg(figure)
-        canvas.draw()
-        drawn.append((totals, np.asarray(canvas.buffer_rgba()).copy()))
-    (totals, pixels), (other_totals, other_pixels) = drawn
-    assert totals == other_totals == [sum(c["per_workshop"].values()) for c in categories]
-    assert np.array_equal(pixels, other_pixels)
+    assert svg.count(" kort</title></rect>") == sum(len(c["per_workshop"]) for c in insights["categories"])
 
 
-def test_the_card_map_svg_holds_the_points_as_one_image(tmp_path):
+def test_the_plot_files_are_the_report_pages_charts(tmp_path):
+    """Drawn one way: the files' bars and points are the page's, the file adds its style and legend."""
+    insights = build()
+    write_plots(insights, tmp_path)
+    page = render_html(insights)
+    bars = (tmp_path / "categories_by_workshop.svg").read_text(encoding="utf-8")
+    rows = re.findall(r'<g class="bar-row">.*?</g>', page)
+    assert rows and rows == re.findall(r'<g class="bar-row">.*?</g>', bars)
+    points = re.findall(r'<circle class="pt" cx="[^"]+" cy="[^"]+"', page)
+    assert points and points == re.findall(r'<circle class="pt" cx="[^"]+" cy="[^"]+"', (
+        tmp_path / "card_map.svg").read_text(encoding="utf-8"))
+
+
+def test_the_card_map_file_stays_small_at_many_cards(tmp_path):
     insights = build()
     live = [c for c in insights["cards"] if c["position"] is not None]
     insights["cards"] = [{**c, "card_id": f"{c['card_id']}{i}", "position": {"x": c["position"]["x"] + i / 100,
@@ -650,8 +657,10 @@ def test_the_card_map_svg_holds_the_points_as_one_image(tmp_path):
                          for i in range(50) for c in live]
     write_plots(insights, tmp_path)
     svg = (tmp_path / "card_map.svg").read_text(encoding="utf-8")
-    markers = svg.count('<use xlink:href="#m')  # matplotlib's marker definitions: now only the legend's
-    assert svg.count("<image") == 1 and markers < 10 < len(insights["cards"])
+    # A point per card, without the page's tooltip (the card's text) or filter attributes.
+    assert svg.count("<circle class=\"pt\"") == len(insights["cards"])
+    assert "<title>" not in svg.split("</title>", 1)[1] and "data-workshop" not in svg
+    assert len(svg) < 120 * len(insights["cards"]) + 10_000
 
 
 @pytest.mark.parametrize("document", [build, many_workshops])

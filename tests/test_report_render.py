@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import html
 import re
 from html.parser import HTMLParser
 
@@ -709,3 +710,184 @@ def test_the_changes_section_lists_the_curation_rules_applied(insights):
     assert '<ul class="curation"><li>linje 12, rename: renamed to &#x27;Tillit' in render_html(insights)
     insights["changes"]["curation"] = []
     assert "Analytikerens beslutninger" not in render_markdown(insights)
+
+
+# --------------------------------------------------------------------------- templates: escaping everywhere
+
+# Each is harmless only if escaped: markup, an attribute breakout, template syntax, Markdown table and
+# emphasis syntax, a code span, an entity that must stay as text and a backslash before a '|'.
+HOSTILE = ('<script>alert(1)</script>', '"><img src=x onerror=1>', "{{7*7}}", "| pipe |", "*bold*", "`code`",
+           "&amp;", "back\\|slash")
+MARK = " " + " ".join(HOSTILE)
+# Values that are an enum or a hash in the schema, or that name the emergent category: kept, so the
+# document stays one the report understands.
+NOT_TEXT = {"status", "card_type", "change", "kind", "stance", "language", "duplicate_kind", "choice",
+            "leading_choice", "schema_version", "params_hash", "sha256", "rule"}
+
+
+def _hostile(value, key=None, parent=None):
+    """Every string of the document with MARK appended (ids too, the same way everywhere, so references
+    still match), mapping keys that are workshop ids or package names as well."""
+    if isinstance(value, dict):
+        keyed = key in ("per_workshop", "package_versions")
+        return {(k + MARK if keyed else k): _hostile(v, k, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hostile(v, key, parent) for v in value]
+    if (isinstance(value, str) and key not in NOT_TEXT and value != "emergent"
+            and not (key == "label" and parent == "split")):
+        return value + MARK
+    return value
+
+
+def _review_queue(insights):
+    """The review queue another stage adds (insights["review"]): cards an analyst should look at."""
+    return {"method": "lav konfidens først", "queue": [
+        {"card_id": "c4", "workshop_id": "W1", "group_id": "g1", "text": "Mindre silo | mer deling", "theme_id": "t2",
+         "theme_label": "Samarbeid på tvers", "category_id": "samhandling", "taxonomy_theme_id": "siloer",
+         "confidence": 0.61, "reason": "lav konfidens", "rank": 2},
+        {"card_id": "c2", "workshop_id": "W1", "group_id": None, "text": XSS, "theme_id": None, "theme_label": None,
+         "category_id": None, "taxonomy_theme_id": None, "confidence": None, "reason": "uteligger nær grensen",
+         "rank": 1},
+    ]}
+
+
+@pytest.fixture()
+def hostile(insights) -> dict:
+    insights["themes"][1]["subthemes"] = [{
+        "theme_id": "t1-a", "label": "Tillit til ansatte", "size": 2,
+        "quotes": [{"card_id": "c1", "workshop_id": "W1", "card_type": "postit",
+                    "text": "Ledere må tørre å gi fra seg kontroll"}]}]
+    insights["themes"][1]["breadth"]["distinctive_for"] = {"workshop_id": "W1", "cards": 2, "p_value": 0.01}
+    insights["themes"][1]["vote"] = {"stance": "leaning", "text": "63 % mot 37 %", "groups": 8}
+    insights["review"] = _review_queue(insights)
+    return _hostile(insights)
+
+
+def _shown(value: str) -> str:
+    return value + MARK
+
+
+class _Elements(HTMLParser):
+    """Every start tag and attribute name of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+    handle_startendtag = handle_starttag
+
+
+def test_hostile_text_in_every_field_is_escaped_in_the_html(hostile):
+    page = render_html(hostile)
+    for raw in ("<script>alert", "<img", '"><img', "onerror=1>"):
+        assert raw not in page, raw
+    parser = _Elements()
+    parser.feed(page)
+    assert parser.tags.count("script") == 1 and "img" not in parser.tags  # the page's own script only
+    assert not {name for name in parser.attributes if name.startswith("on")}
+    escaped_mark = html.escape(MARK, quote=True)
+    assert "&amp;amp;" in escaped_mark and "{{7*7}}" in escaped_mark and "49" not in escaped_mark
+    # Each kind of field reaches the page, escaped: card text, quote, workshop, group, theme and sub-theme
+    # labels, category and taxonomy theme names, keywords, vote statements, curation, reasons, run facts.
+    for value in ("Ledere må tørre å gi fra seg kontroll", "Mindre silo | mer deling", "W1", "g1",
+                  "Ledere som gir tillit", "Tillit til ansatte", "Kultur og tankesett", "Samhandling",
+                  "Medarbeider- eller lederdrevet", "Endringskultur", "tillit",
+                  "Det er medarbeiderdrevet innovasjon som gir mest verdi.", "junk phrase", "kmd-test",
+                  "data/cards.xlsx", "e5-small-q4", "numpy", "lav konfidens først", "uteligger nær grensen",
+                  "Kaffe " + XSS):
+        assert html.escape(_shown(value), quote=True) in page, value
+    assert html.escape(f"linje 12, rename: renamed to 'Tillit {XSS}'{MARK} (3 kort)", quote=True) in page
+    # In attributes too: the filter's data-workshop and data-group, the anchors of themes.
+    assert f'data-workshop="{html.escape(_shown("W1"), quote=True)}"' in page
+    assert f'data-group="{html.escape(_shown("g1"), quote=True)}"' in page
+    assert f'id="tema-{html.escape(_shown("t1-a"), quote=True)}"' in page
+    parser = _TagBalance()
+    parser.feed(page)
+    assert parser.errors == [] and parser.stack == []
+
+
+PIPE = re.compile(r"(?<!\\)\|")
+
+
+def test_hostile_text_in_every_field_keeps_the_markdown_whole(hostile):
+    md = render_markdown(hostile)
+    lines = md.split("\n")
+    # Every table keeps its columns: as many unescaped '|' on each row as on its header.
+    tables, current = [], []
+    for line in lines + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    assert len(tables) == 6  # counts, workshops, categories, breadth, review queue, votes
+    for table in tables:
+        columns = len(PIPE.findall(table[0]))
+        assert all(len(PIPE.findall(row)) == columns for row in table), table[0]
+        assert re.fullmatch(r"\|(---:?\|)+", table[1])
+    # No raw HTML: every '<' of the data is backslash-escaped, so CommonMark shows it as text.
+    assert re.search(r"(?<!\\)<", md) is None
+    # Each kind of field reaches the Markdown.
+    for value in ("Ledere må tørre å gi fra seg kontroll", "W1", "Ledere som gir tillit", "Tillit til ansatte",
+                  "Kultur og tankesett", "Det er medarbeiderdrevet innovasjon som gir mest verdi.",
+                  "uteligger nær grensen"):
+        shown = _shown(value)
+        assert report_render._md_inline(shown) in md or report_render._md_cell(shown) in md, value
+    # A heading stays one line, its data escaped.
+    assert "#### " + report_render._md_inline(_shown("Ledere som gir tillit")) + " (3 kort)\n" in md
+
+
+# --------------------------------------------------------------------------- the review queue
+
+
+def test_the_review_queue_is_a_table_when_the_document_has_one(insights):
+    assert "Til gjennomgang" not in render_html(insights) and "Til gjennomgang" not in render_markdown(insights)
+    insights["review"] = _review_queue(insights)
+    page = render_html(insights)
+    section = page[page.index('<section id="til-gjennomgang">'):page.index('<section id="stemmer">')]
+    assert '<li><a href="#til-gjennomgang">Til gjennomgang</a></li>' in page
+    assert "<h2>Til gjennomgang" in section and "Utvalg: lav konfidens først" in section
+    rows = re.findall(r"<tr data-workshop.*?</tr>", section)
+    assert len(rows) == 2 and ">c2<" in rows[0] and ">c4<" in rows[1]  # by rank
+    assert '<a href="#tema-t2">Samarbeid på tvers</a>' in rows[1] and "<td>Siloer</td>" in rows[1]
+    assert "<td>0,61</td>" not in rows[1] and '<td class="num">0,61</td>' in rows[1]
+    assert "&lt;script&gt;" in rows[0] and 'data-group=""' in rows[0]
+    md = render_markdown(insights)
+    part = md[md.index("## Til gjennomgang"):md.index("## Stemmer")]
+    assert part.startswith("## Til gjennomgang (2 kort)\n\nUtvalg: lav konfidens først\n\n| Rang | Kort-id |")
+    assert "| 1 | c2 | W1 | – | – | – | – | – | uteligger nær grensen | \\<script>alert(1)\\</script> |" in part
+    assert ("| 2 | c4 | W1 | g1 | Samarbeid på tvers | Samhandling | Siloer | 0,61 | lav konfidens | "
+            "Mindre silo \\| mer deling |") in part
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+def test_the_templates_style_sheet_and_script_are_in_the_wheel(tmp_path):
+    """pyproject's package-data must name every file of pipeline/templates/: built from a copy of the
+    sources (no build/ left in the repository), the wheel holds them all."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    shutil.copytree(repo / "pipeline", source / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("*.whl")
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    templates = {p.relative_to(repo).as_posix() for p in (repo / "pipeline" / "templates").rglob("*") if p.is_file()}
+    assert templates and templates <= packed, sorted(templates - packed)
+    assert {"pipeline/templates/report.css", "pipeline/templates/report.js",
+            "pipeline/templates/report.html.j2", "pipeline/templates/report.md.j2"} <= templates
