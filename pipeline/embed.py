@@ -179,6 +179,11 @@ def make_backend(name: str, *, workers: int = 1):
     return BACKENDS[kind](arg)
 
 
+def model_id_of(name: str) -> str:
+    """The model id of backend `name` (what the cache and the run manifest record), without loading a model."""
+    return make_backend(name).model_id  # backends load their model on first use only
+
+
 def cache_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode("utf-8")).hexdigest()
 

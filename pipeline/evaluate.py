@@ -19,6 +19,7 @@ from sklearn.metrics import (
     v_measure_score,
 )
 
+from pipeline.errors import InnsiktError
 from pipeline.map import (
     embed_prototypes,
     load_codebook,
@@ -38,13 +39,14 @@ from pipeline.records import (
     write_json,
     write_text,
 )
-from pipeline.taxonomy import EMERGENT, load_taxonomy
+from pipeline.ids import EMERGENT
+from pipeline.taxonomy import load_taxonomy
 from pipeline.tune import training_groups, tuned_model_file
 
 JUNK = "junk"
 
 
-class GoldError(ValueError):
+class GoldError(InnsiktError):
     """A gold file without the needed columns; names the file and the column."""
 
 

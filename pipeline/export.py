@@ -28,7 +28,9 @@ from xml.etree import ElementTree as ET
 
 import pandas as pd
 
-from pipeline.api import EMERGENT, Run, load_run
+from pipeline.errors import InnsiktError
+from pipeline.api import Run, load_run
+from pipeline.ids import EMERGENT
 from pipeline.records import SPREADSHEET_TRIGGERS, atomic_path, publish, write_csv
 from pipeline.report_render import category_colours
 
@@ -49,7 +51,7 @@ THEME_EXPORT_COLUMNS = ("theme_id", "label", "category_id", "category_name", "ta
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-class ExportError(ValueError):
+class ExportError(InnsiktError):
     """An export that cannot be written as asked (e.g. a project that fails the REFI-QDA schema)."""
 
 

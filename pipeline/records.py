@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import InnsiktError
+
 STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 STATUS_ASSIGNED = "assigned"
@@ -135,7 +137,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class SchemaError(ValueError):
+class SchemaError(InnsiktError):
     """A stage input that does not have the columns its schema requires."""
 
 

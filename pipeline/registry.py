@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import InnsiktError
+
 REGISTRY_FORMAT = 1
 NEW, GROWN, SHRUNK, UNCHANGED, MERGED, RETIRED = "new", "grown", "shrunk", "unchanged", "merged", "retired"
 CHANGE_COLUMNS = ["theme_id", "label", "change", "size_before", "size_after", "merged_into", "split_from"]
 CENTROID_DECIMALS = 5  # enough to match on; keeps the tracked file small and its diffs stable
 
 
-class RegistryError(ValueError):
+class RegistryError(InnsiktError):
     """A theme registry file that cannot be read; names the file and the problem."""
 
 

@@ -8,13 +8,12 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from pipeline.params import read_yaml, yaml_line
+from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT, EMERGENT_NAME
+from pipeline.yaml_io import read_yaml, yaml_line
 
-EMERGENT = "emergent"
-EMERGENT_NAME = "Nye temaer (utenfor taksonomien)"
 
-
-class TaxonomyError(ValueError):
+class TaxonomyError(InnsiktError):
     """A taxonomy file that does not have the expected shape; names the file and the entry."""
 
 
@@ -131,7 +130,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
 
 
 # The codebook and analyst labels: read beside the taxonomy by map, tune and evaluate.
-class LabelError(ValueError):
+class LabelError(InnsiktError):
     """A labels file that does not fit the corpus or the taxonomy; names file, row and column."""
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Theme, TaxonomyError, load_taxonomy, parse_taxonomy
+from pipeline.ids import EMERGENT, EMERGENT_NAME
+from pipeline.taxonomy import Theme, TaxonomyError, load_taxonomy, parse_taxonomy
 
 REPO_TAXONOMY = Path(__file__).resolve().parents[1] / "configs" / "taxonomy.yaml"
 
