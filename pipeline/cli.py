@@ -376,6 +376,23 @@ def export_command(
     logging.info("export: %s", ", ".join(str(path) for path in written))
 
 
+@app.command("params")
+@guarded
+def params_command(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the README's table of every param instead."),
+    params: Path = ParamsOption,
+) -> None:
+    """Print the params in effect (the file's values over the defaults) as YAML, or the table of all params."""
+    from pipeline.params import params_markdown
+
+    if markdown:
+        typer.echo(params_markdown(), nl=False)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(_params(params).model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
+
+
 # --- innsikt themes ...: write analyst decisions to the curation file -------------------------------
 
 themes_app = typer.Typer(help="Curate themes: each command adds one rule to the curation file, applied on "

@@ -48,7 +48,7 @@ class ClusterError(InnsiktError):
 class SmallCorpusClusterer:
     """Agglomerative clustering (cosine, average linkage); groups below `min_cluster_size` become outliers."""
 
-    def __init__(self, distance_threshold: float = 0.75, min_cluster_size: int = 3):
+    def __init__(self, distance_threshold: float, min_cluster_size: int):  # cluster.agglomerative
         self.distance_threshold = distance_threshold
         self.min_cluster_size = min_cluster_size
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
-from pipeline.params import EmbedParams, check_backend_name
+from pipeline.params import DEFAULTS, EmbedParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import (
     EMBEDDINGS,
@@ -44,8 +44,6 @@ from pipeline.records import (
 log = logging.getLogger(__name__)
 
 CACHE_SCHEMA = pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32()))])
-# Texts per cache segment: a killed run loses at most this much work.
-SEGMENT_SIZE = 256
 
 
 class E5SmallQ4:
@@ -221,14 +219,13 @@ class EmbeddingCache:
         write_table(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}), CACHE_SCHEMA, target)
 
 
-def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None, batch_size: int = 64,
-                segment_size: int | None = None):
+def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
+                batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
     """Vectors for `texts`, computing only keys missing from `cached` (which is updated).
 
     Returns (matrix, number embedded, number reused). `on_new_segment(keys, vectors)` is called
-    after every `segment_size` (default SEGMENT_SIZE) new texts so progress survives an interruption.
+    after every `segment_size` new texts so progress survives an interruption.
     """
-    segment_size = segment_size or SEGMENT_SIZE
     model_id = backend.model_id
     keys = [cache_key(model_id, t) for t in texts]
     todo: dict[str, str] = {}
@@ -253,8 +250,8 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
     return matrix, len(todo), reused
 
 
-def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch_size: int = 64,
-          segment_size: int | None = None):
+def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None,
+          batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
     """Embeddings table for the cards that are not rejected."""
     live = cards[cards["status"] == STATUS_OK]
     matrix, embedded, reused = embed_texts(

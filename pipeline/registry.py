@@ -75,7 +75,7 @@ def centroid(vectors: np.ndarray) -> tuple[float, ...]:
 
 def match(clusters: dict[int, list[str]], centroids: dict[int, tuple[float, ...]], labels: dict[int, str],
           previous: Registry, *, min_overlap: float, min_centroid_similarity: float,
-          merge_share: float, outliers=(), keep_labels: bool = True) -> Matching:
+          merge_share: float, keep_labels: bool, outliers=()) -> Matching:
     """Ids for this run's clusters (cluster -> member card ids), given the previous registry.
 
     A matched cluster keeps the previous theme's label, unless `keep_labels` is false.

@@ -85,9 +85,8 @@ def test_cache_is_keyed_by_model(tmp_path, fake_embedder):
 
 
 def test_cache_writes_a_segment_per_chunk_so_an_interrupted_run_keeps_its_work(tmp_path, fake_embedder, monkeypatch):
-    monkeypatch.setattr(embed_stage, "SEGMENT_SIZE", 2)
     cache = EmbeddingCache(tmp_path, fake_embedder.model_id)
-    embed_texts(["a", "b", "c", "d", "e"], fake_embedder, cache.load(), cache.add)
+    embed_texts(["a", "b", "c", "d", "e"], fake_embedder, cache.load(), cache.add, segment_size=2)
     assert len(list(cache.root.glob("segment-*.parquet"))) == 3
     assert len(cache.load()) == 5
 

@@ -4,7 +4,7 @@ import pytest
 from pipeline import registry
 from pipeline.registry import Registry, RegistryError, Theme, match
 
-SETTINGS = {"min_overlap": 0.3, "min_centroid_similarity": 0.95, "merge_share": 0.5}
+SETTINGS = {"min_overlap": 0.3, "min_centroid_similarity": 0.95, "merge_share": 0.5, "keep_labels": True}
 EAST, NORTH, WEST = (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)
 
 
