@@ -271,8 +271,10 @@ def evaluate(
         return
     for name in ("zero_shot", "cross_validated_by_workshop"):
         m = metrics[name]
-        logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, emergent P %.2f R %.2f, "
-                     "ARI %.3f", name, m["cards"], m["category_accuracy"], m["category_macro_f1"],
+        kappa, alpha = m["category_agreement"]["cohen_kappa"], m["category_agreement"]["krippendorff_alpha"]
+        logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, Cohen's kappa %s, "
+                     "Krippendorff's alpha %s, emergent P %.2f R %.2f, ARI %.3f", name, m["cards"],
+                     m["category_accuracy"], m["category_macro_f1"], kappa, alpha,
                      m["emergent_precision"], m["emergent_recall"], m["clustering_ari"])
     t = metrics["themes"]
     for level in ("themes", "leaves"):

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
+from pipeline.memo import SegmentStore
 from pipeline.params import DEFAULTS, EmbedParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import (
@@ -37,7 +37,6 @@ from pipeline.records import (
     NORMALISED,
     STATUS_OK,
     read_table,
-    remove_stale_temp_files_in,
     write_table,
 )
 
@@ -187,36 +186,26 @@ def cache_key(model_id: str, text: str) -> str:
 
 
 class EmbeddingCache:
-    """Append-only store of (key, vector) segments on disk; each segment is written atomically."""
+    """(key, vector) segments of one model (`<root>/<model id>/segment-*.parquet`), in the memos' store."""
 
     def __init__(self, root: Path, model_id: str):
-        self.root = Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
+        self.store = SegmentStore(Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id), CACHE_SCHEMA,
+                                  kind="cache", redo="embedded")
+        self.root = self.store.root
         self.model_id = model_id
 
     def load(self) -> dict[str, np.ndarray]:
-        vectors: dict[str, np.ndarray] = {}
-        if self.root.is_dir():
-            remove_stale_temp_files_in(self.root)  # segments a killed run was writing
-        for segment in sorted(self.root.glob("segment-*.parquet")):
-            try:
-                table = pq.read_table(segment, schema=CACHE_SCHEMA)
-                keys = table["key"].to_pylist()
-                # One flat array, not a Python list per vector: 10k vectors load in well under a second.
-                flat = table["embedding"].combine_chunks().flatten().to_numpy()
-            except (pa.ArrowException, OSError, KeyError) as exc:
-                log.warning("%s: unreadable cache segment skipped, its texts are embedded again (%s)",
-                            segment, " ".join(str(exc).split()))
-                continue
-            if keys:
-                vectors.update(zip(keys, flat.astype(np.float32).reshape(len(keys), -1)))
-        return vectors
+        """key -> vector; a key stored twice keeps its last vector (they are the same)."""
+        table = self.store.table()
+        keys = table["key"].to_pylist()
+        if not keys:
+            return {}
+        # One flat array, not a Python list per vector: 10k vectors load in well under a second.
+        flat = table["embedding"].combine_chunks().flatten().to_numpy()
+        return dict(zip(keys, flat.astype(np.float32).reshape(len(keys), -1)))
 
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
-        if not keys:
-            return
-        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:20]
-        target = self.root / f"segment-{name}.parquet"
-        write_table(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}), CACHE_SCHEMA, target)
+        self.store.add(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}))
 
 
 def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
