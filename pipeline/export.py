@@ -30,9 +30,9 @@ import pandas as pd
 
 from pipeline.errors import InnsiktError
 from pipeline.api import Run, load_run
+from pipeline.colours import category_colours
 from pipeline.ids import EMERGENT
 from pipeline.records import SPREADSHEET_TRIGGERS, atomic_path, publish, write_csv
-from pipeline.report_render import category_colours
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"

@@ -238,6 +238,17 @@ def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     return frame
 
 
+def write_bytes(data: bytes, path: str | Path) -> None:
+    """Atomic, flushed to disk, like every other output: a killed run never leaves half a file (a PNG, say)."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_bytes(data)
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:
     path = Path(path)
     tmp = atomic_path(path)

@@ -12,9 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 
-# Import nothing from pipeline/: errors, ids and constants, strict YAML, vector maths, and two
+# Import nothing from pipeline/: errors, ids and constants, strict YAML, vector maths, colours, and two
 # helpers with no project knowledge (progress bars, numba's cache).
-BASE = {"errors", "ids", "yaml_io", "vectors", "progress", "numba_cache"}
+BASE = {"errors", "ids", "yaml_io", "vectors", "colours", "progress", "numba_cache"}
 # Schemas, params and the encoder's file format: above the base modules, below every stage.
 CORE = {"records", "params", "encoder"}
 
