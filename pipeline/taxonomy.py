@@ -18,7 +18,7 @@ class TaxonomyError(InnsiktError):
 
 
 @dataclass(frozen=True)
-class Theme:
+class TaxonomyTheme:
     id: str
     name: str
     category_id: str
@@ -43,7 +43,7 @@ class Theme:
 class Category:
     id: str
     name: str
-    themes: tuple[Theme, ...]
+    themes: tuple[TaxonomyTheme, ...]
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ class Taxonomy:
     categories: tuple[Category, ...]
 
     @property
-    def themes(self) -> tuple[Theme, ...]:
+    def themes(self) -> tuple[TaxonomyTheme, ...]:
         return tuple(theme for category in self.categories for theme in category.themes)
 
-    def theme(self, theme_id: str) -> Theme:
+    def theme(self, theme_id: str) -> TaxonomyTheme:
         return {t.id: t for t in self.themes}[theme_id]
 
     def category_name(self, category_id: str) -> str:
@@ -91,7 +91,7 @@ def parse_taxonomy(raw: dict, source: str = "taxonomy",
                 raise TaxonomyError(_located(f"{t_where}: 'statements' must be a list of texts, found "
                                              f"{type(statements).__name__}", at(t_path + ("statements",))))
             themes.append(
-                Theme(
+                TaxonomyTheme(
                     id=str(theme["id"]),
                     name=str(theme["name"]),
                     category_id=str(cat["id"]),
