@@ -1,4 +1,7 @@
-"""Colours shared by the report (HTML, PNG, SVG) and the exports (QDA codes). Base module: imports nothing from pipeline/."""
+"""Colours shared by the report (HTML, PNG, SVG) and the exports (QDA codes).
+
+Base module: imports nothing from pipeline/.
+"""
 from __future__ import annotations
 
 from typing import Iterable

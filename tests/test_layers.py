@@ -99,3 +99,19 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_readme_names_every_module_in_dependency_order():
+    """README "Where things are": one row per module (or a few), each importing only rows above or its own."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    row_of: dict[str, int] = {}
+    for number, line in enumerate(section.splitlines()):
+        if line.startswith("| `"):
+            for name in re.findall(r"`(\w+)\.py`", line.split("|")[1]):
+                row_of[name] = number
+    assert sorted(row_of) == MODULES
+    late = {module: sorted(name for name in GRAPH[module] if row_of[name] > row_of[module]) for module in MODULES}
+    assert {module: names for module, names in late.items() if names} == {}
