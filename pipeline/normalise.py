@@ -23,8 +23,8 @@ from pipeline.language import Detected, detect_language
 from pipeline.params import NormaliseParams
 from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, text_key, version_digest
-from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare
-from pipeline.records import CARDS, NORMALISED, STATUS_OK, read_table, write_json, write_table
+from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
+from pipeline.records import CARDS, NORMALISED, REDACTIONS_FILE, STATUS_OK, read_table, write_json, write_table
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting workers costs more than it saves
@@ -32,7 +32,6 @@ PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting work
 # `redactions`: personal data the safety net in `process_text` replaced, per kind (JSON; "{}": none).
 MEMO = pa.schema([("key", pa.string()), ("text_norm", pa.string()), ("language", pa.string()),
                   ("language_confidence", pa.float64()), ("redactions", pa.string())])
-REDACTIONS_FILE = "redactions.json"  # beside cards.parquet: what this stage redacted, for the report
 # Texts seen by the near-duplicate check (duplicate keys) and their MinHash signatures; `near`: the
 # keys of the texts compared before it that it is near, null when it was not compared (see
 # pipeline/near_duplicates.py). Every two texts with a `near` list have been compared once.
@@ -71,10 +70,6 @@ def process_text(text: str, params: NormaliseParams) -> tuple[str, Detected, dic
     if found:
         log.warning("normalise: personal data reassembled by cleaning or repair and redacted: %s", dict(found))
     return text, detect_language(text), {kind: found[kind] for kind in pii.PII_KINDS if found[kind]}
-
-
-def duplicate_key(text_norm: str) -> str:
-    return re.sub(r"[\W_]+", " ", text_norm.casefold()).strip()
 
 
 def find_duplicates(keys: list[str], threshold: float,

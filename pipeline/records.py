@@ -131,6 +131,9 @@ CURATION = pa.schema(
 
 
 # Stage outputs with one row per card: a card id twice means a stage lost count (conservation).
+# normalise -> report, beside cards.parquet: what normalise's safety net redacted, per kind
+REDACTIONS_FILE = "redactions.json"
+
 ONE_ROW_PER_CARD = (CARDS, NORMALISED, EMBEDDINGS, CLUSTER_ASSIGNMENTS, CARD_MAP)
 
 _UMASK = os.umask(0)

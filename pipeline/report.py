@@ -20,8 +20,9 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT, EMERGENT_NAME
 from pipeline.embed import model_id_of
-from pipeline.normalise import REDACTIONS_FILE, duplicate_key
+from pipeline.near_duplicates import duplicate_key
 from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
@@ -30,6 +31,7 @@ from pipeline.records import (
     CURATION,
     EMBEDDINGS,
     NORMALISED,
+    REDACTIONS_FILE,
     STATUS_ASSIGNED,
     STATUS_OUTLIER,
     STATUS_REJECTED,
@@ -43,7 +45,6 @@ from pipeline.records import (
 from pipeline.report_plots import write_plots
 from pipeline.report_render import render_html, render_markdown, validate_insights
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
-from pipeline.ids import EMERGENT, EMERGENT_NAME
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 SCHEMA_VERSION = "0.7.0"

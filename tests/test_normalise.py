@@ -6,7 +6,8 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from pipeline.normalise import clean_text, duplicate_key, join_hyphen_breaks, normalise_cards, repair_text, run
+from pipeline.near_duplicates import duplicate_key
+from pipeline.normalise import clean_text, join_hyphen_breaks, normalise_cards, repair_text, run
 from pipeline.params import NormaliseParams
 from pipeline.records import CARDS, NORMALISED, STATUS_OK, STATUS_REJECTED, read_table, write_table
 
