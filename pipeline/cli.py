@@ -318,7 +318,7 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
     from pipeline import report as report_stage
 
     ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
-                         cache_dir=cache_dir)
+                     cache_dir=cache_dir)
     normalise_stage.run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
                         params=params.normalise, cache_dir=cache_dir)
     cards = out / "normalise" / "cards.parquet"
@@ -333,7 +333,8 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
                   params=params, curation_path=curation)
     return report_stage.run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
-                            cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
+                            cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy,
+                            out_dir=out / "report", params=params)
 
 
 @app.command("run", context_settings=MULTI)
