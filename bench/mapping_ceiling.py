@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import LeaveOneGroupOut, LeaveOneOut, cross_val_predict
 from sklearn.svm import LinearSVC
 
-from pipeline.map import centred_unit
+from pipeline.vectors import centred_unit
 from pipeline.records import EMBEDDINGS, embedding_matrix, read_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Benchmark for `pipeline.normalise.repair_text`: how well it restores lost or misread æ/ø/å.
+"""Benchmark for `pipeline.repair.repair_text`: how well it restores lost or misread æ/ø/å.
 
     python bench/repair_bench.py [--seed 0] [--word-rate R] [--limit N] [--data PATH]
 
@@ -68,7 +68,7 @@ from pathlib import Path
 
 from wordfreq import zipf_frequency
 
-from pipeline.normalise import repair_text
+from pipeline.repair import repair_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ROOT / ".." / "shared" / "data" / "external"

@@ -25,14 +25,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from pipeline.cluster import OUTLIER, cluster, make_embedder, prepare
+from pipeline.cluster import cluster, make_embedder, prepare
+from pipeline.ids import OUTLIER
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
 from pipeline.evaluate import purity
 from pipeline.map import Codebook, Target, decide, embed_prototypes, prototype_texts, score_cards, theme_votes
 from pipeline.map_hierarchy import build_hierarchy
 from pipeline.params import load_params
 from pipeline.records import STATUS_ASSIGNED, STATUS_OUTLIER
-from pipeline.taxonomy import EMERGENT, Taxonomy, load_taxonomy
+from pipeline.ids import EMERGENT
+from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 EXTERNAL = REPO.parent / "shared" / "data" / "external"

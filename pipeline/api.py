@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT
 from pipeline.records import NORMALISED, VOTES, SchemaError, read_table
 
-EMERGENT = "emergent"
 
 CARD_COLUMNS = {
     "card_id": "stable id of the card (from the input, or <workshop>-<content hash>)",
@@ -138,7 +139,7 @@ class Run:
     changes: pd.DataFrame  # one row per theme change since the previous run
 
 
-class RunError(ValueError):
+class RunError(InnsiktError):
     """A folder that is not a complete run; names the missing or unreadable file."""
 
 

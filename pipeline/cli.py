@@ -1,12 +1,13 @@
 """`innsikt` command line: one subcommand per stage (what `dvc.yaml` calls) and `run` for all of them.
 
-The only module that exits: library code raises errors that name the file, row, column or
-parameter, and this module turns them into one line on stderr and exit code 1.
+The only module that exits: library code raises `InnsiktError`s (one subclass per module) that
+name the file, row, column or parameter, and this module turns them into one line on stderr and
+exit code 1. The top layer: nothing in pipeline/ imports it. Each command imports its stage module
+inside the function, so a stage process loads only its own modules (and `innsikt --help` none).
 """
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Optional
 
 import typer
 
-from pipeline.params import Params, ParamsError, load_params
+from pipeline.errors import InnsiktError
+from pipeline.params import Params, load_params
 
 app = typer.Typer(
     help="Themes, taxonomy mapping and quotes from transcribed Norwegian workshop cards.",
@@ -22,16 +24,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Error classes by module: imported when an error happens, so a stage loads only its own modules.
-EXPECTED_ERRORS = {"pipeline.ingest": "IngestError", "pipeline.params": "ParamsError", "pipeline.records": "SchemaError",
-                   "pipeline.cluster": "ClusterError", "pipeline.taxonomy": "TaxonomyError",
-                   "pipeline.report": "ReportError", "jsonschema": "ValidationError", "pipeline.evaluate": "GoldError",
-                   "pipeline.map": "LabelError", "pipeline.registry": "RegistryError",
-                   "pipeline.api": "RunError", "pipeline.export": "ExportError",
-                   "pipeline.tune": "TuneError", "pipeline.encoder": "EncoderError",
-                   "pipeline.curation": "CurationError", "pipeline.review_sheet": "ReviewError"}
-
-
 _LOG_LEVEL = {"root": logging.INFO, "pipeline": logging.NOTSET}  # set by the global -v / -q options
 
 
@@ -58,13 +50,6 @@ def main(
     _LOG_LEVEL["pipeline"] = logging.DEBUG if verbose else logging.NOTSET
 
 
-def _stage(name: str):
-    """A stage module, imported on first use: each stage process pays only for its own imports."""
-    return importlib.import_module(f"pipeline.{name}")
-
-
-def _expected_errors() -> tuple[type[Exception], ...]:
-    return tuple(getattr(importlib.import_module(module), name) for module, name in EXPECTED_ERRORS.items())
 _log = logging.getLogger("pipeline.cli")  # not __name__: `python -m pipeline.cli` runs as __main__
 MULTI = {"allow_extra_args": True}  # `--input a b c`: the extra paths arrive as ctx.args
 
@@ -132,10 +117,8 @@ def guarded(command):
             where = f"{exc.filename}: " if exc.filename else ""
             typer.echo(f"innsikt: error: {where}{exc.strerror or exc}", err=True)
             raise typer.Exit(code=1) from exc
-        except Exception as exc:  # re-raised below unless it is one of the expected errors
-            if not isinstance(exc, _expected_errors()):
-                raise
-            message = getattr(exc, "message", None) or str(exc)
+        except InnsiktError as exc:  # anything else is a bug: its traceback stays
+            message = str(exc)
             typer.echo(f"innsikt: error: {' '.join(message.splitlines())}", err=True)
             raise typer.Exit(code=1) from exc
         except KeyboardInterrupt as exc:
@@ -161,7 +144,9 @@ def ingest(
     cache_dir: Path = CacheOption,
 ) -> None:
     """Read every card and votes file into canonical records."""
-    result = _stage("ingest").run(inputs=_inputs(ctx, input), out_dir=out, params=_params(params).ingest,
+    from pipeline import ingest as ingest_stage
+
+    result = ingest_stage.run(inputs=_inputs(ctx, input), out_dir=out, params=_params(params).ingest,
                               taxonomy=taxonomy, cache_dir=cache_dir)
     rejected = int((result.cards["status"] == "rejected").sum())
     logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
@@ -177,7 +162,9 @@ def normalise(
     params: Path = ParamsOption,
 ) -> None:
     """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
-    _stage("normalise").run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
+    from pipeline import normalise as normalise_stage
+
+    normalise_stage.run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
 
 
 @app.command()
@@ -192,7 +179,9 @@ def tune(
     params: Path = ParamsOption,
 ) -> None:
     """Fine-tune the base encoder on the taxonomy, the codebook and analyst labels."""
-    _stage("tune").run(taxonomy_path=taxonomy, codebook_path=codebook, out_dir=out, cache_dir=cache_dir,
+    from pipeline import tune as tune_stage
+
+    tune_stage.run(taxonomy_path=taxonomy, codebook_path=codebook, out_dir=out, cache_dir=cache_dir,
                        params=_params(params).tune, labels_path=labels, cards_path=cards)
 
 
@@ -205,7 +194,9 @@ def embed(
     params: Path = ParamsOption,
 ) -> None:
     """Embed the normalised texts, reusing the cache."""
-    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=_params(params).embed)
+    from pipeline import embed as embed_stage
+
+    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=_params(params).embed)
 
 
 @app.command()
@@ -219,9 +210,12 @@ def cluster(
     params: Path = ParamsOption,
 ) -> None:
     """Cluster the cards into themes with BERTopic; theme ids carry over from the registry."""
+    from pipeline import cluster as cluster_stage
+    from pipeline import embed as embed_stage
+
     loaded = _params(params)
-    embedder = _stage("cluster").make_embedder(_stage("embed").make_backend(loaded.embed.backend))
-    result = _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
+    embedder = cluster_stage.make_embedder(embed_stage.make_backend(loaded.embed.backend))
+    result = cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
                                registry_path=registry, params=loaded.cluster, embedder=embedder)
     counts = result.changes["change"].value_counts()
     logging.info("cluster: themes since the previous run: %s",
@@ -243,7 +237,9 @@ def map_command(
     params: Path = ParamsOption,
 ) -> None:
     """Map every theme and card onto the taxonomy, or flag it as emergent; then apply the curation rules."""
-    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
+    from pipeline import map as map_stage
+
+    map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
                   taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
                   codebook_path=config_path(codebook, "codebook.yaml"), labels_path=labels, cache_dir=cache_dir,
                   out_dir=out, params=_params(params), curation_path=config_path(curation, "curation.yaml"))
@@ -264,7 +260,9 @@ def evaluate(
         help="When no gold card is in the run (another corpus), write null metrics and say so instead of failing."),
 ) -> None:
     """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
-    metrics = _stage("evaluate").run(gold_path=gold, run_dir=run_dir,
+    from pipeline import evaluate as evaluate_stage
+
+    metrics = evaluate_stage.run(gold_path=gold, run_dir=run_dir,
                                      taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
                                      codebook_path=config_path(codebook, "codebook.yaml"), cache_dir=cache_dir,
                                      out_dir=out, params=_params(params), skip_unmatched=skip_unmatched)
@@ -273,8 +271,10 @@ def evaluate(
         return
     for name in ("zero_shot", "cross_validated_by_workshop"):
         m = metrics[name]
-        logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, emergent P %.2f R %.2f, "
-                     "ARI %.3f", name, m["cards"], m["category_accuracy"], m["category_macro_f1"],
+        kappa, alpha = m["category_agreement"]["cohen_kappa"], m["category_agreement"]["krippendorff_alpha"]
+        logging.info("evaluate %s: %d cards, category accuracy %.3f, macro-F1 %.3f, Cohen's kappa %s, "
+                     "Krippendorff's alpha %s, emergent P %.2f R %.2f, ARI %.3f", name, m["cards"],
+                     m["category_accuracy"], m["category_macro_f1"], kappa, alpha,
                      m["emergent_precision"], m["emergent_recall"], m["clustering_ari"])
     t = metrics["themes"]
     for level in ("themes", "leaves"):
@@ -296,7 +296,9 @@ def report(
     params: Path = ParamsOption,
 ) -> None:
     """Write insights.json, report.md, report.html, metrics.json, plots/ and run_log.json."""
-    _stage("report").run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
+    from pipeline import report as report_stage
+
+    report_stage.run(ingest_dir=ingested, cards_path=cards, embeddings_path=embeddings, cluster_dir=clusters,
                      map_dir=mapped,
                      taxonomy_path=config_path(taxonomy, "taxonomy.yaml"), out_dir=out, params=_params(params))
 
@@ -308,23 +310,31 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
 
     The theme registry defaults to `out/models/themes.json`: rerunning into the same folder keeps theme ids.
     """
-    _stage("ingest").run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
-                         cache_dir=cache_dir)
-    _stage("normalise").run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
+    from pipeline import cluster as cluster_stage
+    from pipeline import embed as embed_stage
+    from pipeline import ingest as ingest_stage
+    from pipeline import map as map_stage
+    from pipeline import normalise as normalise_stage
+    from pipeline import report as report_stage
+
+    ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
+                     cache_dir=cache_dir)
+    normalise_stage.run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
                         params=params.normalise, cache_dir=cache_dir)
     cards = out / "normalise" / "cards.parquet"
-    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
+    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
     embeddings = out / "embed" / "embeddings.parquet"
-    backend = _stage("embed").make_backend(params.embed.backend)  # BERTopic's embedder: never asked to embed
-    _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
+    backend = embed_stage.make_backend(params.embed.backend)  # BERTopic's embedder: never asked to embed
+    cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
                       model_dir=out / "models" / "bertopic", registry_path=registry or out / "models" / "themes.json",
                       params=params.cluster,
-                      embedder=_stage("cluster").make_embedder(backend))
-    _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
+                      embedder=cluster_stage.make_embedder(backend))
+    map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
                   params=params, curation_path=curation)
-    return _stage("report").run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
-                            cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy, out_dir=out / "report", params=params)
+    return report_stage.run(ingest_dir=out / "ingest", cards_path=cards, embeddings_path=embeddings,
+                            cluster_dir=out / "cluster", map_dir=out / "map", taxonomy_path=taxonomy,
+                            out_dir=out / "report", params=params)
 
 
 @app.command("run", context_settings=MULTI)
@@ -363,8 +373,27 @@ def export_command(
                                        help="Where the exports go (default: RUN_DIR/export)."),
 ) -> None:
     """Write cards.xlsx, cards.csv (UTF-8 with BOM), a REFI-QDA project (.qdpx) and codebook (.qdc)."""
-    written = _stage("export").run(run_dir=run_dir, out_dir=out or run_dir / "export")
+    from pipeline import export as export_stage
+
+    written = export_stage.run(run_dir=run_dir, out_dir=out or run_dir / "export")
     logging.info("export: %s", ", ".join(str(path) for path in written))
+
+
+@app.command("params")
+@guarded
+def params_command(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the README's table of every param instead."),
+    params: Path = ParamsOption,
+) -> None:
+    """Print the params in effect (the file's values over the defaults) as YAML, or the table of all params."""
+    from pipeline.params import params_markdown
+
+    if markdown:
+        typer.echo(params_markdown(), nl=False)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(_params(params).model_dump(mode="json"), sort_keys=False, allow_unicode=True), nl=False)
 
 
 # --- innsikt themes ...: write analyst decisions to the curation file -------------------------------
@@ -376,7 +405,8 @@ CurationFileOption = typer.Option(Path("configs/curation.yaml"), "--curation", h
 
 
 def _add_rule(path: Path, kind: str, **fields) -> None:
-    rule = _stage("curation").append_rule(path, kind, **fields)
+    from pipeline import curation as curation_stage
+    rule = curation_stage.append_rule(path, kind, **fields)
     logging.info("themes: added to %s: %s %s", path, kind, rule.body.model_dump(exclude_defaults=True))
 
 
@@ -465,8 +495,10 @@ def review_export(
 ) -> None:
     """Write an .xlsx of the cards most worth checking, with a verdict drop-down per card."""
     out = out or run_dir / "review" / "review.xlsx"
-    queue = _stage("review_sheet").export_run(run_dir=run_dir, out=out,
-                                        size=size if size is not None else _params(params).report.review_size)
+    from pipeline import review_sheet
+
+    queue = review_sheet.export_run(run_dir=run_dir, out=out,
+                                    size=size if size is not None else _params(params).report.review_size)
     logging.info("review: %d cards to check in %s; fill in column 'vurdering', then innsikt review import %s",
                  len(queue), out, out)
 
@@ -482,8 +514,10 @@ def review_import(
     taxonomy: Path = TaxonomyOption,
 ) -> None:
     """Turn the verdicts into labels (ok, a taxonomy theme, emergent) and curation rules (ekskluder)."""
-    verdicts = _stage("review_sheet").import_verdicts(sheet=sheet, taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
-                                                labels_path=labels, curation_path=curation)
+    from pipeline import review_sheet
+
+    verdicts = review_sheet.import_verdicts(sheet=sheet, taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
+                                            labels_path=labels, curation_path=curation)
     logging.info("review: %d labels into %s, %d cards excluded in %s; %d rows without a verdict",
                  len(verdicts.labels), labels, len(verdicts.excluded), curation, verdicts.skipped)
 

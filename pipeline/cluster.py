@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry
+from pipeline.errors import InnsiktError
+from pipeline.ids import OUTLIER
+from pipeline.numba_cache import enable_jit_cache
 from pipeline.topic_labels import TermAnalyzer, analyzer_for, make_label, rank_keywords, shown, usage_in
 from pipeline.params import ClusterParams
 from pipeline.records import (
@@ -32,20 +35,20 @@ from pipeline.records import (
     write_table,
     write_text,
 )
+from pipeline.vectors import unit_rows
 
 log = logging.getLogger(__name__)
-OUTLIER = -1
 MIN_CARDS = 5
 
 
-class ClusterError(ValueError):
+class ClusterError(InnsiktError):
     """A corpus that cannot be clustered with the given params."""
 
 
 class SmallCorpusClusterer:
     """Agglomerative clustering (cosine, average linkage); groups below `min_cluster_size` become outliers."""
 
-    def __init__(self, distance_threshold: float = 0.75, min_cluster_size: int = 3):
+    def __init__(self, distance_threshold: float, min_cluster_size: int):  # cluster.agglomerative
         self.distance_threshold = distance_threshold
         self.min_cluster_size = min_cluster_size
 
@@ -88,29 +91,6 @@ def load_bertopic():
         for name in hidden:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
-
-
-def enable_jit_cache(packages: tuple[str, ...] = ("umap", "pynndescent", "hdbscan")) -> int:
-    """Let numba keep the compiled code of UMAP and friends on disk, as it does for `cache=True`.
-
-    Most of their functions are compiled afresh in every process: over a minute per cluster run
-    on 2 cores, far more than UMAP itself needs at 10k cards. Compiled code does not change
-    results. Returns how many functions were switched.
-    """
-    import sys
-
-    from numba.core.caching import FunctionCache
-    from numba.core.dispatcher import Dispatcher
-
-    switched = 0
-    for name, module in list(sys.modules.items()):
-        if module is None or name.split(".")[0] not in packages:
-            continue
-        for obj in list(vars(module).values()):
-            if isinstance(obj, Dispatcher) and not isinstance(obj._cache, FunctionCache):
-                obj.enable_caching()
-                switched += 1
-    return switched
 
 
 def exact_neighbours(X: np.ndarray, k: int, max_block: int = 2**25) -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +179,7 @@ def prepare(embeddings: np.ndarray, center: bool, card_types=None) -> np.ndarray
             members = types == card_type
             if members.sum() >= MIN_CARDS:  # a type's mean from a handful of cards is mostly their content
                 X[members] -= X[members].mean(axis=0, keepdims=True)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms == 0, 1.0, norms)
+    return unit_rows(X)
 
 
 def make_embedder(backend):

@@ -27,15 +27,17 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError, model_validator
 
-from pipeline.map_hierarchy import GROUP_PREFIX
-from pipeline.params import Strict, read_yaml, yaml_line
+from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT, GROUP_PREFIX
+from pipeline.params import Strict
+from pipeline.yaml_io import read_yaml, yaml_line
 from pipeline.records import STATUS_REJECTED
-from pipeline.taxonomy import EMERGENT, Taxonomy
+from pipeline.taxonomy import Taxonomy
 
 EXCLUDED_REASON = "excluded"  # the card's rejection reason in the report: "excluded: <reason>"
 
 
-class CurationError(ValueError):
+class CurationError(InnsiktError):
     """A curation file that does not parse, or a rule that does not match the run; names file and line."""
 
 

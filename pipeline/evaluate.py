@@ -18,6 +18,7 @@ from sklearn.metrics import (
     v_measure_score,
 )
 
+from pipeline.errors import InnsiktError
 from pipeline.map import (
     embed_prototypes,
     load_codebook,
@@ -37,14 +38,15 @@ from pipeline.records import (
     write_json,
     write_text,
 )
+from pipeline.ids import EMERGENT
 from pipeline.report_charts import confusion_svg  # the heat maps are drawn like the report's charts
-from pipeline.taxonomy import EMERGENT, load_taxonomy
+from pipeline.taxonomy import load_taxonomy
 from pipeline.tune import training_groups, tuned_model_file
 
 JUNK = "junk"
 
 
-class GoldError(ValueError):
+class GoldError(InnsiktError):
     """A gold file without the needed columns; names the file and the column."""
 
 
@@ -82,6 +84,7 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
         "category_accuracy": _round(correct.mean()),
         "category_accuracy_with_also": _round(correct_with_also.mean()),
         "category_macro_f1": _round(f1_score(gold_category, predicted, average="macro", zero_division=0)),
+        "category_agreement": agreement(live["card_id"], gold_category, predicted),
         "theme_accuracy": _round(np.mean(theme_correct)),
         "emergent_precision": _round((pred_emergent & gold_emergent).sum() / max(pred_emergent.sum(), 1)),
         "emergent_recall": _round((pred_emergent & gold_emergent).sum() / max(gold_emergent.sum(), 1)),
@@ -96,6 +99,24 @@ def score(card_map: pd.DataFrame, assignments: pd.DataFrame, gold: pd.DataFrame,
                                                                   fill_value=0).values.tolist(),
         },
     }
+
+
+def agreement(card_ids, gold, predicted) -> dict:
+    """Chance-corrected agreement of the machine with the gold coder on each card's category, as
+    between two human coders: Cohen's kappa and Krippendorff's alpha (nominal), by NLTK's
+    AnnotationTask. None where undefined (no cards; both coders give one category throughout)."""
+    from nltk.metrics.agreement import AnnotationTask
+
+    data = [(coder, card, label) for card, gold_label, machine_label in zip(card_ids, gold, predicted)
+            for coder, label in (("gold", gold_label), ("machine", machine_label))]
+    task = AnnotationTask(data=data)
+    result = {}
+    for name, measure in (("cohen_kappa", task.kappa), ("krippendorff_alpha", task.alpha)):
+        try:
+            result[name] = _round(measure()) if data else None
+        except ZeroDivisionError:  # expected agreement 1: every card in one category on both sides
+            result[name] = None
+    return result
 
 
 OUTSIDE = "(outside every theme)"

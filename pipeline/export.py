@@ -28,9 +28,11 @@ from xml.etree import ElementTree as ET
 
 import pandas as pd
 
-from pipeline.api import EMERGENT, Run, load_run
+from pipeline.errors import InnsiktError
+from pipeline.api import Run, load_run
+from pipeline.colours import category_colours
+from pipeline.ids import EMERGENT
 from pipeline.records import SPREADSHEET_TRIGGERS, atomic_path, publish, write_csv
-from pipeline.report_render import category_colours
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -49,7 +51,7 @@ THEME_EXPORT_COLUMNS = ("theme_id", "label", "category_id", "category_name", "ta
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-class ExportError(ValueError):
+class ExportError(InnsiktError):
     """An export that cannot be written as asked (e.g. a project that fails the REFI-QDA schema)."""
 
 
@@ -57,7 +59,7 @@ def guid(*parts: str) -> str:
     return str(uuid.uuid5(GUID_NAMESPACE, "\x1f".join(parts)))
 
 
-def clean_text(value: str) -> str:
+def xml_safe(value: str) -> str:
     """Control characters that XML 1.0 forbids become U+FFFD (they never reach a cell or a .qde)."""
     return _ILLEGAL_XML.sub("\ufffd", value)
 
@@ -98,7 +100,7 @@ def write_xlsx(sheets: dict[str, pd.DataFrame], path: Path) -> None:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in _rows(frame):
-            sheet.append([clean_text(v) if isinstance(v, str) else v for v in row])
+            sheet.append([xml_safe(v) if isinstance(v, str) else v for v in row])
         for column in sheet.iter_cols(min_row=2):
             for cell in column:
                 if isinstance(cell.value, str) and cell.data_type != "s":
@@ -134,13 +136,13 @@ def write_tables(run: Run, out_dir: Path) -> None:
 
 def _element(tag: str, ns: str, **attributes) -> ET.Element:
     """The root element: children are written unqualified, in its default namespace."""
-    return ET.Element(tag, {"xmlns": ns, **{k: clean_text(v) for k, v in attributes.items() if v is not None}})
+    return ET.Element(tag, {"xmlns": ns, **{k: xml_safe(v) for k, v in attributes.items() if v is not None}})
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes) -> ET.Element:
-    element = ET.SubElement(parent, tag, {k: clean_text(v) for k, v in attributes.items() if v is not None})
+    element = ET.SubElement(parent, tag, {k: xml_safe(v) for k, v in attributes.items() if v is not None})
     if text is not None:
-        element.text = clean_text(text)
+        element.text = xml_safe(text)
     return element
 
 
@@ -211,7 +213,7 @@ def workshop_text(cards: pd.DataFrame) -> tuple[str, list[tuple[object, int, int
         if card.status == "rejected":
             heading += f" · avvist: {card.reason}"
         head = f"[{heading}]\n"
-        text = clean_text(card.text)
+        text = xml_safe(card.text)
         start = at + len(head)
         spans.append((card, start, start + len(text)))
         block = head + text + "\n\n"

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.errors import InnsiktError
 from pipeline import language
 from pipeline.language import Detected, detect_language, obviously_norwegian
 from pipeline.memo import TextMemo, text_key, version_digest
@@ -76,7 +77,7 @@ def _where(file: str, row: int | None, column: str | None) -> str:
     return file + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
 
 
-class IngestError(ValueError):
+class IngestError(InnsiktError):
     """Input that cannot be read as cards; the message names file, row and column.
 
     `kind` says what is wrong in a word (`missing_text_column`, `duplicate_card_id`, ...; see

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.cluster import OUTLIER
 from pipeline.curation import apply_rules, load_curation, relabel, settle
 from pipeline.embed import EmbeddingCache, embed_texts, make_backend
+from pipeline.ids import EMERGENT, OUTLIER
 from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
 from pipeline.map_hierarchy import build_hierarchy
 from pipeline.params import MapParams, Params
@@ -43,7 +43,8 @@ from pipeline.records import (
     read_table,
     write_table,
 )
-from pipeline.taxonomy import EMERGENT, Codebook, LabelError, Taxonomy, load_codebook, load_labels, load_taxonomy  # noqa: F401 (re-exported)
+from pipeline.taxonomy import Codebook, LabelError, Taxonomy, load_codebook, load_labels, load_taxonomy  # noqa: F401 (re-exported)
+from pipeline.vectors import centred_unit, softmax, top_k_mean  # noqa: F401 (softmax re-exported)
 
 log = logging.getLogger(__name__)
 LABELLED_CONFIDENCE = 1.0
@@ -89,23 +90,6 @@ def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, ma
     return np.minimum(hits, max_hits)
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=-1, keepdims=True)
-    return X / np.where(norms == 0, 1.0, norms)
-
-
-def centred_unit(card_vectors: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Unit vectors after removing the corpus mean, which every card shares (language, genre)."""
-    mean = card_vectors.mean(axis=0, keepdims=True)
-    return tuple(_unit(X - mean) for X in (card_vectors, *others))
-
-
-def softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    z = (scores - scores.max(axis=-1, keepdims=True)) / temperature
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def score_cards(
     card_vectors: np.ndarray,
     texts: list[str],
@@ -129,10 +113,7 @@ def score_cards(
         columns = similarity[:, owner == target.id]
         if columns.shape[1] == 0:
             continue
-        top = np.sort(columns, axis=1)[:, -params.top_k:]
-        finite = np.isfinite(top)
-        count = finite.sum(axis=1)
-        scores[:, j] = np.where(count > 0, np.where(finite, top, 0.0).sum(axis=1) / np.maximum(count, 1), -1.0)
+        scores[:, j] = top_k_mean(columns, params.top_k, empty=-1.0)
     return scores, lexical_hits(texts, targets, codebook, params.max_cue_hits)
 
 

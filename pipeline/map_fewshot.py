@@ -26,20 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.vectors import softmax, top_k_mean  # noqa: F401 (top_k_mean: the novelty features)
+
 FEATURES = ("emergent_neighbours", "taxonomy_neighbours", "taxonomy_score", "taxonomy_margin")
 # Inverse L2 strength of the detector; sklearn's default. Four standardised features and a
 # few hundred labels need little regularisation, and a fixed value keeps the knobs few.
 REGULARISATION_C = 1.0
-
-
-def top_k_mean(similarity: np.ndarray, k: int) -> np.ndarray:
-    """Per row, mean of the k largest finite values (-inf marks hidden columns); 0 when none."""
-    if similarity.shape[1] == 0:
-        return np.zeros(len(similarity))
-    top = np.sort(similarity, axis=1)[:, -k:]
-    finite = np.isfinite(top)
-    count = finite.sum(axis=1)
-    return np.where(count > 0, np.where(finite, top, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0)
 
 
 def novelty_features(
@@ -139,8 +131,7 @@ def fit_temperature(scores: np.ndarray, in_category: np.ndarray, right_category:
     `right_category[i, c]`: c is card i's labelled category.
     """
     def log_loss(temperature: float) -> float:
-        z = (scores - scores.max(axis=1, keepdims=True)) / temperature
-        probabilities = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        probabilities = softmax(scores, temperature)
         right = (probabilities @ in_category * right_category).sum(axis=1)
         return float(-np.log(np.clip(right, 1e-12, 1.0)).mean())
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.ids import EMERGENT, GROUP_PREFIX
 from pipeline.records import CARD_MAP, STATUS_ASSIGNED, STATUS_OUTLIER, STATUS_REJECTED, THEMES
-from pipeline.taxonomy import EMERGENT, Taxonomy
+from pipeline.taxonomy import Taxonomy
 
 NO_CLUSTER = -1  # taxonomy themes and groups of emergent topics are not clusters of the cluster stage
-GROUP_PREFIX = "group-"
 
 
 def build_hierarchy(card_map: pd.DataFrame, homes: pd.DataFrame, taxonomy: Taxonomy, vectors: np.ndarray,

@@ -36,28 +36,26 @@ def version_digest(*, params: dict, modules: tuple, packages: tuple[str, ...]) -
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
-class TextMemo:
-    """Append-only segments of per-text results under one version."""
+class SegmentStore:
+    """Append-only Parquet segments of (key, columns...) in one folder, each written atomically and
+    named by the digest of its keys: the one store under the memos and the embedding cache."""
 
-    def __init__(self, root: Path, namespace: str, version_id: str, schema: pa.Schema):
-        self.root = Path(root) / namespace / version_id
+    def __init__(self, root: Path, schema: pa.Schema, kind: str = "memo", redo: str = "computed"):
+        self.root = Path(root)
         self.schema = schema  # first column: `key`
-
-    def load(self) -> pd.DataFrame:
-        """One row per key, indexed by key."""
-        return self.table().to_pandas().drop_duplicates("key").set_index("key")
+        self._skipped = f"unreadable {kind} segment skipped, its texts are {redo} again"
 
     def table(self) -> pa.Table:
-        """Every stored row, in segment order: a key stored by two segments appears twice."""
+        """Every stored row, in segment order: a key stored by two segments appears twice. An
+        unreadable segment (a full disk, say) is skipped with a warning: its rows are redone."""
         tables = []
         if self.root.is_dir():
-            remove_stale_temp_files_in(self.root)
+            remove_stale_temp_files_in(self.root)  # segments a killed run was writing
         for segment in sorted(self.root.glob("segment-*.parquet")):
             try:
                 tables.append(pq.read_table(segment, schema=self.schema))
-            except (pa.ArrowException, OSError) as exc:
-                log.warning("%s: unreadable memo segment skipped, its texts are computed again (%s)",
-                            segment, " ".join(str(exc).split()))
+            except (pa.ArrowException, OSError, KeyError) as exc:
+                log.warning("%s: %s (%s)", segment, self._skipped, " ".join(str(exc).split()))
         return pa.concat_tables(tables) if tables else self.schema.empty_table()
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -66,3 +64,14 @@ class TextMemo:
             return
         name = hashlib.sha256("".join(frame["key"]).encode()).hexdigest()[:20]
         write_table(frame, self.schema, self.root / f"segment-{name}.parquet")
+
+
+class TextMemo(SegmentStore):
+    """Per-text results under one version: `<root>/<namespace>/<version>/segment-*.parquet`."""
+
+    def __init__(self, root: Path, namespace: str, version_id: str, schema: pa.Schema):
+        super().__init__(Path(root) / namespace / version_id, schema)
+
+    def load(self) -> pd.DataFrame:
+        """One row per key (its first), indexed by key."""
+        return self.table().to_pandas().drop_duplicates("key").set_index("key")

@@ -22,6 +22,7 @@ same MurmurHash3, same floats) because importing scikit-learn costs seconds per 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,12 @@ NGRAM_SIZES = (3, 4, 5)
 _ROWS_PER_STEP = 2000  # words or texts whose signatures are computed at once: bounds memory
 _PENDING_PAIRS = 4_000_000  # candidate pairs gathered before removing repeats: bounds memory
 _BAND_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)  # any odd constants
+
+
+def duplicate_key(text_norm: str) -> str:
+    """What two cards must share to count as the same words: case and punctuation aside. Normalise
+    groups duplicates by it; the report never quotes two cards of one group."""
+    return re.sub(r"[\W_]+", " ", text_norm.casefold()).strip()
 
 
 # --- hashed character n-grams -------------------------------------------------------------------

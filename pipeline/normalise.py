@@ -21,18 +21,17 @@ import pyarrow as pa
 from pipeline import language, near_duplicates, norwegian, pii, repair
 from pipeline.language import Detected, detect_language
 from pipeline.params import NormaliseParams
-from pipeline.repair import RepairSettings, join_hyphen_breaks  # noqa: F401  (public API of this stage)
+from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, text_key, version_digest
-from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare
-from pipeline.records import CARDS, NORMALISED, STATUS_OK, read_table, write_json, write_table
+from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
+from pipeline.records import CARDS, NORMALISED, REDACTIONS_FILE, STATUS_OK, read_table, write_json, write_table
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting workers costs more than it saves
 # Per-text results kept between runs (see pipeline/memo.py).
-# `redactions`: personal data the safety net in `normalise_text` replaced, per kind (JSON; "{}": none).
+# `redactions`: personal data the safety net in `process_text` replaced, per kind (JSON; "{}": none).
 MEMO = pa.schema([("key", pa.string()), ("text_norm", pa.string()), ("language", pa.string()),
                   ("language_confidence", pa.float64()), ("redactions", pa.string())])
-REDACTIONS_FILE = "redactions.json"  # beside cards.parquet: what this stage redacted, for the report
 # Texts seen by the near-duplicate check (duplicate keys) and their MinHash signatures; `near`: the
 # keys of the texts compared before it that it is near, null when it was not compared (see
 # pipeline/near_duplicates.py). Every two texts with a `near` list have been compared once.
@@ -41,23 +40,6 @@ NEAR_MEMO = pa.schema([("key", pa.string()), ("text", pa.string()), ("signature"
 
 _SPACES = re.compile(r"[ \t\r\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")  # zero-width and soft hyphen: not word breaks
-
-
-def repair_settings(params: NormaliseParams) -> RepairSettings:
-    return RepairSettings(
-        min_repair_zipf=params.min_repair_zipf,
-        max_source_zipf=params.max_source_zipf,
-        ambiguity_margin=params.ambiguity_margin,
-        context_margin=params.context_margin,
-    )
-
-
-def repair_text(text: str, params: NormaliseParams | None = None, language: str | None = None) -> str:
-    """Repair lost or misread æ/ø/å ("lgsninger" -> "løsninger"), keeping case and punctuation.
-
-    Nynorsk text (given as `language="nn"` or detected) is not turned into bokmål.
-    """
-    return repair.repair_text(text, repair_settings(params or NormaliseParams()), language)
 
 
 # NEL (U+0085) is a line break, which ftfy would read as cp1252's "…"; but not after a lead
@@ -75,14 +57,9 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
-def normalise_text(text: str, params: NormaliseParams) -> tuple[str, Detected]:
-    """Clean and repaired text, and its language (detected before and after repair)."""
-    text_norm, detected, _ = _normalise_one(text, params)
-    return text_norm, detected
-
-
-def _normalise_one(text: str, params: NormaliseParams) -> tuple[str, Detected, dict[str, int]]:
-    """`normalise_text`, and the personal data its safety net replaced, per kind."""
+def process_text(text: str, params: NormaliseParams) -> tuple[str, Detected, dict[str, int]]:
+    """One text cleaned, repaired and checked for personal data once more: (text_norm, its language,
+    what the safety net replaced, per kind)."""
     text = clean_text(text)
     if params.repair_letters:
         text = repair_text(text, params)
@@ -93,10 +70,6 @@ def _normalise_one(text: str, params: NormaliseParams) -> tuple[str, Detected, d
     if found:
         log.warning("normalise: personal data reassembled by cleaning or repair and redacted: %s", dict(found))
     return text, detect_language(text), {kind: found[kind] for kind in pii.PII_KINDS if found[kind]}
-
-
-def duplicate_key(text_norm: str) -> str:
-    return re.sub(r"[\W_]+", " ", text_norm.casefold()).strip()
 
 
 def find_duplicates(keys: list[str], threshold: float,
@@ -128,21 +101,21 @@ def find_duplicates(keys: list[str], threshold: float,
     return result, comparison
 
 
-def _normalise_all(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
-    """`normalise_text` over many texts; large batches are spread over all cores (forked workers
+def process_texts(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
+    """`process_text` over many texts; large batches are spread over all cores (forked workers
     share the loaded language models). Order is kept, so the result does not depend on the workers."""
     import multiprocessing
     import os
 
     workers = min(os.cpu_count() or 1, len(texts) // PARALLEL_MIN_TEXTS)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_normalise_one(text, params) for text in texts]
+        return [process_text(text, params) for text in texts]
     language.load_detector()  # before forking, so the workers inherit it instead of loading it again
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.starmap(_normalise_one, [(text, params) for text in texts], chunksize=256)
+        return pool.starmap(process_text, [(text, params) for text in texts], chunksize=256)
 
 
-def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None):
+def text_results(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None):
     """(text_norm, language, confidence) per text, and the rows computed now (for the memo).
 
     `known` holds earlier results indexed by `memo.text_key(text)`: only other texts are computed.
@@ -153,7 +126,7 @@ def normalise_texts(texts: list[str], params: NormaliseParams, known: pd.DataFra
     pending = sorted(todo.items())
     computed = [(key, text_norm, detected.code, detected.confidence, json.dumps(found, sort_keys=True))
                 for (key, _), (text_norm, detected, found) in zip(pending,
-                                                                  _normalise_all([t for _, t in pending], params))]
+                                                                  process_texts([t for _, t in pending], params))]
     new_rows = pd.DataFrame(computed, columns=MEMO.names)
     results = pd.concat([known, new_rows.set_index("key")]) if computed else known
     return results.loc[keys].reset_index(drop=True), new_rows
@@ -169,15 +142,11 @@ def card_order_key(card_id: str) -> tuple:
     return tuple((0, int(part), "") if k % 2 else (1, 0, part) for k, part in enumerate(parts)), card_id
 
 
-def normalise(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Normalised cards; `results` are the cards' `normalise_texts` rows when already computed."""
-    return normalise_cards(cards, params, results)[0]
-
-
 def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None,
                     known: Known | None = None) -> tuple[pd.DataFrame, Comparison]:
-    """`normalise`, with near duplicates known from earlier runs (`known`, not compared again),
-    and the near-duplicate comparison made (what to keep for the next run).
+    """The stage's pure core: normalised cards, and the near-duplicate comparison made (what to keep
+    for the next run). `results` are the cards' `text_results` rows when already computed (else
+    computed now); near duplicates known from earlier runs (`known`) are not compared again.
 
     The cards come out in canonical order (by card id, numbers by value: `card_order_key`), whatever the order of the input files and
     of the rows in them: everything order-sensitive downstream (which copy of a duplicate group is
@@ -187,7 +156,7 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
     order = np.array(sorted(range(len(ids)), key=lambda i: card_order_key(ids[i])), dtype=np.int64)
     out = cards.iloc[order].reset_index(drop=True)
     if results is None:
-        results, _ = normalise_texts(out["text"].tolist(), params)
+        results, _ = text_results(out["text"].tolist(), params)
     else:
         results = results.iloc[order].reset_index(drop=True)
     out["text_norm"] = results["text_norm"].tolist()
@@ -269,7 +238,7 @@ def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: 
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
     pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
-    results, new_rows = normalise_texts(cards["text"].tolist(), params, memo.load() if memo else None)
+    results, new_rows = text_results(cards["text"].tolist(), params, memo.load() if memo else None)
     known = known_from_memo(pairs_memo.table()) if pairs_memo else None
     result, comparison = normalise_cards(cards, params, results, known)
     if memo:

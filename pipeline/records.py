@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import InnsiktError
+
 STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 STATUS_ASSIGNED = "assigned"
@@ -129,13 +131,16 @@ CURATION = pa.schema(
 
 
 # Stage outputs with one row per card: a card id twice means a stage lost count (conservation).
+# normalise -> report, beside cards.parquet: what normalise's safety net redacted, per kind
+REDACTIONS_FILE = "redactions.json"
+
 ONE_ROW_PER_CARD = (CARDS, NORMALISED, EMBEDDINGS, CLUSTER_ASSIGNMENTS, CARD_MAP)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class SchemaError(ValueError):
+class SchemaError(InnsiktError):
     """A stage input that does not have the columns its schema requires."""
 
 
@@ -234,6 +239,17 @@ def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
                               f"{f', and {doubled.nunique() - 1} more ids' if doubled.nunique() > 1 else ''}); "
                               f"expected one row per card: rerun the stage that writes it")
     return frame
+
+
+def write_bytes(data: bytes, path: str | Path) -> None:
+    """Atomic, flushed to disk, like every other output: a killed run never leaves half a file (a PNG, say)."""
+    path = Path(path)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_bytes(data)
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:

@@ -1,4 +1,4 @@
-"""Theme registry: theme ids that survive reclustering, and what changed since the previous run.
+"""The theme registry (`models/themes.json`): topic ids that survive reclustering, and what changed since the last run.
 
 Each run's clusters are matched one-to-one to the previous run's themes (`models/themes.json`,
 tracked in git): by card overlap (Jaccard over the cards both runs have) and, for themes whose
@@ -17,19 +17,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import InnsiktError
+
 REGISTRY_FORMAT = 1
 NEW, GROWN, SHRUNK, UNCHANGED, MERGED, RETIRED = "new", "grown", "shrunk", "unchanged", "merged", "retired"
 CHANGE_COLUMNS = ["theme_id", "label", "change", "size_before", "size_after", "merged_into", "split_from"]
 CENTROID_DECIMALS = 5  # enough to match on; keeps the tracked file small and its diffs stable
 
 
-class RegistryError(ValueError):
+class RegistryError(InnsiktError):
     """A theme registry file that cannot be read; names the file and the problem."""
 
 
 @dataclass(frozen=True)
-class Theme:
-    """One theme of a registry: members, centroid (L2-normalised raw embedding mean), label."""
+class Topic:
+    """One topic (a cluster with a stable id, "theme-<hash>") of a registry: members, centroid (L2-normalised
+    raw embedding mean), label."""
 
     theme_id: str
     label: str
@@ -42,7 +45,7 @@ class Theme:
 class Registry:
     """The themes of the last run, and the changes that run reported (so a rerun reports them again)."""
 
-    themes: tuple[Theme, ...] = ()
+    themes: tuple[Topic, ...] = ()
     changes: tuple[dict, ...] = ()
     outliers: tuple[str, ...] = ()  # cards of the last run in no theme: seen, so not new next time
 
@@ -73,7 +76,7 @@ def centroid(vectors: np.ndarray) -> tuple[float, ...]:
 
 def match(clusters: dict[int, list[str]], centroids: dict[int, tuple[float, ...]], labels: dict[int, str],
           previous: Registry, *, min_overlap: float, min_centroid_similarity: float,
-          merge_share: float, outliers=(), keep_labels: bool = True) -> Matching:
+          merge_share: float, keep_labels: bool, outliers=()) -> Matching:
     """Ids for this run's clusters (cluster -> member card ids), given the previous registry.
 
     A matched cluster keeps the previous theme's label, unless `keep_labels` is false.
@@ -141,9 +144,9 @@ def match(clusters: dict[int, list[str]], centroids: dict[int, tuple[float, ...]
         rows_out.append(_change(theme.theme_id, theme.label, MERGED if into else RETIRED, len(theme.cards), 0,
                                 into, []))
     themes = [
-        Theme(theme_ids[c], kept_labels.get(c, labels[c]), tuple(sorted(clusters[c])), centroids[c]) for c in order
+        Topic(theme_ids[c], kept_labels.get(c, labels[c]), tuple(sorted(clusters[c])), centroids[c]) for c in order
     ] + [
-        Theme(t.theme_id, t.label, t.cards, t.centroid, "retired")
+        Topic(t.theme_id, t.label, t.cards, t.centroid, "retired")
         for t in previous.themes if t.theme_id not in set(theme_ids.values())
     ]
     themes.sort(key=lambda t: (t.status != "active", t.theme_id))
@@ -199,7 +202,7 @@ def load(path: Path) -> Registry:
     themes = []
     for n, entry in enumerate(raw.get("themes", []), start=1):
         try:
-            themes.append(Theme(str(entry["theme_id"]), str(entry["label"]), tuple(entry["cards"]),
+            themes.append(Topic(str(entry["theme_id"]), str(entry["label"]), tuple(entry["cards"]),
                                 tuple(float(v) for v in entry["centroid"]), str(entry.get("status", "active"))))
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{path}: theme {n}: missing or invalid field {exc}") from exc

@@ -20,6 +20,7 @@ import ftfy
 from wordfreq import zipf_frequency
 
 from pipeline import norwegian
+from pipeline.params import NormaliseParams
 
 # Real OCR of a workshop report (issue 16): (letter, read as) -> percent of damaged words.
 OCR_DAMAGE: dict[tuple[str, str], float] = {
@@ -119,14 +120,6 @@ _WORD = re.compile(r"(?:[^\W\d_]|(?<=[^\W\d_])[&0]|[&0](?=[^\W\d_]))+")
 _AMPERSAND = re.compile(r"(\b([^\W\d_]+)\s+)&(?=\s+[^\W\d_])")
 _HYPHEN_BREAK = re.compile(r"([^\W\d_]{2,})-\s+([a-zæøå][^\W\d_]+)")
 SUSPENSIVE_TAILS = frozenset({"og", "eller", "samt", "til", "som"})
-
-
-@dataclass(frozen=True)
-class RepairSettings:
-    min_repair_zipf: float = 2.5  # a repair must be at least this common
-    max_source_zipf: float = 1.5  # only words rarer than this count as unknown
-    ambiguity_margin: float = 2.5  # a known word is replaced when the repair is this much more common
-    context_margin: float = 1.0  # ... or this much, in a card that shows damage elsewhere
 
 
 @lru_cache(maxsize=300_000)
@@ -282,7 +275,7 @@ def _unknown_everywhere(word: str) -> bool:
     return zipf(word) < UNKNOWN_ZIPF and word not in norwegian.bokmal_forms() and not norwegian.nynorsk_word(word)
 
 
-def known(word: str, nynorsk: bool, settings: RepairSettings, maybe_nynorsk: bool = False) -> bool:
+def known(word: str, nynorsk: bool, settings: NormaliseParams, maybe_nynorsk: bool = False) -> bool:
     """A word of the written standard: common enough in wordfreq, or listed in the lexicon."""
     if nynorsk:
         return norwegian.nynorsk_word(word)
@@ -317,7 +310,7 @@ def _is_english(word: str | None) -> bool:
     return bool(word) and english_zipf(word) >= 3.0 and english_zipf(word) > zipf(word) + 0.5
 
 
-def repair_unknown(word: str, nynorsk: bool, settings: RepairSettings, maybe_nynorsk: bool = False) -> str | None:
+def repair_unknown(word: str, nynorsk: bool, settings: NormaliseParams, maybe_nynorsk: bool = False) -> str | None:
     """A word for an unknown one ("lgsninger" -> "løsninger", "kvalitetsgvelsen" ->
     "kvalitetsøvelsen"), else None. A compound of known parts ("jernbaneloven") stays unless the
     lexicon lists a repair of it ("malstyringen" -> "målstyringen")."""
@@ -394,7 +387,7 @@ def repair_by_rule(word: str, ctx: Context, surely_nynorsk: bool = False) -> str
     return None
 
 
-def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, nynorsk: bool = False) -> str | None:
+def repair_in_damaged_card(word: str, ctx: Context, settings: NormaliseParams, nynorsk: bool = False) -> str | None:
     """Weaker evidence, used only where other words of the card were damaged."""
     if ctx.code or ctx.in_compound:
         return None
@@ -441,7 +434,7 @@ def repair_in_damaged_card(word: str, ctx: Context, settings: RepairSettings, ny
     return None
 
 
-def repair_transliteration(word: str, settings: RepairSettings) -> str | None:
+def repair_transliteration(word: str, settings: NormaliseParams) -> str | None:
     """ASCII spellings "aa", "oe", "ae" ("vaere", "foer", "aar") for å, ø, æ."""
     if not _TRANSLITERATION.search(word):
         return None
@@ -452,7 +445,7 @@ def repair_transliteration(word: str, settings: RepairSettings) -> str | None:
     return None
 
 
-def repair_common_word(word: str, ctx: Context, settings: RepairSettings) -> str | None:
+def repair_common_word(word: str, ctx: Context, settings: NormaliseParams) -> str | None:
     """A known word whose repair is far more common ("hasten" -> "høsten")."""
     if word in RULE_WORDS or ctx.abbreviation or ctx.code or ctx.hyphenated:
         return None
@@ -498,7 +491,7 @@ def _noun(word: str) -> bool:
     return word in norwegian.lexicon()["noun"]
 
 
-def repair_text(text: str, settings: RepairSettings | None = None, language: str | None = None) -> str:
+def repair_text(text: str, params: NormaliseParams | None = None, language: str | None = None) -> str:
     """Repair lost or misread æ/ø/å, keeping case and punctuation.
 
     `language` is "nb" or "nn" when known; otherwise it is detected. Only bokmål and nynorsk are
@@ -507,7 +500,7 @@ def repair_text(text: str, settings: RepairSettings | None = None, language: str
     """
     from pipeline.language import detect_language, marker_balance, obviously_norwegian
 
-    settings = settings or RepairSettings()
+    settings = params or NormaliseParams()  # min_repair_zipf, max_source_zipf, ambiguity_margin, context_margin
     text = ftfy.fix_encoding(text)  # UTF-8 read as cp1252: "Ã¸" -> "ø"
     matches = [m for m in _WORD.finditer(text) if not _touches_digit(text, m)]
     if not matches:

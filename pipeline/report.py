@@ -19,8 +19,10 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from pipeline.embed import make_backend
-from pipeline.normalise import REDACTIONS_FILE, duplicate_key
+from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT, EMERGENT_NAME
+from pipeline.embed import model_id_of
+from pipeline.near_duplicates import duplicate_key
 from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
 from pipeline.records import (
@@ -29,6 +31,7 @@ from pipeline.records import (
     CURATION,
     EMBEDDINGS,
     NORMALISED,
+    REDACTIONS_FILE,
     STATUS_ASSIGNED,
     STATUS_OUTLIER,
     STATUS_REJECTED,
@@ -43,7 +46,7 @@ from pipeline.report_plots import write_plots
 from pipeline.report_render import render_html, render_markdown, validate_insights
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.review import review_section
-from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Taxonomy, load_taxonomy
+from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 SCHEMA_VERSION = "0.8.0"
 # Packages whose version can change the output; recorded in the run manifest.
@@ -67,7 +70,7 @@ CHANGE_KINDS = (NEW, GROWN, SHRUNK, UNCHANGED, MERGED, RETIRED)
 GONE_KINDS = (MERGED, RETIRED)  # rows for previous themes that are not themes of this run
 
 
-class ReportError(ValueError):
+class ReportError(InnsiktError):
     """Inputs to the report that contradict each other or the taxonomy."""
 
 
@@ -509,7 +512,7 @@ def _run_manifest(merged: pd.DataFrame, votes: pd.DataFrame, inputs: list[dict],
     return {
         "innsikt_version": version("innsikt"),
         "params_hash": params.digest(),
-        "embedding_model": make_backend(params.embed.backend).model_id,
+        "embedding_model": model_id_of(params.embed.backend),
         "package_versions": _package_versions(),
         "inputs": inputs,
         "counts": {
@@ -659,7 +662,12 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         params=params,
     )
     check_conservation(insights, cards)
-    validate_insights(insights)
+    import jsonschema  # validate_insights imports it anyway; here only to name its error
+
+    try:
+        validate_insights(insights)
+    except jsonschema.ValidationError as exc:  # a bug of ours, said in one line like any expected error
+        raise ReportError(f"insights.json does not match its schema: {exc.message}") from exc
     write_json(insights, out_dir / "insights.json")
     write_text(render_markdown(insights), out_dir / "report.md")
     write_text(render_html(insights), out_dir / "report.html")

@@ -3,8 +3,8 @@
 This module computes the geometry (positions and sizes as formatted numbers, colours) and renders
 the templates; the report inlines the same charts into its page, report_plots writes them as files
 beside it, and evaluate draws its confusion heat maps with them. The colours of the data (workshops,
-categories, vote choices) are set here, in COLOURS, and nowhere else: the page's style sheet gets its
-workshop swatch classes from it too.
+categories, vote choices) are set in pipeline.colours and gathered here in COLOURS: the page's style
+sheet gets its workshop swatch classes from it too.
 """
 from __future__ import annotations
 
@@ -15,35 +15,29 @@ from typing import Any, Iterable, Mapping
 import jinja2
 from markupsafe import Markup
 
+from pipeline.colours import (  # noqa: F401 (re-exported: the charts' colour functions)
+    CATEGORY_PALETTE,
+    NO_CATEGORY_COLOUR,
+    PALETTE,
+    VOTE_COLOURS,
+    category_colours,
+    workshop_colours,
+)
+
 __all__ = ["COLOURS", "workshop_colours", "category_colours", "theme_centres", "category_chart", "card_map",
            "confusion_svg", "category_chart_svg", "card_map_svg", "html_environment", "TemplateEnvironment"]
 
+# The data colours come from pipeline.colours (shared with the exports' QDA codes); the charts add
+# what they draw themselves, also where no style sheet of the page applies (the files in plots/).
 COLOURS: dict[str, Any] = {
-    # Workshop colours by position. Text colour is chosen per fill so that the numbers printed inside
-    # the bars keep readable contrast on the light colours.
-    "workshop": ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"),
-    "workshop_ink": ("#ffffff", "#1f2328", "#ffffff", "#ffffff", "#1f2328", "#1f2328", "#ffffff", "#ffffff"),
-    "vote": ("#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1"),
-    # Category colours for the card map, a different set from the workshop colours so the two legends
-    # are never confused; taken by category position in the document.
-    "category": ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4"),
-    "no_category": "#9aa4ae",
-    # Drawn on the charts themselves, also where no style sheet of the page applies (the files in plots/).
+    "workshop": tuple(fill for fill, _ in PALETTE),
+    "workshop_ink": tuple(ink for _, ink in PALETTE),
+    "vote": VOTE_COLOURS,
+    "category": CATEGORY_PALETTE,
+    "no_category": NO_CATEGORY_COLOUR,
     "ink": "#1f2328",
     "track": "#eef1f4",
 }
-
-
-def workshop_colours(workshops: Iterable[str]) -> dict[str, str]:
-    """Workshop id -> fill colour, by position (the same in the page and the files in plots/)."""
-    fills = COLOURS["workshop"]
-    return {w: fills[i % len(fills)] for i, w in enumerate(workshops)}
-
-
-def category_colours(category_ids: Iterable[str]) -> dict[str, str]:
-    """Category id -> colour, by position in the document's category list."""
-    fills = COLOURS["category"]
-    return {c: fills[i % len(fills)] for i, c in enumerate(category_ids)}
 
 
 # --------------------------------------------------------------------------- templates

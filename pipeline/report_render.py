@@ -21,6 +21,7 @@ import jinja2
 import jsonschema_rs
 from markupsafe import Markup
 
+from pipeline.ids import EMERGENT, EMERGENT_NAME
 from pipeline.report_charts import (
     COLOURS,
     TemplateEnvironment,
@@ -36,8 +37,6 @@ __all__ = ["load_schema", "validate_insights", "report_view", "render_markdown",
            "workshop_colours", "category_colours", "theme_centres", "COLOURS"]
 
 REPORT_TITLE = "Innsikt – rapport"
-EMERGENT_ID = "emergent"
-EMERGENT_TITLE = "Nye temaer (utenfor taksonomien)"
 DASH = "–"
 
 CARD_TYPE_LABELS = {
@@ -251,7 +250,7 @@ def _by_breadth(themes: Iterable[dict]) -> list[dict]:
 
 
 def _is_emergent(theme: Mapping[str, Any]) -> bool:
-    return bool(theme["emergent"]) or theme["category_id"] == EMERGENT_ID
+    return bool(theme["emergent"]) or theme["category_id"] == EMERGENT
 
 
 class _View:
@@ -357,7 +356,7 @@ class _View:
              "themes": [self.theme(t) for t in _by_breadth(
                  t for t in themes if t["category_id"] == c["category_id"] and not _is_emergent(t))],
              "unmatched": self.unmatched_taxonomy_themes(c["category_id"])}
-            for c in self.insights["categories"] if c["category_id"] != EMERGENT_ID
+            for c in self.insights["categories"] if c["category_id"] != EMERGENT
         ]
 
     def orphans(self) -> list[dict]:
@@ -450,7 +449,7 @@ def report_view(insights: Mapping[str, Any]) -> dict:
     run, counts = insights["run"], insights["run"]["counts"]
     cards_by_ws = {w["workshop_id"]: w["cards"] for w in insights["workshops"]}
     return {
-        "text": {"title": REPORT_TITLE, "emergent": EMERGENT_TITLE, "other": OTHER_TITLE,
+        "text": {"title": REPORT_TITLE, "emergent": EMERGENT_NAME, "other": OTHER_TITLE,
                  "other_text": OTHER_TEXT, "changes": CHANGES_TITLE, "curation": CURATION_TITLE,
                  "review": REVIEW_TITLE, "dash": DASH},
         "run": {"version": run["innsikt_version"], "model": run["embedding_model"], "params_hash": run["params_hash"],

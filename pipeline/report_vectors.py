@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
+from pipeline.vectors import unit_rows
+
 # Weight of relevance against redundancy in maximal marginal relevance: 0.7 keeps quotes on
 # topic while still pushing the 2nd and later quotes away from what is already chosen.
 MMR_LAMBDA = 0.7
@@ -39,11 +41,6 @@ def one_blas_thread():
     quotes of 606 themes 1.1 s against 0.3 s.
     """
     return _blas().limit(limits=1, user_api="blas")
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def centred_unit_vectors(embeddings: pd.DataFrame, card_ids: Iterable[str]) -> dict[str, np.ndarray]:
@@ -119,7 +116,7 @@ def _umap_2d(matrix: np.ndarray, target: np.ndarray | None) -> np.ndarray:
 
     from umap import UMAP
 
-    from pipeline.cluster import enable_jit_cache
+    from pipeline.numba_cache import enable_jit_cache
 
     enable_jit_cache()  # numba code compiled once and kept on disk, as in the cluster stage
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.records import STATUS_REJECTED
 from pipeline.report_vectors import SCORE_DECIMALS, one_blas_thread
-from pipeline.taxonomy import EMERGENT
+from pipeline.ids import EMERGENT
 
 METHOD = ("usikre kort nær mange andre usikre kort først (fasilitetsplassering vektet med 1 - sikkerhet), "
           "spredt så to nesten like kort ikke begge velges; kort analytikeren har avgjort er utelatt")

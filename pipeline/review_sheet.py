@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.curation import append_rule, load_curation
+from pipeline.errors import InnsiktError
 from pipeline.records import (
     CARD_MAP,
     EMBEDDINGS,
@@ -29,7 +30,8 @@ from pipeline.records import (
 )
 from pipeline.report_vectors import centred_unit_vectors
 from pipeline.review import review_queue
-from pipeline.taxonomy import EMERGENT, load_labels, load_taxonomy
+from pipeline.ids import EMERGENT
+from pipeline.taxonomy import load_labels, load_taxonomy
 
 SHEET = "Gjennomgang"
 CHOICES_SHEET = "Valg"
@@ -43,7 +45,7 @@ COLUMNS = (  # (key in the queue entry, header in the sheet)
 HEADERS = {key: header for key, header in COLUMNS}
 
 
-class ReviewError(ValueError):
+class ReviewError(InnsiktError):
     """A review sheet that cannot be read, or a verdict that is not one of the choices; names sheet, row, column."""
 
 

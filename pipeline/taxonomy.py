@@ -8,18 +8,17 @@ from typing import Callable
 import pandas as pd
 import yaml
 
-from pipeline.params import read_yaml, yaml_line
+from pipeline.errors import InnsiktError
+from pipeline.ids import EMERGENT, EMERGENT_NAME
+from pipeline.yaml_io import read_yaml, yaml_line
 
-EMERGENT = "emergent"
-EMERGENT_NAME = "Nye temaer (utenfor taksonomien)"
 
-
-class TaxonomyError(ValueError):
+class TaxonomyError(InnsiktError):
     """A taxonomy file that does not have the expected shape; names the file and the entry."""
 
 
 @dataclass(frozen=True)
-class Theme:
+class TaxonomyTheme:
     id: str
     name: str
     category_id: str
@@ -44,7 +43,7 @@ class Theme:
 class Category:
     id: str
     name: str
-    themes: tuple[Theme, ...]
+    themes: tuple[TaxonomyTheme, ...]
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,10 @@ class Taxonomy:
     categories: tuple[Category, ...]
 
     @property
-    def themes(self) -> tuple[Theme, ...]:
+    def themes(self) -> tuple[TaxonomyTheme, ...]:
         return tuple(theme for category in self.categories for theme in category.themes)
 
-    def theme(self, theme_id: str) -> Theme:
+    def theme(self, theme_id: str) -> TaxonomyTheme:
         return {t.id: t for t in self.themes}[theme_id]
 
     def category_name(self, category_id: str) -> str:
@@ -92,7 +91,7 @@ def parse_taxonomy(raw: dict, source: str = "taxonomy",
                 raise TaxonomyError(_located(f"{t_where}: 'statements' must be a list of texts, found "
                                              f"{type(statements).__name__}", at(t_path + ("statements",))))
             themes.append(
-                Theme(
+                TaxonomyTheme(
                     id=str(theme["id"]),
                     name=str(theme["name"]),
                     category_id=str(cat["id"]),
@@ -131,7 +130,7 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
 
 
 # The codebook and analyst labels: read beside the taxonomy by map, tune and evaluate.
-class LabelError(ValueError):
+class LabelError(InnsiktError):
     """A labels file that does not fit the corpus or the taxonomy; names file, row and column."""
 
 

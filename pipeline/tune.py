@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import InnsiktError
 from pipeline.encoder import DEFAULT_PROMPT, PROMPTS, bert_of, model_digest, read_e5_file, to_sentence_transformer, \
     write_e5_file
 from pipeline.encoder import TUNED_MODEL_FILE as MODEL_FILE
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 
-class TuneError(ValueError):
+class TuneError(InnsiktError):
     """Training data or settings the tune stage cannot use; names the param or file."""
 
 

@@ -137,3 +137,36 @@ def test_innsikt_run_works_from_an_empty_folder_outside_the_repository(run_outsi
     assert insights["run"]["counts"]["cards"] == 39 + 5
     assert insights["taxonomy"]["id"] == "kmd-innovasjon-offentlig-sektor" and insights["themes"]
     assert (run_outside_repo / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("error, code", [("innsikt", 1), ("bug", None)])
+def test_an_innsikt_error_is_one_line_and_any_other_error_keeps_its_traceback(tmp_path, monkeypatch, error, code):
+    from pipeline import export as export_stage
+    from pipeline.errors import InnsiktError
+
+    class StageError(InnsiktError):
+        pass
+
+    def failing(**kwargs):
+        raise StageError("run/x.parquet, row 3: broken\nsecond line") if error == "innsikt" else RuntimeError("bug")
+
+    monkeypatch.setattr(export_stage, "run", failing)
+    result = runner.invoke(app, ["export", "--run-dir", str(tmp_path)])
+    if code == 1:
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines() == ["innsikt: error: run/x.parquet, row 3: broken second line"]
+    else:
+        assert isinstance(result.exception, RuntimeError)
+
+
+def test_params_prints_the_params_in_effect_or_the_readme_table(tmp_path):
+    import yaml
+
+    from pipeline.params import params_markdown
+
+    (tmp_path / "params.yaml").write_text("map:\n  top_k: 5\n", encoding="utf-8")
+    shown = runner.invoke(app, ["params", "--params", str(tmp_path / "params.yaml")])
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.output)["map"]["top_k"] == 5
+    table = runner.invoke(app, ["params", "--markdown"])
+    assert table.exit_code == 0 and table.output == params_markdown()

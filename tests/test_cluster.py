@@ -8,7 +8,8 @@ from sklearn.metrics import adjusted_rand_score
 from conftest import FakeEmbedder, normalised_cards, planted_clusters
 from pipeline import cluster as cluster_stage
 from pipeline import registry
-from pipeline.cluster import OUTLIER, ClusterError, SmallCorpusClusterer, cluster, make_embedder
+from pipeline.cluster import ClusterError, SmallCorpusClusterer, cluster, make_embedder
+from pipeline.ids import OUTLIER
 from pipeline.params import ClusterParams
 from pipeline.records import CLUSTER_ASSIGNMENTS, CLUSTER_TOPICS, EMBEDDINGS, NORMALISED, read_table, write_table
 

@@ -41,7 +41,7 @@ def test_a_card_lost_or_doubled_between_stages_fails_the_run_naming_the_card(tam
         write_table(tamper(frame), CARD_MAP, path)
         return result
 
-    monkeypatch.setattr(cli._stage("map"), "run", buggy_map_run)
+    monkeypatch.setattr(map_stage, "run", buggy_map_run)
     (tmp_path / "params.yaml").write_text("", encoding="utf-8")
 
     result = CliRunner().invoke(cli.app, ["run", "--input", str(small_corpus), "--out", str(tmp_path / "out"),

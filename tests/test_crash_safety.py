@@ -193,7 +193,7 @@ def test_interrupted_cli_exits_130_with_one_line_and_no_traceback(monkeypatch, t
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._stage("embed"), "run", interrupted)
+    monkeypatch.setattr(embed_stage, "run", interrupted)
     (tmp_path / "params.yaml").write_text("", encoding="utf-8")
     result = CliRunner().invoke(cli.app, ["embed", "--cards", str(tmp_path / "c.parquet"), "--out", str(tmp_path),
                                           "--params", str(tmp_path / "params.yaml")])

@@ -10,7 +10,8 @@ from pipeline.curation import CurationError, append_rule, apply_rules, load_cura
 from pipeline.params import load_params
 from pipeline.records import CARD_MAP, STATUS_REJECTED
 from pipeline.report_render import validate_insights
-from pipeline.taxonomy import EMERGENT, load_taxonomy
+from pipeline.ids import EMERGENT
+from pipeline.taxonomy import load_taxonomy
 
 runner = CliRunner()
 

@@ -85,9 +85,8 @@ def test_cache_is_keyed_by_model(tmp_path, fake_embedder):
 
 
 def test_cache_writes_a_segment_per_chunk_so_an_interrupted_run_keeps_its_work(tmp_path, fake_embedder, monkeypatch):
-    monkeypatch.setattr(embed_stage, "SEGMENT_SIZE", 2)
     cache = EmbeddingCache(tmp_path, fake_embedder.model_id)
-    embed_texts(["a", "b", "c", "d", "e"], fake_embedder, cache.load(), cache.add)
+    embed_texts(["a", "b", "c", "d", "e"], fake_embedder, cache.load(), cache.add, segment_size=2)
     assert len(list(cache.root.glob("segment-*.parquet"))) == 3
     assert len(cache.load()) == 5
 
@@ -115,3 +114,12 @@ def test_params_name_exactly_the_backends_embed_implements():
     from pipeline.params import BACKEND_KINDS
 
     assert tuple(BACKENDS) == BACKEND_KINDS
+
+
+def test_model_id_of_a_backend_name_is_the_backends_model_id(tmp_path):
+    from pipeline.embed import model_id_of
+
+    for name in ("e5-small-q4", "sentence-transformers:/models/x"):
+        assert model_id_of(name) == make_backend(name).model_id
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        model_id_of(f"e5-small-q4:{tmp_path / 'missing'}")

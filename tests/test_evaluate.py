@@ -166,3 +166,23 @@ def test_a_tuned_encoder_is_tuned_per_fold_without_the_held_out_workshops_labels
         others = set(labelled.loc[labelled["workshop_id"] != workshop, "text_norm"])
         assert not (own - others) & trained, f"fold {workshop}: its own labelled cards were trained on"
         assert others <= trained  # the other workshops' labels were
+
+
+def test_agreement_is_cohens_kappa_and_krippendorffs_alpha_of_machine_and_gold():
+    from sklearn.metrics import cohen_kappa_score
+
+    from pipeline.evaluate import agreement
+
+    gold = ["a", "a", "b", "b", "c", "c", "a", "b"]
+    machine = ["a", "b", "b", "b", "c", "a", "a", "b"]
+    result = agreement([f"k{i}" for i in range(8)], gold, machine)
+    assert result["cohen_kappa"] == pytest.approx(cohen_kappa_score(gold, machine), abs=1e-4)
+    # Krippendorff's alpha, nominal, two coders, no missing values: 1 - (n - 1) * D_o / D_e over pairable values
+    values = gold + machine
+    n = len(values)
+    observed = sum(g != m for g, m in zip(gold, machine)) * 2 / n
+    counts = {v: values.count(v) for v in set(values)}
+    expected = (n * n - sum(c * c for c in counts.values())) / (n * (n - 1))
+    assert result["krippendorff_alpha"] == pytest.approx(1 - observed / expected, abs=1e-4)
+    assert agreement(["x", "y"], ["a", "b"], ["a", "b"]) == {"cohen_kappa": 1.0, "krippendorff_alpha": 1.0}
+    assert agreement([], [], []) == {"cohen_kappa": None, "krippendorff_alpha": None}

@@ -2,9 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.map import Codebook, LabelError, decide, load_codebook, load_labels, map_to_taxonomy, softmax
+from pipeline.map import Codebook, LabelError, decide, load_codebook, load_labels, map_to_taxonomy
 from pipeline.params import MapParams
-from pipeline.taxonomy import EMERGENT, load_taxonomy
+from pipeline.ids import EMERGENT
+from pipeline.vectors import softmax
+from pipeline.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy("configs/taxonomy.yaml")
 THEME_IDS = [t.id for t in TAXONOMY.themes]

@@ -7,15 +7,8 @@ from pipeline.map_fewshot import (
     emergent_probability,
     fit_temperature,
     novelty_features,
-    top_k_mean,
     training_mask,
 )
-
-
-def test_top_k_mean_skips_hidden_columns_and_is_zero_without_any():
-    similarity = np.array([[0.9, 0.1, -np.inf, 0.5], [-np.inf, -np.inf, -np.inf, -np.inf]])
-    np.testing.assert_allclose(top_k_mean(similarity, 2), [0.7, 0.0])
-    np.testing.assert_allclose(top_k_mean(np.zeros((2, 0)), 3), [0.0, 0.0])
 
 
 def test_training_hides_what_an_unlabelled_card_of_the_same_workshop_would_not_see():

@@ -6,7 +6,8 @@ import unicodedata
 import pandas as pd
 import pytest
 
-from pipeline.normalise import clean_text, duplicate_key, join_hyphen_breaks, normalise, repair_text, run
+from pipeline.near_duplicates import duplicate_key
+from pipeline.normalise import clean_text, join_hyphen_breaks, normalise_cards, repair_text, run
 from pipeline.params import NormaliseParams
 from pipeline.records import CARDS, NORMALISED, STATUS_OK, STATUS_REJECTED, read_table, write_table
 
@@ -163,14 +164,14 @@ def test_duplicate_key_ignores_case_and_punctuation():
     assert duplicate_key("Mer tid!") == duplicate_key("  mer, TID ") == "mer tid"
 
 
-# --- normalise() ------------------------------------------------------------------------------
+# --- normalise_cards() ---------------------------------------------------------------------------
 
 
 def test_normalise_keeps_text_verbatim_and_adds_cleaned_repaired_text_norm():
     raw = unicodedata.normalize("NFD", "  Vi trenger  lgsninger\npå tvers ")
     cards = cards_frame(("k1", raw))
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     assert out.loc[0, "text"] == raw
     assert out.loc[0, "text_norm"] == "Vi trenger løsninger på tvers"
@@ -180,7 +181,7 @@ def test_normalise_keeps_text_verbatim_and_adds_cleaned_repaired_text_norm():
 def test_normalise_without_letter_repair_only_cleans():
     cards = cards_frame(("k1", "  Vi trenger  lgsninger "))
 
-    out = normalise(cards, NormaliseParams(repair_letters=False))
+    out = normalise_cards(cards, NormaliseParams(repair_letters=False))[0]
 
     assert out.loc[0, "text_norm"] == "Vi trenger lgsninger"
 
@@ -189,7 +190,7 @@ def test_normalise_does_not_modify_its_input_and_keeps_every_card():
     cards = cards_frame(("k1", "Mer tid"), ("k2", "mer tid!"), ("k3", "", STATUS_REJECTED))
     before = cards.copy()
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     pd.testing.assert_frame_equal(cards, before)
     assert out["card_id"].tolist() == ["k1", "k2", "k3"]
@@ -205,7 +206,7 @@ def test_exact_duplicates_point_to_the_first_card():
         ("k5", "Helt andre ord her"),
     )
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     assert duplicate_of(out) == [None, None, "k1", "k1", None]
     assert out["duplicate_kind"].tolist()[2:4] == ["exact", "exact"]
@@ -218,7 +219,7 @@ def test_near_duplicates_are_grouped_with_the_first_card():
         ("k3", "Tørre å delegere!"),
     )
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     assert duplicate_of(out) == [None, None, "k1"]
     assert out["duplicate_kind"].tolist()[2] == "near"
@@ -232,7 +233,7 @@ def test_language_is_tagged_and_nynorsk_is_not_turned_into_bokmal():
         ("k4", "Dei vil vere med og gjere noko"),
     )
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     assert out["language"].tolist() == ["nn", "nb", "en", "nn"]
     assert out.loc[3, "text_norm"] == "Dei vil vere med og gjere noko"
@@ -247,7 +248,7 @@ def test_rejected_cards_never_count_as_duplicates():
         ("k4", "se baksiden"),
     )
 
-    out = normalise(cards, PARAMS)
+    out = normalise_cards(cards, PARAMS)[0]
 
     assert duplicate_of(out) == [None, None, None, "k3"]
 
@@ -299,9 +300,9 @@ def test_parallel_workers_give_the_same_cards_as_one_process(monkeypatch):
     cards = cards_frame(*[(f"k{i}", text) for i, text in enumerate(
         ["Vi trenger lgsninger pa tvers", "Mer tid til a prove", "Me treng meir tid", "Ledere ma torre",
          "Budsjettet er ettarig", "Innbyggerne ma bli hort"] * 3)])
-    serial = normalise(cards, PARAMS)
+    serial = normalise_cards(cards, PARAMS)[0]
     monkeypatch.setattr(normalise_module, "PARALLEL_MIN_TEXTS", 4)  # 18 texts: 2 workers
-    parallel = normalise(cards, PARAMS)
+    parallel = normalise_cards(cards, PARAMS)[0]
     pd.testing.assert_frame_equal(serial, parallel)
 
 

@@ -135,3 +135,65 @@ def test_digest_is_stable_and_independent_of_key_order(tmp_path):
 )
 def test_digest_changes_when_a_value_changes(change):
     assert Params(**change).digest() != Params().digest()
+
+
+# --- one source for every default ---------------------------------------------------------------
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_every_default_equals_configs_params_yaml_key_for_key():
+    import yaml
+
+    written = _flatten(yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8")))
+    defaults = _flatten(Params().model_dump(mode="json"))
+    assert sorted(written) == sorted(defaults), "configs/params.yaml and Params() name different keys"
+    assert {k: v for k, v in written.items() if defaults[k] != v} == {}
+
+
+def test_the_readme_params_table_is_generated_from_the_schema():
+    from pipeline.params import params_markdown
+
+    readme = (REPO_PARAMS.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert params_markdown() in readme, "README params table is stale: paste `innsikt params --markdown` over it"
+
+
+def test_every_param_has_a_description():
+    from pipeline.params import leaf_fields
+
+    assert [key for key, field in leaf_fields() if not field.description] == []
+
+
+def test_no_function_repeats_a_param_default_as_a_literal():
+    """A library function taking a param on its own defaults to `DEFAULTS.<section>.<key>` (or takes
+    it without a default): a literal copy drifts (cluster's 0.75 against the params' 0.8 did)."""
+    import ast
+
+    from pipeline.params import leaf_fields
+
+    names = {key.rsplit(".", 1)[-1] for key, _ in leaf_fields()}
+    # Same name, another meaning: threads of one backend object (the param's 0 means one per core);
+    # the tune stage's batch of texts for its frozen layers, not a batch of pairs.
+    allowed = {("embed", "__init__", "workers"), ("embed", "make_backend", "workers"),
+               ("tune", "_frozen_states", "batch_size")}
+    literal = []
+    for path in sorted((REPO_PARAMS.parents[1] / "pipeline").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            positional = node.args.posonlyargs + node.args.args
+            pairs = list(zip(positional[len(positional) - len(node.args.defaults):], node.args.defaults))
+            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                if arg.arg in names and isinstance(default, ast.Constant) and default.value is not None \
+                        and (path.stem, node.name, arg.arg) not in allowed:
+                    literal.append(f"{path.stem}.{node.name}({arg.arg}={default.value!r})")
+    assert literal == []

@@ -188,7 +188,7 @@ def _csv(texts: list[str]) -> str:
 def test_normalise_keeps_every_card_and_its_verbatim_text_for_any_unicode(texts):
     cards = ingested_frame(texts)
 
-    out = normalise_stage.normalise(cards, NormaliseParams())
+    out = normalise_stage.normalise_cards(cards, NormaliseParams())[0]
 
     assert sorted(out["card_id"]) == sorted(cards["card_id"])  # in canonical order, not necessarily the input's
     given = cards.set_index("card_id").loc[out["card_id"]]

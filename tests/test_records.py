@@ -27,3 +27,13 @@ def test_write_csv_is_utf8_with_a_bom_and_neutralises_every_text_cell(tmp_path):
     assert raw.startswith(codecs.BOM_UTF8)
     assert list(csv.reader(io.StringIO(raw.decode("utf-8-sig")))) == [["verksted", "kort"], ["'=1+1", "4"],
                                                                         ["Tromsø", "-2"]]
+
+
+def test_write_bytes_publishes_the_whole_file_and_leaves_no_temp_file(tmp_path):
+    from pipeline.records import write_bytes
+
+    target = tmp_path / "plots" / "map.png"
+    write_bytes(b"\x89PNG first", target)
+    write_bytes(b"\x89PNG second", target)
+    assert target.read_bytes() == b"\x89PNG second"
+    assert [p.name for p in target.parent.iterdir()] == ["map.png"]

@@ -2,14 +2,14 @@ import pandas as pd
 import pytest
 
 from pipeline import registry
-from pipeline.registry import Registry, RegistryError, Theme, match
+from pipeline.registry import Registry, RegistryError, Topic, match
 
-SETTINGS = {"min_overlap": 0.3, "min_centroid_similarity": 0.95, "merge_share": 0.5}
+SETTINGS = {"min_overlap": 0.3, "min_centroid_similarity": 0.95, "merge_share": 0.5, "keep_labels": True}
 EAST, NORTH, WEST = (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)
 
 
 def theme(theme_id, cards, centroid=EAST, label=None, status="active"):
-    return Theme(theme_id, label or f"label of {theme_id}", tuple(sorted(cards)), centroid, status)
+    return Topic(theme_id, label or f"label of {theme_id}", tuple(sorted(cards)), centroid, status)
 
 
 def cards(prefix, n):

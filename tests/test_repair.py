@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import repair
+from pipeline.params import NormaliseParams
 from pipeline.repair import CONFUSION_COST, OCR_DAMAGE, repair_text
 
 EXTERNAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "external"
@@ -179,4 +180,4 @@ def test_nynorsk_dictionary_knows_nynorsk_forms():
 
     assert all(nynorsk_word(w) for w in ("ikkje", "løysingane", "frå", "vere"))
     assert not any(nynorsk_word(w) for w in ("fra", "lgsninger"))
-    assert repair.known("ikkje", nynorsk=True, settings=repair.RepairSettings())
+    assert repair.known("ikkje", nynorsk=True, settings=NormaliseParams())

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from pipeline import report
-from pipeline.normalise import duplicate_key
+from pipeline.near_duplicates import duplicate_key
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.taxonomy import EMERGENT, EMERGENT_NAME, Theme, TaxonomyError, load_taxonomy, parse_taxonomy
+from pipeline.ids import EMERGENT, EMERGENT_NAME
+from pipeline.taxonomy import TaxonomyTheme, TaxonomyError, load_taxonomy, parse_taxonomy
 
 REPO_TAXONOMY = Path(__file__).resolve().parents[1] / "configs" / "taxonomy.yaml"
 
@@ -48,19 +49,19 @@ def test_every_repo_theme_prototype_has_its_name_and_statements_or_description(r
 
 
 def test_prototype_joins_name_and_all_statements():
-    t = Theme(id="siloer", name="Siloer", category_id="samhandling", statements=("Første påstand.", "Andre påstand."))
+    t = TaxonomyTheme(id="siloer", name="Siloer", category_id="samhandling", statements=("Første påstand.", "Andre påstand."))
 
     assert t.prototype == "Siloer. Første påstand. Andre påstand."
 
 
 def test_prototype_falls_back_to_the_description():
-    t = Theme(id="org", name="Organisasjonsstruktur", category_id="c", description="Særskilt organisert.")
+    t = TaxonomyTheme(id="org", name="Organisasjonsstruktur", category_id="c", description="Særskilt organisert.")
 
     assert t.prototype == "Organisasjonsstruktur. Særskilt organisert."
 
 
 def test_prototype_of_a_bare_theme_is_its_name():
-    assert Theme(id="t", name="Spredning", category_id="c").prototype == "Spredning."
+    assert TaxonomyTheme(id="t", name="Spredning", category_id="c").prototype == "Spredning."
 
 
 def test_parse_reads_statements_description_and_lookups():
