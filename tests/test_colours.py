@@ -14,9 +14,11 @@ def test_workshop_and_category_colours_never_share_a_colour():
     assert not {fill for fill, _ in PALETTE} & set(CATEGORY_PALETTE)
 
 
-def test_the_report_renderer_draws_with_these_colours():
-    """Until report_render imports them from here, its copies must not drift."""
-    from pipeline import colours, report_render
+def test_the_charts_draw_with_these_colours():
+    from pipeline import colours, report_charts
 
-    for name in ("PALETTE", "VOTE_COLOURS", "CATEGORY_PALETTE", "NO_CATEGORY_COLOUR"):
-        assert getattr(report_render, name) == getattr(colours, name), name
+    assert report_charts.workshop_colours is colours.workshop_colours
+    assert report_charts.category_colours is colours.category_colours
+    assert report_charts.COLOURS["workshop"] == tuple(fill for fill, _ in colours.PALETTE)
+    assert report_charts.COLOURS["vote"] == colours.VOTE_COLOURS
+    assert report_charts.COLOURS["category"] == colours.CATEGORY_PALETTE
