@@ -194,6 +194,27 @@ def make_embedder(backend):
     return PipelineEmbedder()
 
 
+def usage_ranked_representation(analyzer: TermAnalyzer, top_n_words: int):
+    """BERTopic's plug point for topic words: of c-TF-IDF's candidates (BERTopic passes at least 30), the
+    `top_n_words` that most of the topic's cards use (`rank_keywords`), shown as the cards write them. So
+    `get_topic` of the fitted (and saved) model gives the keywords of topics.parquet."""
+    load_bertopic()
+    from bertopic.representation import BaseRepresentation
+
+    class UsageRanked(BaseRepresentation):
+        def extract_topics(self, topic_model, documents, c_tf_idf, topics):
+            members = documents.groupby("Topic")["Document"].agg(list)
+            ranked = {}
+            for topic, candidates in topics.items():
+                usage = usage_in(list(members.get(topic, [])), analyzer)
+                score = {term: value for term, value in candidates if term}
+                terms = rank_keywords(list(score), usage)[:top_n_words]
+                ranked[topic] = [(shown(term, usage), float(score[term])) for term in terms]
+            return ranked
+
+    return UsageRanked()
+
+
 def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algorithm: str, analyzer: TermAnalyzer,
                     embedder=None, y=None):
     load_bertopic()
@@ -201,21 +222,15 @@ def fit_topic_model(docs: list[str], X: np.ndarray, params: ClusterParams, algor
     from bertopic.vectorizers import ClassTfidfTransformer
     from sklearn.feature_extraction.text import CountVectorizer
 
-    class QuotelessBERTopic(BERTopic):
-        """BERTopic without its representative documents: the report picks quotes itself (MMR),
-        and BERTopic's pick costs seconds at 10k cards, in every rerun."""
-
-        def _save_representative_docs(self, documents):
-            self.representative_docs_ = {int(topic): [] for topic in sorted(set(documents.Topic))}
-
     umap_model, cluster_model = ALGORITHMS[algorithm](params, X)
-    model = QuotelessBERTopic(
+    model = BERTopic(
         embedding_model=embedder,
         umap_model=umap_model,
         hdbscan_model=cluster_model,
         vectorizer_model=CountVectorizer(analyzer=analyzer),
         ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
-        top_n_words=max(params.top_n_words, 30),  # candidates; rank_keywords picks the final ones
+        representation_model=usage_ranked_representation(analyzer, params.top_n_words),
+        top_n_words=params.top_n_words,
         calculate_probabilities=False,
     )
     with warnings.catch_warnings():
@@ -320,12 +335,14 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
         centroid /= np.linalg.norm(centroid) or 1.0
         similarity[members] = X[members] @ centroid
         usage = usage_in([docs[i] for i in members], analyzer)
-        keywords = rank_keywords([term for term, _ in model.get_topic(topic) if term], usage)[: params.top_n_words]
+        keywords = [word for word, _ in model.get_topic(topic)]  # as usage_ranked_representation shows them
+        term_of = {shown(term, usage): term for term in usage}
         rows.append(
             {
                 "cluster": topic,
-                "label": make_label(keywords, params.label_words, usage) or f"tema {topic}",
-                "keywords": [shown(term, usage) for term in keywords],
+                "label": make_label([term_of[word] for word in keywords], params.label_words, usage)
+                or f"tema {topic}",
+                "keywords": keywords,
                 "size": len(members),
             }
         )
@@ -344,6 +361,7 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
     for row in rows:
         row["theme_id"] = matching.theme_ids[row["cluster"]]
         row["label"] = matching.labels.get(row["cluster"], row["label"])
+    model.set_topic_labels({row["cluster"]: row["label"] for row in rows})  # the saved model names them as we do
     assignments = pd.DataFrame({"card_id": card_ids, "cluster": topics, "similarity": similarity})
     topics_table = pd.DataFrame(rows, columns=CLUSTER_TOPICS.names)
     log.info("cluster: %s, %d topics, %d of %d cards outliers", algorithm, len(rows),

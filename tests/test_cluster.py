@@ -133,6 +133,12 @@ def test_run_saves_a_safetensors_model_that_bertopic_loads(tmp_path, fake_embedd
     assert len(read_table(tmp_path / "out" / "assignments.parquet", CLUSTER_ASSIGNMENTS)) == len(ids)
     saved = registry.load(tmp_path / "themes.json")
     assert sorted(t.theme_id for t in saved.themes) == sorted(topics["theme_id"])
+    # The saved model tells what topics.parquet tells: the same keywords and labels (BERTopic's own
+    # representation and label plug points, nothing re-ranked after saving).
+    info = loaded.get_topic_info().set_index("Topic")
+    for topic in topics.itertuples():
+        assert [word for word, _ in loaded.get_topic(topic.cluster)] == list(topic.keywords)
+        assert info.loc[topic.cluster, "CustomName"] == topic.label
 
 
 def test_model_is_saved_through_a_temp_folder_and_replaces_the_old_one(tmp_path, fake_embedder):
