@@ -32,7 +32,7 @@ from pipeline.errors import InnsiktError
 from pipeline.api import Run, load_run
 from pipeline.colours import category_colours
 from pipeline.ids import EMERGENT
-from pipeline.records import SPREADSHEET_TRIGGERS, atomic_path, publish, write_csv
+from pipeline.records import SPREADSHEET_TRIGGERS, atomic_path, publish, write_bytes, write_csv
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -311,12 +311,7 @@ def write_qda(run: Run, out_dir: Path) -> None:
     validate_project(qde)
     write_zip({"project.qde": qde, **{f"sources/{name}": text.encode("utf-8") for name, text in texts.items()}},
               out_dir / "innsikt.qdpx")
-    tmp = atomic_path(out_dir / "codebook.qdc")
-    try:
-        tmp.write_bytes(codebook_document(run))
-        publish(tmp, out_dir / "codebook.qdc")
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes(codebook_document(run), out_dir / "codebook.qdc")
 
 
 EXPORT_FILES = ("cards.xlsx", "cards.csv", "innsikt.qdpx", "codebook.qdc")

@@ -7,13 +7,12 @@ the run or the software version, so a rerun on the same data writes the same byt
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import resvg_py
 
-from pipeline.records import atomic_path, write_csv
+from pipeline.records import write_bytes, write_csv
 from pipeline.report_charts import card_map_svg, category_chart_svg
 from pipeline.report_render import report_view
 
@@ -21,19 +20,9 @@ PNG_ZOOM = 1.5  # 1,300 to 1,560 px wide: sharp on a slide, as the 144 dpi of th
 CHART_FILES = ("categories_by_workshop", "card_map")
 
 
-def _write_bytes(data: bytes, target: Path) -> None:
-    """Atomic, like every other stage output: a killed run never leaves half a PNG behind."""
-    tmp = atomic_path(target)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _save(svg: str, base: Path) -> None:
-    _write_bytes(svg.encode("utf-8"), base.with_suffix(".svg"))
-    _write_bytes(bytes(resvg_py.svg_to_bytes(svg_string=svg, zoom=PNG_ZOOM, background="#ffffff")),
+    write_bytes(svg.encode("utf-8"), base.with_suffix(".svg"))
+    write_bytes(bytes(resvg_py.svg_to_bytes(svg_string=svg, zoom=PNG_ZOOM, background="#ffffff")),
                  base.with_suffix(".png"))
 
 
