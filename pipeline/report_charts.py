@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import jinja2
 from markupsafe import Markup
