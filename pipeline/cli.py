@@ -177,7 +177,9 @@ def normalise(
     params: Path = ParamsOption,
 ) -> None:
     """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
-    _stage("normalise").run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
+    loaded = _params(params)
+    _stage("normalise").run(cards_path=cards, out_dir=out, params=loaded.normalise, cache_dir=cache_dir,
+                            engine=loaded.engine)
 
 
 @app.command()
@@ -205,7 +207,8 @@ def embed(
     params: Path = ParamsOption,
 ) -> None:
     """Embed the normalised texts, reusing the cache."""
-    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=_params(params).embed)
+    loaded = _params(params)
+    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=loaded.embed, engine=loaded.engine)
 
 
 @app.command()
@@ -222,7 +225,8 @@ def cluster(
     loaded = _params(params)
     embedder = _stage("cluster").make_embedder(_stage("embed").make_backend(loaded.embed.backend))
     result = _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
-                               registry_path=registry, params=loaded.cluster, embedder=embedder)
+                               registry_path=registry, params=loaded.cluster, embedder=embedder,
+                               engine=loaded.engine)
     counts = result.changes["change"].value_counts()
     logging.info("cluster: themes since the previous run: %s",
                  ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none")
@@ -311,14 +315,15 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
     _stage("ingest").run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
                          cache_dir=cache_dir)
     _stage("normalise").run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
-                        params=params.normalise, cache_dir=cache_dir)
+                        params=params.normalise, cache_dir=cache_dir, engine=params.engine)
     cards = out / "normalise" / "cards.parquet"
-    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
+    _stage("embed").run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed,
+                        engine=params.engine)
     embeddings = out / "embed" / "embeddings.parquet"
     backend = _stage("embed").make_backend(params.embed.backend)  # BERTopic's embedder: never asked to embed
     _stage("cluster").run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
                       model_dir=out / "models" / "bertopic", registry_path=registry or out / "models" / "themes.json",
-                      params=params.cluster,
+                      params=params.cluster, engine=params.engine,
                       embedder=_stage("cluster").make_embedder(backend))
     _stage("map").run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",
