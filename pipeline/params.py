@@ -228,7 +228,7 @@ class EngineParams(Strict):
     workers: int = Field(0, ge=0, le=1024, description="ray: CPUs of the cluster started for the run, "
                                                        "and embedding actors (0: one per core).")
     partition_size: int = Field(
-        2048, ge=64, le=1_000_000, description="Cards per partition: what one worker holds at a time.")
+        1024, ge=64, le=1_000_000, description="Cards per partition: what one worker holds at a time.")
     sample_size: int = Field(
         10_000, ge=100, le=10_000_000,
         description="Above this many cards, clustering is fitted on a seeded sample of this size and the other "

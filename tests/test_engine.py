@@ -12,8 +12,8 @@ from pipeline.engine import LocalEngine, RayEngine, open_engine
 from pipeline.params import EngineParams, load_params
 
 ROOT = Path(__file__).resolve().parent.parent
-CARDS = 400  # a few thousand cards, above the sample size: normalise, embed and placement all partitioned
-SAMPLE = 200
+CARDS = 1000  # above the sample size: normalise, embed and placement all partitioned; ~2 min in CI
+SAMPLE = 500
 
 
 def test_open_engine_is_local_by_default():
