@@ -12,9 +12,9 @@ Whether two texts are near is therefore a function of the two texts alone, so a 
 compare again what it compared before: `Known` holds texts already compared with each other
 (their signatures and near pairs; the normalise stage keeps it between runs), and `compare`
 checks only the new texts, against all of those. One rule depends on the other texts: in a band
-bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired only with the first (so the
-number of pairs stays linear); when that happens `compare` works from scratch and keeps only
-the new texts' signatures.
+bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired only with the first and the
+BUCKET_WINDOW texts before it (so the number of pairs stays linear, and memory with it); when that
+happens `compare` works from scratch and keeps only the new texts' signatures.
 
 The n-gram vectors are scikit-learn's HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5),
 binary=True, alternate_sign=False, n_features=2**20) with l2 norm, computed here (same n-grams,
