@@ -299,6 +299,7 @@ def sample_labels(X: np.ndarray, params: ClusterParams) -> tuple[np.ndarray, str
         reducer, clusterer = ALGORITHMS[attempt](params, X)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)  # no transform used
             reducer.fit(X)
             reduced = reducer.embedding_ if hasattr(reducer, "embedding_") else reducer.transform(X)
         labels = np.asarray(clusterer.fit(reduced).labels_, dtype=int)

@@ -56,10 +56,10 @@ def _params(tmp_path, **engine):
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A head node and one worker node on 127.0.0.1, one CPU each, started here and shut down after."""
-    cluster_utils = pytest.importorskip("ray.cluster_utils")
-    cluster = cluster_utils.Cluster(initialize_head=True,
-                                    head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
-                                                    "include_dashboard": False})
+    from ray.cluster_utils import Cluster  # a dependency: CI has it
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
     cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     yield cluster
