@@ -164,7 +164,9 @@ def normalise(
     """Unicode, whitespace and æ/ø/å repair, language; mark exact and near duplicates."""
     from pipeline import normalise as normalise_stage
 
-    normalise_stage.run(cards_path=cards, out_dir=out, params=_params(params).normalise, cache_dir=cache_dir)
+    loaded = _params(params)
+    normalise_stage.run(cards_path=cards, out_dir=out, params=loaded.normalise, cache_dir=cache_dir,
+                        engine=loaded.engine)
 
 
 @app.command()
@@ -196,7 +198,8 @@ def embed(
     """Embed the normalised texts, reusing the cache."""
     from pipeline import embed as embed_stage
 
-    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=_params(params).embed)
+    loaded = _params(params)
+    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out, params=loaded.embed, engine=loaded.engine)
 
 
 @app.command()
@@ -216,7 +219,8 @@ def cluster(
     loaded = _params(params)
     embedder = cluster_stage.make_embedder(embed_stage.make_backend(loaded.embed.backend))
     result = cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out, model_dir=model_dir,
-                               registry_path=registry, params=loaded.cluster, embedder=embedder)
+                               registry_path=registry, params=loaded.cluster, embedder=embedder,
+                               engine=loaded.engine)
     counts = result.changes["change"].value_counts()
     logging.info("cluster: themes since the previous run: %s",
                  ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none")
@@ -320,14 +324,15 @@ def run_all(*, inputs: list[Path], out: Path, params: Params, taxonomy: Path, ca
     ingest_stage.run(inputs=inputs, out_dir=out / "ingest", params=params.ingest, taxonomy=taxonomy,
                      cache_dir=cache_dir)
     normalise_stage.run(cards_path=out / "ingest" / "cards.parquet", out_dir=out / "normalise",
-                        params=params.normalise, cache_dir=cache_dir)
+                        params=params.normalise, cache_dir=cache_dir, engine=params.engine)
     cards = out / "normalise" / "cards.parquet"
-    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed)
+    embed_stage.run(cards_path=cards, cache_dir=cache_dir, out_dir=out / "embed", params=params.embed,
+                    engine=params.engine)
     embeddings = out / "embed" / "embeddings.parquet"
     backend = embed_stage.make_backend(params.embed.backend)  # BERTopic's embedder: never asked to embed
     cluster_stage.run(cards_path=cards, embeddings_path=embeddings, out_dir=out / "cluster",
                       model_dir=out / "models" / "bertopic", registry_path=registry or out / "models" / "themes.json",
-                      params=params.cluster,
+                      params=params.cluster, engine=params.engine,
                       embedder=cluster_stage.make_embedder(backend))
     map_stage.run(cards_path=cards, embeddings_path=embeddings, cluster_dir=out / "cluster", taxonomy_path=taxonomy,
                   codebook_path=codebook, labels_path=labels, cache_dir=cache_dir, out_dir=out / "map",

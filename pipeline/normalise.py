@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from pipeline import language, near_duplicates, norwegian, pii, repair
 from pipeline.language import Detected, detect_language
-from pipeline.params import NormaliseParams
+from pipeline.engine import LocalEngine, open_engine
+from pipeline.params import EngineParams, NormaliseParams
 from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
@@ -101,11 +102,23 @@ def find_duplicates(keys: list[str], threshold: float,
     return result, comparison
 
 
-def process_texts(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
+def normalise_partition(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
+    """`process_text` over one partition of texts (what a Ray task runs); each text on its own."""
+    return [process_text(text, params) for text in texts]
+
+
+def process_texts(texts: list[str], params: NormaliseParams,
+                  engine: LocalEngine | None = None) -> list[tuple[str, Detected, dict[str, int]]]:
     """`process_text` over many texts; large batches are spread over all cores (forked workers
-    share the loaded language models). Order is kept, so the result does not depend on the workers."""
+    share the loaded language models), or over the Ray workers of a `ray` engine in partitions of
+    `engine.partition_size` texts. Order is kept, so the result does not depend on the workers."""
     import multiprocessing
     import os
+
+    if engine is not None and engine.kind != "local" and texts:
+        size = engine.params.partition_size
+        parts = (texts[start:start + size] for start in range(0, len(texts), size))
+        return [result for part in engine.map(normalise_partition, parts, params) for result in part]
 
     workers = min(os.cpu_count() or 1, len(texts) // PARALLEL_MIN_TEXTS)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -115,10 +128,12 @@ def process_texts(texts: list[str], params: NormaliseParams) -> list[tuple[str, 
         return pool.starmap(process_text, [(text, params) for text in texts], chunksize=256)
 
 
-def text_results(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None):
+def text_results(texts: list[str], params: NormaliseParams, known: pd.DataFrame | None = None,
+                 engine: LocalEngine | None = None):
     """(text_norm, language, confidence) per text, and the rows computed now (for the memo).
 
-    `known` holds earlier results indexed by `memo.text_key(text)`: only other texts are computed.
+    `known` holds earlier results indexed by `memo.text_key(text)`: only other texts are computed,
+    on `engine` (None: this process and its forked workers).
     """
     known = known if known is not None else pd.DataFrame(columns=MEMO.names[1:])
     keys = [text_key(t) for t in texts]
@@ -126,7 +141,8 @@ def text_results(texts: list[str], params: NormaliseParams, known: pd.DataFrame 
     pending = sorted(todo.items())
     computed = [(key, text_norm, detected.code, detected.confidence, json.dumps(found, sort_keys=True))
                 for (key, _), (text_norm, detected, found) in zip(pending,
-                                                                  process_texts([t for _, t in pending], params))]
+                                                                  process_texts([t for _, t in pending], params,
+                                                                                engine))]
     new_rows = pd.DataFrame(computed, columns=MEMO.names)
     results = pd.concat([known, new_rows.set_index("key")]) if computed else known
     return results.loc[keys].reset_index(drop=True), new_rows
@@ -233,12 +249,15 @@ def near_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
     return TextMemo(cache_dir, "near_duplicates", version_id, NEAR_MEMO)
 
 
-def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: Path | None = None) -> pd.DataFrame:
-    """`cache_dir`: where per-text results and near pairs are kept between runs (None: compute everything)."""
+def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: Path | None = None,
+        engine: EngineParams | None = None) -> pd.DataFrame:
+    """`cache_dir`: where per-text results and near pairs are kept between runs (None: compute everything).
+    `engine`: where the texts are normalised (None: here); the output is the same on any engine."""
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
     pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
-    results, new_rows = text_results(cards["text"].tolist(), params, memo.load() if memo else None)
+    with open_engine(engine) as running:
+        results, new_rows = text_results(cards["text"].tolist(), params, memo.load() if memo else None, running)
     known = known_from_memo(pairs_memo.table()) if pairs_memo else None
     result, comparison = normalise_cards(cards, params, results, known)
     if memo:

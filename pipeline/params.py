@@ -80,6 +80,9 @@ class EmbedParams(Strict):
     segment_size: int = Field(
         256, ge=1, le=100_000, description="Texts per cache segment: a killed run loses at most this much work."
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="sentence-transformers: 'auto' runs on CUDA when torch sees a GPU, else on the CPU "
+                            "(and says so); e5-small-q4 always runs on the CPU.")
 
     @field_validator("backend")
     @classmethod
@@ -221,6 +224,33 @@ class TuneParams(Strict):
     threads: int = Field(0, ge=0, le=64, description="torch threads while tuning (0: torch's default).")
 
 
+class EngineParams(Strict):
+    """Where the heavy stages run (normalise, embed, cluster): in this process, or on a Ray cluster.
+
+    Partitions are cut by `partition_size`, never by the number of workers, and above `sample_size`
+    cards clustering is fitted on a seeded sample whichever engine runs: the same params give the same
+    outputs, byte for byte, on either engine and any number of workers.
+    """
+
+    kind: Literal["local", "ray"] = Field("local", description="'local': this process (and its threads or "
+                                          "forked workers); 'ray': tasks and actors on a Ray cluster.")
+    address: str | None = Field(
+        None, description="ray: the cluster to join ('127.0.0.1:6379', 'auto'); null: start one on this machine "
+                          "for the run, with `workers` CPUs.")
+    workers: int = Field(0, ge=0, le=1024, description="ray: CPUs of the cluster started for the run, "
+                                                       "and embedding actors (0: one per core).")
+    partition_size: int = Field(
+        1024, ge=64, le=1_000_000, description="Cards per partition: what one worker holds at a time.")
+    sample_size: int = Field(
+        10_000, ge=100, le=10_000_000,
+        description="Above this many cards, clustering is fitted on a seeded sample of this size and the other "
+                    "cards are placed by the fitted model (their nearest sample cards' theme).")
+
+
+# Engine params that say where the work runs, not what it computes.
+ENGINE_PLACEMENT = ("kind", "address", "workers", "partition_size")
+
+
 class ReportParams(Strict):
     quotes_per_theme: int = Field(4, ge=3, le=5, description="Quotes shown per theme (3 to 5).")
     review_size: int = Field(
@@ -238,10 +268,14 @@ class Params(Strict):
     cluster: ClusterParams = ClusterParams()
     map: MapParams = MapParams()
     report: ReportParams = ReportParams()
+    engine: EngineParams = EngineParams()
 
     def digest(self) -> str:
-        """sha256 of the canonical params, recorded in the run manifest."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        """sha256 of the canonical params, recorded in the run manifest. Where the stages ran (the engine's
+        kind, address, workers and partitions) changes no output, so it is left out: a local and a Ray
+        run of the same params record the same hash."""
+        dumped = self.model_dump(mode="json", exclude={"engine": set(ENGINE_PLACEMENT)})
+        canonical = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

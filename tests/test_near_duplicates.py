@@ -40,6 +40,15 @@ def test_a_huge_bucket_gives_linear_candidates_and_stays_connected(monkeypatch):
     assert connected_components(graph, directed=False)[0] == 1
 
 
+
+def test_a_huge_bucket_pairs_each_member_with_the_first_and_a_window_before_it(monkeypatch):
+    monkeypatch.setattr(near_duplicates, "MAX_BUCKET_PAIRS_SIZE", 4)
+    monkeypatch.setattr(near_duplicates, "BUCKET_WINDOW", 2)
+    signature = np.zeros((8, near_duplicates.SIGNATURE_SIZE), dtype=np.uint64)  # one bucket of 8 in every band
+    first, second = candidate_pairs(signature)
+    expected = {(0, j) for j in range(1, 8)} | {(j - 1, j) for j in range(1, 8)} | {(j - 2, j) for j in range(2, 8)}
+    assert set(zip(first.tolist(), second.tolist())) == expected
+
 # --- the n-gram vectors are scikit-learn's, without importing it -------------------------------------
 
 HASHING_TEXTS = ["", " ", "a", "ab", "abc", "abcd", "abcde", "mer tid", "Mer  TID\tnå\n",
