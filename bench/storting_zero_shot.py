@@ -1,6 +1,6 @@
 """Zero-shot mapping on real text: Storting case titles (2019-2020) -> standing committee.
 
-    python bench/storting_zero_shot.py [--data PATH]
+    python bench/storting_zero_shot.py [--data PATH] [--backend e5-small-q4:models/encoder]
 
 An independent check that the mapping is not tuned to the workshop devset: the same scoring
 core (`pipeline.map.score_cards`, mean-centred e5 embeddings, top-k prototype similarity) maps
@@ -30,8 +30,12 @@ DATA = REPO.parent / "shared" / "data" / "external" / "stortinget_cases_2019_202
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--backend", help="embed.backend to use (default: the params'), e.g. a tuned encoder: does "
+                                          "tuning on the workshop taxonomy cost general ability?")
     args = parser.parse_args()
     params = load_params(REPO / "configs" / "params.yaml")
+    if args.backend:
+        params = params.model_copy(update={"embed": params.embed.model_copy(update={"backend": args.backend})})
     taxonomy = load_taxonomy(REPO / "configs" / "storting_committees.yaml")
     cases = pd.read_csv(args.data, dtype=str, keep_default_na=False)
     known = {c.id for c in taxonomy.categories}

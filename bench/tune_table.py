@@ -1,9 +1,10 @@
 """Tuned encoder settings -> mapping accuracy on the devset, zero-shot and cross-validated by workshop.
 
 Each variant is `innsikt evaluate` with `embed.backend` set to a tuned encoder and the given `tune.*`
-settings: the encoder is tuned on the taxonomy and codebook for zero-shot, and once per held-out workshop
-on the other workshops' labels for cross-validation. Tuned models are kept in the cache folder, so a rerun
-only scores. Needs a run of the pipeline on the devset (for the cards and clusters):
+settings: the encoder is tuned on the taxonomy and codebook only, and serves zero-shot and cross-validation
+(the other workshops' labels go to the map); with `--tune-per-fold`, cross-validation tunes once per held-out
+workshop on the other workshops' labels (`--cv-only` always does). Tuned models are kept in the cache folder, so
+a rerun only scores. Needs a run of the pipeline on the devset (for the cards and clusters):
 
     innsikt run --input ../shared/data/devset/cards.csv ../shared/data/devset/votes.csv --out /tmp/devset
     python bench/tune_table.py --run-dir /tmp/devset --variant steps=200 --variant steps=200,frozen_layers=4
@@ -63,7 +64,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache")
     parser.add_argument("--variant", action="append", default=[], help="tune settings, e.g. steps=200,frozen_layers=8")
     parser.add_argument("--zero-shot-only", action="store_true")
-    parser.add_argument("--cv-only", action="store_true", help="only cross-validation by workshop")
+    parser.add_argument("--cv-only", action="store_true", help="only cross-validation by workshop, tuned per fold")
+    parser.add_argument("--tune-per-fold", action="store_true", help="tune per fold on the other workshops' labels")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base = load_params(args.params)
@@ -74,7 +76,8 @@ def main() -> None:
         evaluate_with = cross_validation_only if args.cv_only else evaluate
         metrics = evaluate_with(gold_path=args.gold, run_dir=args.run_dir, taxonomy_path=ROOT / "configs" / "taxonomy.yaml",
                            codebook_path=ROOT / "configs" / "codebook.yaml", cache_dir=args.cache_dir,
-                           out_dir=Path("/tmp") / "tune_table", params=params, by_workshop=not args.zero_shot_only)
+                           out_dir=Path("/tmp") / "tune_table", params=params, by_workshop=not args.zero_shot_only,
+                           **({} if args.cv_only else {"tune_per_fold": args.tune_per_fold}))
         zs, cv = metrics.get("zero_shot", {}), metrics.get("cross_validated_by_workshop", {})
         rows.append((spec or "defaults", zs.get("category_accuracy", ""), zs.get("category_macro_f1", ""),
                      cv.get("category_accuracy", ""), cv.get("category_macro_f1", ""),

@@ -262,6 +262,9 @@ def evaluate(
     skip_unmatched: bool = typer.Option(
         False, "--skip-unmatched",
         help="When no gold card is in the run (another corpus), write null metrics and say so instead of failing."),
+    tune_per_fold: bool = typer.Option(
+        False, "--tune-per-fold",
+        help="With a tuned encoder trained on labels: tune one per fold on the other workshops' labels."),
 ) -> None:
     """Score the mapping against gold labels: zero-shot and cross-validated by workshop."""
     from pipeline import evaluate as evaluate_stage
@@ -269,7 +272,8 @@ def evaluate(
     metrics = evaluate_stage.run(gold_path=gold, run_dir=run_dir,
                                      taxonomy_path=config_path(taxonomy, "taxonomy.yaml"),
                                      codebook_path=config_path(codebook, "codebook.yaml"), cache_dir=cache_dir,
-                                     out_dir=out, params=_params(params), skip_unmatched=skip_unmatched)
+                                     out_dir=out, params=_params(params), skip_unmatched=skip_unmatched,
+                                     tune_per_fold=tune_per_fold)
     if metrics.get("skipped"):
         logging.warning("evaluate: skipped: %s", metrics["skipped"])
         return

@@ -23,6 +23,7 @@ from pipeline.map import (
     embed_prototypes,
     load_codebook,
     map_to_taxonomy,
+    params_for_encoder,
     prototype_texts,
 )
 from pipeline.embed import E5SmallQ4, EmbeddingCache, embed, make_backend
@@ -190,7 +191,8 @@ def is_tuned(backend: str) -> bool:
 
 
 def with_tuned_encoder(map_inputs: dict, groups: dict[str, list[str]], params: Params, cache_dir: Path) -> dict:
-    """`map_inputs` with cards and prototypes embedded by the base encoder tuned on `groups` (and nothing else)."""
+    """`map_inputs` with cards and prototypes embedded by the base encoder tuned on `groups` (and nothing else), and
+    the map params moved to its similarity scale (`pipeline.map.params_for_encoder`)."""
     model_file, _ = tuned_model_file(groups, params.tune, cache_dir)
     backend = E5SmallQ4(model=str(model_file), workers=params.embed.workers)
     try:
@@ -199,9 +201,11 @@ def with_tuned_encoder(map_inputs: dict, groups: dict[str, list[str]], params: P
                                      batch_size=params.embed.batch_size)
         prototypes = embed_prototypes(prototype_texts(map_inputs["taxonomy"], map_inputs["codebook"]), backend,
                                       cache_dir)
+        map_params = params_for_encoder(map_inputs["params"], backend, prototypes, map_inputs["taxonomy"],
+                                        map_inputs["codebook"], cache_dir)
     finally:
         backend.close()
-    return {**map_inputs, "card_embeddings": cards_embedded, "prototypes": prototypes}
+    return {**map_inputs, "card_embeddings": cards_embedded, "prototypes": prototypes, "params": map_params}
 
 
 def fold_groups(held_out: str, workshop_of: dict, training: pd.DataFrame, cards: pd.DataFrame, map_inputs: dict
@@ -238,10 +242,16 @@ def unmatched_metrics(gold_path: Path, run_dir: Path) -> dict:
 
 
 def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: Path, cache_dir: Path,
-        out_dir: Path, params: Params, by_workshop: bool = True, skip_unmatched: bool = False) -> dict:
+        out_dir: Path, params: Params, by_workshop: bool = True, skip_unmatched: bool = False,
+        tune_per_fold: bool = False) -> dict:
     """Score the run in `run_dir` against the gold file. When no gold card is in the run, raise
     GoldError, or with `skip_unmatched` write null metrics and placeholder plots (dvc.yaml: pointing
-    the pipeline at another corpus keeps `dvc repro` green)."""
+    the pipeline at another corpus keeps `dvc repro` green).
+
+    With a tuned encoder, zero-shot uses one tuned on the taxonomy and codebook only; cross-validation uses that
+    same encoder with the other workshops' labels in the map (no label reaches the tuning, so none can leak), or
+    with `tune_per_fold` (for a tune stage trained on labels) an encoder tuned per fold on the other workshops'
+    labels."""
     gold = load_gold(gold_path)
     cards = read_table(run_dir / "normalise" / "cards.parquet", NORMALISED)
     if skip_unmatched and not set(gold["card_id"]) & set(cards["card_id"]):
@@ -273,14 +283,16 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
     zero_shot_inputs = (with_tuned_encoder(map_inputs, training_groups(taxonomy, codebook), params, cache_dir)
                         if tuned else map_inputs)  # tuned on the taxonomy and codebook only
     _, zero_shot_map = map_to_taxonomy(**zero_shot_inputs)
-    metrics = {"gold": str(gold_path), "encoder": "tuned per fold" if tuned else params.embed.backend,
+    encoder = ("tuned per fold" if tune_per_fold else "tuned on the taxonomy and codebook") if tuned else \
+        params.embed.backend
+    metrics = {"gold": str(gold_path), "encoder": encoder,
                "zero_shot": score(zero_shot_map, assignments, gold, theme_category)}
     write_text(confusion_svg(metrics["zero_shot"]["confusion"], "Zero-shot: gold (rows) vs predicted"),
                out_dir / "confusion_zero_shot.svg")
     if by_workshop:
         workshop_of = dict(zip(cards["card_id"], cards["workshop_id"]))
-        cv_map, folds = (cross_validate_tuned(workshop_of, gold, map_inputs, params, cache_dir) if tuned
-                         else cross_validate(workshop_of, gold, map_inputs))
+        cv_map, folds = (cross_validate_tuned(workshop_of, gold, map_inputs, params, cache_dir)
+                         if tuned and tune_per_fold else cross_validate(workshop_of, gold, zero_shot_inputs))
         metrics["cross_validated_by_workshop"] = {"folds": folds,
                                                   **score(cv_map, assignments, gold, theme_category)}
         write_text(confusion_svg(metrics["cross_validated_by_workshop"]["confusion"],

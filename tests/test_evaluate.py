@@ -152,7 +152,7 @@ def test_a_tuned_encoder_is_tuned_per_fold_without_the_held_out_workshops_labels
     tuned = params.model_copy(update={"embed": params.embed.model_copy(update={"backend": "e5-small-q4:models/encoder"})})
     metrics = run(gold_path=FIXTURES / "small_corpus_gold.csv", run_dir=tmp_path / "run",
                   taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
-                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval", params=tuned)
+                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval", params=tuned, tune_per_fold=True)
     folds = metrics["cross_validated_by_workshop"]["folds"]
     assert metrics["encoder"] == "tuned per fold" and len(seen) == 1 + len(folds)
     taxonomy = load_taxonomy("configs/taxonomy.yaml")
@@ -166,6 +166,14 @@ def test_a_tuned_encoder_is_tuned_per_fold_without_the_held_out_workshops_labels
         others = set(labelled.loc[labelled["workshop_id"] != workshop, "text_norm"])
         assert not (own - others) & trained, f"fold {workshop}: its own labelled cards were trained on"
         assert others <= trained  # the other workshops' labels were
+
+    # By default one encoder, tuned on the taxonomy and codebook only, serves zero-shot and every fold.
+    seen.clear()
+    metrics = run(gold_path=FIXTURES / "small_corpus_gold.csv", run_dir=tmp_path / "run",
+                  taxonomy_path="configs/taxonomy.yaml", codebook_path="configs/codebook.yaml",
+                  cache_dir=tmp_path / "cache", out_dir=tmp_path / "eval2", params=tuned)
+    assert metrics["encoder"] == "tuned on the taxonomy and codebook"
+    assert seen == [training_groups(taxonomy, load_codebook("configs/codebook.yaml", taxonomy))]
 
 
 def test_agreement_is_cohens_kappa_and_krippendorffs_alpha_of_machine_and_gold():

