@@ -261,10 +261,13 @@ def bench_stages(n_cards: int, stages: list[str], kind: str, root: Path, sample_
         make_corpus.write(make_corpus.generate(make_corpus.seed_texts(ROOT / DEMO_CORPUS), n_cards, 100, "ws-bench",
                                                seed=0), corpus)
         print(f"  {n_cards} cards generated in {time.perf_counter() - start:.0f} s", flush=True)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    shutil.copytree(ROOT / "configs", workdir / "configs")
-    set_engine(workdir, kind, sample_size)
+    if stages[0] == "ingest" or not workdir.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        shutil.copytree(ROOT / "configs", workdir / "configs")
+        set_engine(workdir, kind, sample_size)
+    else:  # later stages only: on the outputs a previous run left in `workdir`
+        print(f"  reusing the outputs in {workdir} ({', '.join(STAGES[:STAGES.index(stages[0])])})", flush=True)
     commands = stage_commands(corpus)
     results = {}
     for name in stages:
