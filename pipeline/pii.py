@@ -551,7 +551,7 @@ class Redactions:
         self.by_field: dict[str, Counter] = {}
         self._sharing: dict[tuple[str, str], set[str]] = {}  # (scope, redacted id) -> the values redacted to it
         # (scope, redacted id) -> each value's place in the sorted values: sorted once, not once per card
-        # (a million generated card ids, a quarter of them read as phone numbers, took hours).
+        # (1M generated card ids, 800,800 of them read as phone numbers: quadratic, over 8 minutes and counting).
         self._rank: dict[tuple[str, str], dict[str, int]] = {}
 
     def text(self, field: str, value: str) -> str:
