@@ -2,6 +2,7 @@
 
     python bench/scale.py --cards 1000 10000 [--added 100] [--keep DIR]
     python bench/scale.py --cards 10000 100000 --engine local ray --added 0 [--sample-size 5000]
+    python bench/scale.py --cards 100000 1000000 --engine ray --stages ingest normalise embed --embed-minutes 15
 
 For each size: generate a corpus (bench/make_corpus.py), run the stage commands of dvc.yaml
 (each in its own process, as `dvc repro` runs them) with an empty embedding cache, then add one
@@ -15,6 +16,13 @@ for each stage on this machine, with as many CPUs as the local engine uses cores
 follows: Ray's overhead at equal cores, the peak memory of each Ray worker (as the workers report
 it), the share of cards placed by the fitted model rather than fitted (above `engine.sample_size`),
 and whether the two runs' insights.json are byte-identical.
+
+With `--stages` only those stages run, cold, once per size, on the one engine given, and the memory
+of each stage is sampled every second over the whole process tree (psutil): the stage process (the
+driver), the largest Ray worker (`ray::` processes) and the tree's sum (an upper bound: shared
+pages count in each process). `--embed-minutes` stops embed after that long (SIGINT; the cache is
+written segment by segment, so a stop loses nothing) and prints cards embedded, throughput and
+memory over time: what shows whether memory stays flat in the corpus size.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +39,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
+import pyarrow.parquet as pq
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +171,137 @@ def compare_engines(n_cards: int, kinds: list[str], root: Path, sample_size: int
                       f"time; insights.json byte-identical to local: {runs[kind]['insights'] == runs['local']['insights']}")
 
 
+class TreeMemory:
+    """Peak resident memory of a process and everything under it, sampled (driver, largest Ray worker, sum)."""
+
+    def __init__(self, pid: int):
+        self.root = psutil.Process(pid)
+        self.driver = self.worker = self.total = 0.0
+
+    def sample(self) -> tuple[float, float, float]:
+        """(driver, largest worker, tree sum) now, in GiB; the peaks are updated."""
+        try:
+            driver = self.root.memory_info().rss / 2**30
+            children = self.root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return 0.0, 0.0, 0.0
+        worker, total = 0.0, driver
+        for child in children:
+            try:
+                rss = child.memory_info().rss / 2**30
+                name = child.name()
+            except psutil.NoSuchProcess:
+                continue
+            total += rss
+            if name.startswith("ray::"):
+                worker = max(worker, rss)
+        self.driver, self.worker, self.total = max(self.driver, driver), max(self.worker, worker), max(self.total, total)
+        return driver, worker, total
+
+
+def segment_rows(folder: Path, skip: set[Path]) -> int:
+    """Rows in the cache segments under `folder` that are not in `skip` (those of earlier stages)."""
+    rows = 0
+    for path in folder.rglob("segment-*.parquet"):
+        if path not in skip:
+            try:
+                rows += pq.read_metadata(path).num_rows
+            except OSError:  # being renamed into place right now
+                pass
+    return rows
+
+
+def run_sampled(command: list[str], workdir: Path, minutes: float | None = None, progress_of=None) -> dict:
+    """Run one stage process, sampling its tree's memory every second; stop it (SIGINT) after `minutes`.
+    `progress_of()`: cards done so far, printed with the memory every 30 s."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    memory, timeline, stopped, last = TreeMemory(process.pid), [], False, -30.0
+    stderr_chunks: list[bytes] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
+    reader.start()
+    while True:
+        pid, status, _ = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            break
+        now = time.perf_counter() - start
+        driver, worker, total = memory.sample()
+        if now - last >= 30:
+            last = now
+            done = progress_of() if progress_of is not None else None
+            timeline.append((now, done, driver, worker, total))
+            print(f"    {now:7.0f} s:{f' {done} cards,' if done is not None else ''} driver {driver:.2f} GiB, largest worker {worker:.2f} GiB, "
+                  f"tree {total:.2f} GiB", flush=True)
+        if minutes is not None and now > minutes * 60 and not stopped:
+            process.send_signal(signal.SIGINT)
+            stopped = True
+            stop_at = now
+        if stopped and now - stop_at > 120:
+            os.killpg(process.pid, signal.SIGKILL)  # our own session: the stage and the Ray processes it started
+        time.sleep(1)
+    reader.join()
+    wall = time.perf_counter() - start
+    if process.returncode != 0 and not stopped:
+        raise SystemExit(f"{' '.join(command)} failed:\n{b''.join(stderr_chunks).decode('utf-8', 'replace')}")
+    return {"wall": stop_at if stopped else wall, "driver": memory.driver, "worker": memory.worker,
+            "total": memory.total, "timeline": timeline, "stopped": stopped,
+            "done": progress_of() if progress_of is not None else None}
+
+
+def bench_stages(n_cards: int, stages: list[str], kind: str, root: Path, sample_size: int | None,
+                 embed_minutes: float | None) -> dict:
+    """Cold runs of `stages` on engine `kind`, with per-stage wall time and sampled memory of driver and workers."""
+    corpus, workdir = root / "corpus", root / kind
+    if not corpus.exists():
+        start = time.perf_counter()
+        make_corpus.write(make_corpus.generate(make_corpus.seed_texts(ROOT / DEMO_CORPUS), n_cards, 100, "ws-bench",
+                                               seed=0), corpus)
+        print(f"  {n_cards} cards generated in {time.perf_counter() - start:.0f} s", flush=True)
+    if stages[0] == "ingest" or not workdir.exists():
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        shutil.copytree(ROOT / "configs", workdir / "configs")
+        set_engine(workdir, kind, sample_size)
+    else:  # later stages only: on the outputs a previous run left in `workdir`
+        print(f"  reusing the outputs in {workdir} ({', '.join(STAGES[:STAGES.index(stages[0])])})", flush=True)
+    commands = stage_commands(corpus)
+    results = {}
+    for name in stages:
+        before = set((workdir / ".cache").rglob("segment-*.parquet")) if (workdir / ".cache").exists() else set()
+        progress_of = (lambda skip=before: segment_rows(workdir / ".cache", skip)) if name == "embed" else None
+        result = run_sampled(commands[name], workdir, embed_minutes if name == "embed" else None, progress_of)
+        results[name] = result
+        done = f", {result['done']} cards embedded ({result['done'] / result['wall']:.1f}/s)" if name == "embed" else ""
+        print(f"  {kind} {name}: {result['wall']:.1f} s{' (stopped)' if result['stopped'] else ''}, driver "
+              f"{result['driver']:.2f} GiB, largest worker {result['worker']:.2f} GiB, tree {result['total']:.2f} GiB"
+              f"{done}", flush=True)
+    return results
+
+
+def report_stages(runs: dict[int, dict]) -> None:
+    sizes = sorted(runs)
+    print(f"\nper stage: wall s / driver GiB / largest Ray worker GiB / tree GiB ({os.cpu_count()} cores)")
+    stages = list(runs[sizes[0]])
+    print(f"{'stage':<10}" + "".join(f" {f'{n} cards':>36}" for n in sizes))
+    for name in stages:
+        cells = []
+        for n in sizes:
+            r = runs[n][name]
+            cells.append(f"{r['wall']:>8.1f}{'*' if r['stopped'] else ' '} {r['driver']:>7.2f} {r['worker']:>7.2f} "
+                         f"{r['total']:>7.2f}")
+        print(f"{name:<10}" + "".join(f" {c:>36}" for c in cells))
+    for n in sizes:
+        embed = runs[n].get("embed")
+        if embed and embed["timeline"] and embed["wall"]:
+            print(f"embed at {n} cards{' (stopped, *)' if embed['stopped'] else ''}: {embed['done']} cards in "
+                  f"{embed['wall']:.0f} s ({embed['done'] / embed['wall']:.1f}/s); driver GiB over time: "
+                  + ", ".join(f"{t:.0f}s {d:.2f}" for t, _, d, _, _ in embed["timeline"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, nargs="+", default=[1000, 10000])
@@ -168,21 +310,35 @@ def main() -> None:
     parser.add_argument("--engine", nargs="+", choices=["local", "ray"],
                         help="Compare these engines (cold runs): Ray's overhead, worker memory, share placed.")
     parser.add_argument("--sample-size", type=int, help="engine.sample_size for the runs (default: the params').")
+    parser.add_argument("--stages", nargs="+", choices=STAGES,
+                        help="Run only these stages, cold, on one engine, with memory sampled over time (driver, workers).")
+    parser.add_argument("--embed-minutes", type=float, help="With --stages: stop embed after this many minutes.")
     args = parser.parse_args()
+    if args.stages and (not args.engine or len(args.engine) != 1):
+        parser.error(f"--stages takes one engine (--engine local or --engine ray); got --engine {args.engine}")
+    if args.embed_minutes is not None and not args.stages:
+        parser.error("--embed-minutes needs --stages")
+    staged: dict[int, dict] = {}
     for n_cards in args.cards:
         if args.keep:
             root = args.keep / f"{n_cards}"
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True)
+            if not args.stages:  # --stages reuses a corpus kept there (generating 1M cards takes minutes)
+                shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
         else:
             tmp = tempfile.TemporaryDirectory()
             root = Path(tmp.name)
-        if args.engine:
+        if args.stages:
+            staged[n_cards] = bench_stages(n_cards, args.stages, args.engine[0], root, args.sample_size,
+                                           args.embed_minutes)
+        elif args.engine:
             compare_engines(n_cards, args.engine, root, args.sample_size)
         else:
             bench_size(n_cards, args.added, root)
         if not args.keep:
             tmp.cleanup()
+    if staged:
+        report_stages(staged)
 
 
 if __name__ == "__main__":

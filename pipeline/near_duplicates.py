@@ -157,6 +157,16 @@ def char_vectors(texts: list[str]):
     return csr_matrix((np.repeat(scale, counts), indices, indptr), shape=(len(texts), N_FEATURES))
 
 
+def _char_vectors_in_blocks(texts: list[str], block: int):
+    """`char_vectors(texts)`, made `block` texts at a time: the n-gram work of all texts at once is several
+    times the vectors' own size. Each row depends on its text alone, so the rows are the same."""
+    from scipy.sparse import vstack
+
+    if len(texts) <= block:
+        return char_vectors(texts)
+    return vstack([char_vectors(texts[start:start + block]) for start in range(0, len(texts), block)], format="csr")
+
+
 def signatures(texts: list[str]) -> np.ndarray:
     """MinHash signature per text (uint64, SIGNATURE_SIZE values); an empty text gets all-max.
 
@@ -298,10 +308,16 @@ def _near(texts: tuple[list[str], list[str]], signature: tuple[np.ndarray, np.nd
         (signature[0][first[s:s + chunk]] == signature[1][second[s:s + chunk]]).mean(axis=1)
         for s in range(0, len(first), chunk)]) if len(first) else np.zeros(0)
     plausible = np.flatnonzero(estimate >= threshold ** 2 - JACCARD_SLACK)
+    del estimate  # a float per candidate: 0.8 GiB at 1M cards
     keep = np.zeros(len(first), dtype=bool)
     if not len(plausible):
         return keep
-    if texts[0] is texts[1]:
+    if texts[0] is texts[1] and 2 * len(plausible) >= len(texts[0]):
+        # Most texts are in some pair: the vectors of all of them, rather than finding the ones involved (at 1M
+        # cards that search sorted 218M positions: over 14 GiB). A text's vector does not depend on the others.
+        first_at, second_at = first[plausible], second[plausible]
+        first_vectors = second_vectors = _char_vectors_in_blocks(texts[0], chunk)
+    elif texts[0] is texts[1]:
         involved, position = np.unique(np.concatenate([first[plausible], second[plausible]]), return_inverse=True)
         first_at, second_at = position[:len(plausible)], position[len(plausible):]
         first_vectors = second_vectors = char_vectors([texts[0][k] for k in involved])

@@ -21,6 +21,14 @@ def test_near_pairs_equal_the_all_pairs_comparison():
     assert set(zip(first.tolist(), second.tolist())) == brute_force(TEXTS, 0.7) != set()
 
 
+def test_near_pairs_when_most_texts_are_in_a_pair_equal_the_all_pairs_comparison():
+    # Then the vectors of all texts are made, in blocks of `chunk` texts (2 here), not those of the texts involved.
+    texts = [f"{text} {ending}" for text in TEXTS[:-1] for ending in ("", "i kommunen", "for oss")]
+    first, second = near_pairs(texts, 0.7, chunk=2)
+    assert 2 * len(first) >= len(texts)
+    assert set(zip(first.tolist(), second.tolist())) == brute_force(texts, 0.7)
+
+
 def test_signatures_depend_only_on_the_text():
     alone = signatures(TEXTS[:1])
     among = signatures(TEXTS)

@@ -613,6 +613,17 @@ def test_ids_that_differ_only_in_personal_data_stay_apart_whatever_their_order()
     assert redactions.apart("workshop", "ws-1", redactions.ident("workshop", "workshop_id", "ws-1")) == "ws-1"
 
 
+def test_an_id_redacted_after_numbering_renumbers_the_others():
+    # `apart` ranks the values of a redacted id once; a value added later must still take its sorted place.
+    redactions = Redactions()
+    for raw in ("ws-99887766", "ws-44556677"):
+        redactions.ident("workshop", "workshop_id", raw)
+    assert redactions.apart("workshop", "ws-99887766", "ws-[telefon]") == "ws-[telefon]-2"
+    redactions.ident("workshop", "workshop_id", "ws-22334455")
+    assert [redactions.apart("workshop", raw, "ws-[telefon]") for raw in ("ws-22334455", "ws-44556677", "ws-99887766")] \
+        == ["ws-[telefon]", "ws-[telefon]-2", "ws-[telefon]-3"]
+
+
 # ---------------------------------------------------------------- what normalise does to redacted text
 
 JOINING = st.sampled_from([" ", "  ", "\n", "\r\n", "\t", "\u00a0", "\u2009", "\u202f", "\u00ad", "\u200b", "-\n", "- "])
