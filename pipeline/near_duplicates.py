@@ -23,7 +23,9 @@ same MurmurHash3, same floats) because importing scikit-learn costs seconds per 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -147,14 +149,18 @@ def ngram_features(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def char_vectors(texts: list[str]):
     """L2-normalised binary character 3-5-gram vectors (scipy CSR, float64), bit for bit scikit-learn's."""
+    return _vectors_of(*ngram_features(texts))
+
+
+def _vectors_of(indptr: np.ndarray, indices: np.ndarray):
+    """`char_vectors` of texts whose `ngram_features` are (indptr, indices)."""
     from scipy.sparse import csr_matrix
 
-    indptr, indices = ngram_features(texts)
     counts = np.diff(indptr)
-    scale = np.zeros(len(texts))
+    scale = np.zeros(len(counts))
     # scikit-learn divides each 1.0 by the square root of the row's sum of squares (the count).
     scale[counts > 0] = 1.0 / np.sqrt(counts[counts > 0].astype(np.float64))
-    return csr_matrix((np.repeat(scale, counts), indices, indptr), shape=(len(texts), N_FEATURES))
+    return csr_matrix((np.repeat(scale, counts), indices, indptr), shape=(len(counts), N_FEATURES))
 
 
 def _char_vectors_in_blocks(texts: list[str], block: int):
@@ -258,22 +264,27 @@ def candidate_pairs(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(signature)
     found: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
     for band in range(BANDS):
-        order, start, size = _buckets(signature, band)
-        small = size <= MAX_BUCKET_PAIRS_SIZE
-        # A huge bucket (hundreds of variants of one card) would give a quadratic number of pairs
-        # (at 100k cards, 3 GiB and most of normalise's 10 minutes): each member is paired with the
-        # first and with the BUCKET_WINDOW members before it, a chain that keeps its duplicate group
-        # connected at a linear number of pairs.
-        found.append(_window_pairs(order, start[~small], size[~small], n))
-        start, size = start[small], size[small]
-        # Every two members of each bucket: a member at offset r of a bucket of s has s - 1 - r later ones.
-        member = _ranges(start, size - 1)
-        later = np.repeat(start + size, size - 1) - member - 1
-        first = np.repeat(member, later)
-        found.append(order[first] * n + order[first + 1 + _ranges(np.zeros(len(later), dtype=np.int64), later)])
+        found.append(_bucket_pairs(*_buckets(signature, band), n))
         found = _unique_codes(found)
     pairs = _unique(np.concatenate(found))
     return pairs // max(n, 1), pairs % max(n, 1)
+
+
+def _bucket_pairs(order: np.ndarray, start: np.ndarray, size: np.ndarray, n: int) -> np.ndarray:
+    """Pair codes (i * n + j, i < j) of the buckets at (start, size) in `order` (as `_buckets` gives them)."""
+    small = size <= MAX_BUCKET_PAIRS_SIZE
+    # A huge bucket (hundreds of variants of one card) would give a quadratic number of pairs
+    # (at 100k cards, 3 GiB and most of normalise's 10 minutes): each member is paired with the
+    # first and with the BUCKET_WINDOW members before it, a chain that keeps its duplicate group
+    # connected at a linear number of pairs.
+    window = _window_pairs(order, start[~small], size[~small], n)
+    start, size = start[small], size[small]
+    # Every two members of each bucket: a member at offset r of a bucket of s has s - 1 - r later ones.
+    member = _ranges(start, size - 1)
+    later = np.repeat(start + size, size - 1) - member - 1
+    first = np.repeat(member, later)
+    every = order[first] * n + order[first + 1 + _ranges(np.zeros(len(later), dtype=np.int64), later)]
+    return np.concatenate([window, every])
 
 
 def _pairs_across(new: np.ndarray, old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -417,3 +428,179 @@ def compare(texts: list[str], threshold: float, known: Known | None = None, chun
     n = max(len(texts), 1)
     pairs = _unique(np.minimum(first, second)[present] * n + np.maximum(first, second)[present])
     return Comparison(pairs // n, pairs % n, extended, new, found, len(new), largest)
+
+
+# --- from scratch with memory bounded by the block size, not the corpus ------------------------------
+#
+# `near_pairs` holds every text's signature and vector and every candidate pair: about 10 kB per text
+# (11.4 GiB at 1M texts). `near_groups` finds the same groups with the texts' work spilled to a folder:
+# each partition's signatures and n-gram features go to files of their own (computed on an engine's
+# workers when given one); every (band, band values, text) goes to one of several bucket files chosen by
+# the band's hash, so a bucket is whole in one file; the candidate pairs of one bucket file at a time go
+# to one file per tile (block of the first text, block of the second); and each tile is checked exactly
+# with the two blocks' signatures and vectors only, its near pairs merged into the groups at once. What
+# stays in memory for the whole corpus is one group label per text (8 bytes).
+
+SPILL_MIN_TEXTS = 20_000  # normalise searches more distinct texts than this through `near_groups`
+SPILL_BLOCK = 1 << 15  # texts per block of the exact check: a tile holds two blocks' signatures and vectors
+SPILL_BAND_RECORDS = 1 << 19  # (band, values, text) records per bucket file (40 bytes each)
+
+
+def part_features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signatures, n-gram indptr, n-gram indices) of one partition of texts: what `near_groups` spills."""
+    return (signatures(texts), *ngram_features(texts))
+
+
+@dataclass(frozen=True)
+class Groups:
+    root: np.ndarray  # per text, the first text (least index) of its near-duplicate group
+    largest_bucket: int  # the most texts sharing one band
+    candidates: int  # candidate pairs checked (distinct)
+    near: int  # of those, near
+
+
+class _Parts:
+    """The spilled signatures and n-gram features, partition by partition, read back by ranges of texts."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.starts: list[int] = [0]
+
+    def add(self, signature: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> None:
+        k = len(self.starts) - 1
+        for name, array in (("signature", signature), ("indptr", indptr), ("indices", indices)):
+            np.save(self.folder / f"{name}-{k}.npy", array, allow_pickle=False)
+        self.starts.append(self.starts[-1] + len(signature))
+
+    def block(self, low: int, high: int):
+        """(signatures, char vectors) of texts low..high-1."""
+        signature, indptr, indices = [], [np.zeros(1, dtype=np.int32)], []
+        first = int(np.searchsorted(self.starts, low, "right")) - 1
+        for k in range(first, len(self.starts) - 1):
+            start, end = self.starts[k], self.starts[k + 1]
+            if start >= high:
+                break
+            a, b = max(low, start) - start, min(high, end) - start
+            signature.append(np.load(self.folder / f"signature-{k}.npy", mmap_mode="r")[a:b].copy())
+            pointer = np.load(self.folder / f"indptr-{k}.npy")
+            columns = np.load(self.folder / f"indices-{k}.npy", mmap_mode="r")[pointer[a]:pointer[b]]
+            indptr.append((pointer[a + 1:b + 1] - pointer[a] + indptr[-1][-1]).astype(np.int32))
+            indices.append(np.array(columns))
+        return np.concatenate(signature), _vectors_of(np.concatenate(indptr), np.concatenate(indices))
+
+
+def _merge(label: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+    """Join the groups of each pair (first[k], second[k]) in `label` (each text's group: its least text)."""
+    if not len(first):
+        return
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a, b = label[first], label[second]
+    nodes, at = np.unique(np.concatenate([a, b]), return_inverse=True)  # sorted: each group's least label first
+    graph = coo_matrix((np.ones(len(a)), (at[:len(a)], at[len(a):])), shape=(len(nodes), len(nodes)))
+    component = connected_components(graph, directed=False)[1]
+    least = np.full(component.max() + 1, len(label), dtype=np.int64)
+    np.minimum.at(least, component, nodes)
+    remap = np.arange(len(label), dtype=np.int64)
+    remap[nodes] = least[component]
+    label[:] = remap[label]
+
+
+def near_groups(parts: Iterable[list[str]], n: int, threshold: float, folder: Path, engine=None,
+                block: int | None = None, band_records: int | None = None, chunk: int = 20_000) -> Groups:
+    """The near-duplicate groups of `n` distinct texts given in partitions (in order), from scratch:
+    exactly the connected components of `near_pairs(texts, threshold)`, with the work spilled to
+    `folder` (an empty folder; left full, the caller removes it). `engine`: computes each partition's
+    signatures and features on its workers (None: here). Memory: a label per text, and one bucket file
+    (`band_records` records) or one tile (two blocks of `block` texts) at a time; None: SPILL_BLOCK and
+    SPILL_BAND_RECORDS."""
+    block, band_records = block or SPILL_BLOCK, band_records or SPILL_BAND_RECORDS
+    folder = Path(folder)
+    spilled = _Parts(folder)
+    n_files = max(1, -(-BANDS * n // band_records))
+    bucket_files = [open(folder / f"bucket-{q}.bin", "wb") for q in range(n_files)]
+    try:
+        computed = engine.map(part_features, parts) if engine is not None else map(part_features, parts)
+        for signature, indptr, indices in computed:
+            start = spilled.starts[-1]
+            spilled.add(signature, indptr, indices)
+            records = np.empty((BANDS, len(signature), 5), dtype=np.uint64)  # band, its 3 values, text
+            keys = np.empty((BANDS, len(signature)), dtype=np.uint64)
+            for band in range(BANDS):
+                records[band, :, 0] = band
+                records[band, :, 1:4], keys[band] = _band(signature, band)
+                records[band, :, 4] = np.arange(start, start + len(signature), dtype=np.uint64)
+            records, where = records.reshape(-1, 5), (keys.ravel() % np.uint64(n_files)).astype(np.int64)
+            order = np.argsort(where, kind="stable")
+            bounds = np.searchsorted(where[order], np.arange(n_files + 1))
+            for q in np.flatnonzero(np.diff(bounds)).tolist():
+                bucket_files[q].write(records[order[bounds[q]:bounds[q + 1]]].tobytes())
+    finally:
+        for handle in bucket_files:
+            handle.close()
+    if spilled.starts[-1] != n:
+        raise ValueError(f"near_groups: n={n} texts announced, {spilled.starts[-1]} given in the partitions")
+
+    # Candidate pairs, one bucket file at a time, to one file per tile of (block of i, block of j).
+    n_blocks = max(1, -(-n // block))
+    largest = min(n, 1)
+    tiles: set[int] = set()
+    for q in range(n_files):
+        path = folder / f"bucket-{q}.bin"
+        records = np.fromfile(path, dtype=np.uint64).reshape(-1, 5)
+        path.unlink()
+        if not len(records):
+            continue
+        records = records[np.lexsort(records.T[::-1])]  # by band, values, then text: buckets in index order
+        equal = (records[1:, :4] == records[:-1, :4]).all(axis=1)
+        start = np.flatnonzero(np.concatenate(([True], ~equal)))
+        size = np.diff(np.append(start, len(records)))
+        start, size = start[size > 1], size[size > 1]
+        largest = max(largest, int(size.max(initial=0)))
+        codes = _unique(_bucket_pairs(records[:, 4].astype(np.int64), start, size, n))
+        del records
+        tile = (codes // n // block) * n_blocks + codes % n // block
+        order = np.argsort(tile, kind="stable")
+        codes, tile = codes[order], tile[order]
+        bounds = np.flatnonzero(np.concatenate(([True], tile[1:] != tile[:-1], [True])))
+        for low, high in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            t = int(tile[low])
+            with open(folder / f"tile-{t}.bin", "ab") as handle:
+                handle.write(codes[low:high].tobytes())
+            tiles.add(t)
+
+    # The exact check, tile by tile, merging near pairs into the groups.
+    label = np.arange(n, dtype=np.int64)
+    candidates = near = 0
+    loaded: dict[int, tuple] = {}
+    for t in sorted(tiles):
+        a, b = divmod(t, n_blocks)
+        for wanted in (a, b):
+            if wanted not in loaded:
+                loaded = {k: v for k, v in loaded.items() if k == a}  # the first block stays for its row of tiles
+                loaded[wanted] = spilled.block(wanted * block, min(n, (wanted + 1) * block))
+        path = folder / f"tile-{t}.bin"
+        codes = _unique(np.fromfile(path, dtype=np.int64))
+        path.unlink()
+        first, second = codes // n, codes % n
+        (signature_a, vectors_a), (signature_b, vectors_b) = loaded[a], loaded[b]
+        keep = _near_checked((signature_a, vectors_a), (signature_b, vectors_b), first - a * block,
+                             second - b * block, threshold, chunk)
+        candidates, near = candidates + len(codes), near + int(keep.sum())
+        _merge(label, first[keep], second[keep])
+    return Groups(label, largest, candidates, near)
+
+
+def _near_checked(one: tuple, other: tuple, first: np.ndarray, second: np.ndarray, threshold: float,
+                  chunk: int) -> np.ndarray:
+    """`_near` with the (signatures, vectors) of both sides given: which pairs (first[k] of `one`,
+    second[k] of `other`) are near. The same estimate and the same cosine, so the same answer."""
+    keep = np.zeros(len(first), dtype=bool)
+    for s in range(0, len(first), chunk):
+        i, j = first[s:s + chunk], second[s:s + chunk]
+        plausible = np.flatnonzero((one[0][i] == other[0][j]).mean(axis=1) >= threshold ** 2 - JACCARD_SLACK)
+        i, j = i[plausible], j[plausible]
+        cosine = np.asarray(one[1][i].multiply(other[1][j]).sum(axis=1)).ravel()
+        keep[s + plausible] = cosine >= threshold
+    return keep

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -95,11 +96,50 @@ def find_duplicates(keys: list[str], threshold: float,
     else:
         component = key_id  # exact copies (one key) only
     _, first_of_component, which = np.unique(component, return_index=True, return_inverse=True)
-    first = first_of_component[which]
-    result: list[tuple[int, str] | None] = [
-        None if f == i else (f, "exact" if key_id[f] == key_id[i] else "near")
-        for i, f in enumerate(first.tolist())]
-    return result, comparison
+    return _hits(first_of_component[which], key_id), comparison
+
+
+def _hits(first: np.ndarray, key_id: np.ndarray) -> list[tuple[int, str] | None]:
+    """Per text, (its group's first text, "exact" | "near"), or None for the first itself."""
+    return [None if f == i else (f, "exact" if key_id[f] == key_id[i] else "near") for i, f in enumerate(first.tolist())]
+
+
+def distinct_ids(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(id of each key, numbered by first appearance; position of each id's first key), from 16-byte digests of
+    the keys: 24 bytes per key, not a dictionary of all of them."""
+    import hashlib
+
+    digest = np.empty((len(keys), 2), dtype=np.uint64)
+    for start in range(0, len(keys), 1 << 16):
+        digest[start:start + (1 << 16)] = np.frombuffer(b"".join(
+            hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest() for key in keys[start:start + (1 << 16)]),
+            dtype=np.uint64).reshape(-1, 2)
+    order = np.lexsort((digest[:, 1], digest[:, 0]))  # stable: equal keys in the order they appear
+    digest = digest[order]
+    new = np.concatenate(([True], (digest[1:] != digest[:-1]).any(axis=1))) if len(keys) else np.zeros(0, bool)
+    del digest
+    first_at = order[new]
+    by_first = np.argsort(first_at, kind="stable")
+    rank = np.empty(len(first_at), dtype=np.int64)
+    rank[by_first] = np.arange(len(first_at))
+    key_id = np.empty(len(keys), dtype=np.int64)
+    key_id[order] = rank[np.cumsum(new) - 1]
+    first_at = first_at[by_first]
+    clash = next((i for i, k in enumerate(key_id.tolist()) if keys[i] != keys[first_at[k]]), None)
+    if clash is not None:  # two different keys with one 128-bit digest: never seen, but never silently merged
+        raise ValueError(f"duplicate keys {keys[clash]!r} and {keys[first_at[key_id[clash]]]!r} share a blake2b digest")
+    return key_id, first_at
+
+
+def find_duplicates_spilled(keys: list[str], threshold: float, folder: Path, engine: LocalEngine | None = None,
+                            part_size: int = 1024) -> tuple[list[tuple[int, str] | None], int]:
+    """`find_duplicates(keys, threshold)` (same result) with memory bounded by the partitions, not the keys:
+    the search from scratch of `near_duplicates.near_groups`, spilled to `folder`, the texts' signatures
+    computed on `engine` in partitions of `part_size` distinct keys. Also returns the largest band bucket."""
+    key_id, first_at = distinct_ids(keys)
+    parts = ([keys[p] for p in first_at[start:start + part_size].tolist()] for start in range(0, len(first_at), part_size))
+    groups = near_duplicates.near_groups(parts, len(first_at), threshold, folder, engine)
+    return _hits(first_at[groups.root[key_id]], key_id), groups.largest_bucket
 
 
 def normalise_partition(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
@@ -159,10 +199,16 @@ def card_order_key(card_id: str) -> tuple:
 
 
 def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None,
-                    known: Known | None = None) -> tuple[pd.DataFrame, Comparison]:
+                    known: Known | None = None, spill: Path | None = None,
+                    engine: LocalEngine | None = None) -> tuple[pd.DataFrame, Comparison | int]:
     """The stage's pure core: normalised cards, and the near-duplicate comparison made (what to keep
     for the next run). `results` are the cards' `text_results` rows when already computed (else
     computed now); near duplicates known from earlier runs (`known`) are not compared again.
+
+    `spill`: an empty folder; with more than `near_duplicates.SPILL_MIN_TEXTS` cards to compare, the
+    near-duplicate search runs from scratch spilled to it, with its memory bounded by the partitions
+    (`find_duplicates_spilled`: the same duplicates), on `engine`; then the second value returned is
+    the largest band bucket, not a comparison (nothing is kept for the next run).
 
     The cards come out in canonical order (by card id, numbers by value: `card_order_key`), whatever the order of the input files and
     of the rows in them: everything order-sensitive downstream (which copy of a duplicate group is
@@ -184,8 +230,13 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
     out["language_confidence"] = results["language_confidence"].astype(float).tolist()
     live = np.flatnonzero((out["status"] == STATUS_OK).to_numpy())
     text_norm, card_id = out["text_norm"].tolist(), out["card_id"].tolist()
-    found, comparison = find_duplicates([duplicate_key(text_norm[i]) for i in live], params.near_duplicate_threshold,
-                                        known)
+    keys = [duplicate_key(text_norm[i]) for i in live]
+    if spill is not None and len(keys) > near_duplicates.SPILL_MIN_TEXTS:
+        found, comparison = find_duplicates_spilled(keys, params.near_duplicate_threshold, spill, engine,
+                                                    engine.params.partition_size if engine else 1024)
+    else:
+        found, comparison = find_duplicates(keys, params.near_duplicate_threshold, known)
+    del keys
     duplicate_of: list[str | None] = [None] * len(out)
     duplicate_kind: list[str | None] = [None] * len(out)
     for position, hit in zip(live.tolist(), found):
@@ -256,25 +307,36 @@ def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: 
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
     pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
-    with open_engine(engine) as running:
+    work = cache_dir if cache_dir is not None else out_dir
+    work.mkdir(parents=True, exist_ok=True)
+    with open_engine(engine) as running, tempfile.TemporaryDirectory(prefix="near-duplicates-", dir=work) as spill:
         results, new_rows = text_results(cards["text"].tolist(), params, memo.load() if memo else None, running)
-    known = known_from_memo(pairs_memo.table()) if pairs_memo else None
-    result, comparison = normalise_cards(cards, params, results, known)
-    if memo:
-        memo.add(new_rows)
-    if pairs_memo:
-        pairs_memo.add(near_memo_rows(comparison))
+        if memo:
+            memo.add(new_rows)
+        spilled = int((cards["status"] == STATUS_OK).sum()) > near_duplicates.SPILL_MIN_TEXTS
+        known = known_from_memo(pairs_memo.table()) if pairs_memo and not spilled else None
+        result, comparison = normalise_cards(cards, params, results, known, Path(spill), running)
     log.info("normalise: %d cards, %d texts normalised, %d reused from cache", len(result), len(new_rows),
              len(result) - len(new_rows))
+    if isinstance(comparison, int):
+        log.info("normalise: near duplicates of %d cards searched from scratch in partitions (largest band bucket "
+                 "%d texts); none kept for the next run", int((result["status"] == STATUS_OK).sum()), comparison)
+    else:
+        if pairs_memo:
+            pairs_memo.add(near_memo_rows(comparison))
+        _log_comparison(comparison)
+    write_table(result, NORMALISED, out_dir / "cards.parquet")
+    write_json({"redactions": safety_net_redactions(results)}, out_dir / REDACTIONS_FILE)
+    return result
+
+
+def _log_comparison(comparison: Comparison) -> None:
     if comparison.largest_bucket > near_duplicates.MAX_BUCKET_PAIRS_SIZE:
         log.info("normalise: %d texts share one MinHash band (over %d): near duplicates compared from scratch",
                  comparison.largest_bucket, near_duplicates.MAX_BUCKET_PAIRS_SIZE)
     else:
         log.info("normalise: near duplicates: %d new texts compared with %d known", comparison.new,
                  int(comparison.known.compared.sum()) - comparison.new)
-    write_table(result, NORMALISED, out_dir / "cards.parquet")
-    write_json({"redactions": safety_net_redactions(results)}, out_dir / REDACTIONS_FILE)
-    return result
 
 
 def safety_net_redactions(results: pd.DataFrame) -> dict[str, int]:

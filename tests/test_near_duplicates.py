@@ -198,3 +198,61 @@ def test_a_huge_bucket_is_compared_from_scratch_and_only_signatures_are_kept(mon
 def test_compare_rejects_repeated_texts():
     with pytest.raises(ValueError, match="texts: 1 texts appear more than once"):
         near_duplicates.compare(["mer tid", "tillit", "mer tid"], 0.7)
+
+
+# --- from scratch, spilled to a folder ---------------------------------------------------------------
+
+
+def generated_texts(n_cards: int) -> list[str]:
+    """Distinct duplicate keys of a generated corpus (bench/make_corpus.py): variants of the demo cards,
+    so there are huge band buckets, windows and many near pairs."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "bench"))
+    import make_corpus
+
+    rows = make_corpus.generate(make_corpus.seed_texts(root / "corpora" / "demo"), n_cards, 100, "ws", seed=0)
+    return list(dict.fromkeys(near_duplicates.duplicate_key(row["text"]) for _, row in rows))
+
+
+def components(first, second, n) -> np.ndarray:
+    """Each text's least connected text through the pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    component = connected_components(coo_matrix((np.ones(len(first)), (first, second)), shape=(n, n)),
+                                     directed=False)[1]
+    _, least, which = np.unique(component, return_index=True, return_inverse=True)
+    return least[which]
+
+
+def test_near_groups_spilled_equal_the_groups_of_near_pairs_in_memory(tmp_path):
+    texts = generated_texts(3000)
+    expected = components(*near_pairs(texts, 0.7), len(texts))
+    assert near_duplicates.largest_bucket(signatures(texts)) > near_duplicates.MAX_BUCKET_PAIRS_SIZE
+
+    # Small partitions, blocks and bucket files: 24 partitions, 6 blocks (21 tiles), 15 bucket files.
+    groups = near_duplicates.near_groups((texts[s:s + 128] for s in range(0, len(texts), 128)), len(texts), 0.7,
+                                         tmp_path, block=500, band_records=8000, chunk=1000)
+
+    assert np.array_equal(groups.root, expected) and len(set(expected.tolist())) < len(texts) / 5
+    assert groups.candidates == len(candidate_pairs(signatures(texts))[0])
+    assert groups.largest_bucket == near_duplicates.largest_bucket(signatures(texts))
+    assert not list(tmp_path.glob("bucket-*")) and not list(tmp_path.glob("tile-*"))  # read once, then removed
+
+
+def test_near_groups_spilled_with_band_hash_collisions_and_empty_texts(tmp_path, monkeypatch):
+    texts = TEXTS + [f"{text} nå" for text in TEXTS] + [" "]
+    expected = components(*near_pairs(texts, 0.7), len(texts))
+    monkeypatch.setattr(near_duplicates, "_BAND_MIX", np.zeros(3, dtype=np.uint64))  # every band in one file
+
+    groups = near_duplicates.near_groups([texts[:7], texts[7:]], len(texts), 0.7, tmp_path, block=4, band_records=10)
+
+    assert np.array_equal(groups.root, expected) and (groups.root != np.arange(len(texts))).any()
+
+
+def test_near_groups_want_as_many_texts_as_announced(tmp_path):
+    with pytest.raises(ValueError, match="n=3 texts announced, 2 given"):
+        near_duplicates.near_groups([["mer tid", "tillit"]], 3, 0.7, tmp_path)

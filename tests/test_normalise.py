@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -434,3 +435,55 @@ def test_ingest_catches_what_normalise_would_join_so_the_safety_net_never_fires(
     run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "out", params=PARAMS)
     assert json.loads((tmp_path / "out" / "redactions.json").read_text(encoding="utf-8"))["redactions"] == {
         "telefon": 0, "e-post": 0, "fødselsnummer": 0}
+
+
+# --- the near-duplicate search spilled to disk ----------------------------------------------------
+
+
+def test_distinct_ids_number_keys_by_first_appearance():
+    from pipeline.normalise import distinct_ids
+
+    key_id, first_at = distinct_ids(["b", "a", "b", "c", "a", ""])
+
+    assert key_id.tolist() == [0, 1, 0, 2, 1, 3] and first_at.tolist() == [0, 1, 3, 5]
+
+
+def test_find_duplicates_spilled_equals_find_duplicates(tmp_path):
+    from pipeline.normalise import find_duplicates, find_duplicates_spilled
+
+    keys = [duplicate_key(text) for text in ["Vi trenger mer tid", "vi trenger mer tid!", "tillit tar tid",
+                                             "vi trenger mer tid nå", "tillit tar tid", "noe helt annet", ""]]
+
+    assert find_duplicates_spilled(keys, 0.7, tmp_path, part_size=2)[0] == find_duplicates(keys, 0.7)[0]
+
+
+def test_a_spilled_near_duplicate_search_writes_the_same_cards_byte_for_byte(tmp_path, monkeypatch, caplog):
+    import sys
+
+    from pipeline import near_duplicates
+    from pipeline.params import EngineParams
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import make_corpus
+
+    rows = make_corpus.generate(make_corpus.seed_texts(Path(__file__).resolve().parent.parent / "corpora" / "demo"),
+                                2000, 100, "ws", seed=0)
+    texts = [row["text"] for _, row in rows]
+    texts += [text.upper() + "!" for text in texts[:50]] + ["", "..."]  # exact duplicates, rejected cards
+    cards = cards_frame(*[(f"k{i}", text) if text.strip(".") else (f"k{i}", text, STATUS_REJECTED)
+                          for i, text in enumerate(texts)])
+    write_table(cards, CARDS, tmp_path / "in.parquet")
+    in_memory = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "memory", params=PARAMS,
+                    cache_dir=tmp_path / "c")
+    monkeypatch.setattr(near_duplicates, "SPILL_MIN_TEXTS", 100)
+    monkeypatch.setattr(near_duplicates, "SPILL_BLOCK", 300)  # 7 blocks: 28 tiles
+    monkeypatch.setattr(near_duplicates, "SPILL_BAND_RECORDS", 10_000)
+    with caplog.at_level("INFO"):
+        spilled = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "spilled", params=PARAMS,
+                      cache_dir=tmp_path / "c", engine=EngineParams(partition_size=256))
+
+    assert "searched from scratch in partitions" in caplog.text
+    assert (tmp_path / "memory" / "cards.parquet").read_bytes() == (tmp_path / "spilled" / "cards.parquet").read_bytes()
+    assert spilled["duplicate_kind"].value_counts().to_dict() == in_memory["duplicate_kind"].value_counts().to_dict()
+    assert {"exact", "near"} <= set(spilled["duplicate_kind"].dropna())
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith("near-duplicates-")]  # removed
