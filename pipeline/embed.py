@@ -18,7 +18,9 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from importlib.metadata import version
@@ -27,20 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.errors import InnsiktError
-from pipeline.memo import SegmentStore
+from pipeline.memo import SegmentStore, first_appearance
 from pipeline.params import DEFAULTS, EmbedParams, EngineParams, check_backend_name
 from pipeline.progress import progress
-from pipeline.records import (
-    EMBEDDINGS,
-    NORMALISED,
-    STATUS_OK,
-    read_table,
-    write_table,
-)
+from pipeline.records import BATCH_ROWS, EMBEDDINGS, NORMALISED, STATUS_OK, TableWriter, read_batches
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +266,33 @@ class EmbeddingCache:
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
         self.store.add(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}))
 
+    def locate(self, digest: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+        """Where the keys with these 16-byte digests (`_digests`) are stored: (segment number per key, -1 when
+        not stored; row in it; the segments' paths). Only the keys are read, a segment at a time: 24 bytes
+        per stored key are held, not their vectors."""
+        paths, found, segments, rows = [], [], [], []
+        for path, table in self.store.segments(columns=["key"]):
+            found.append(_digests(table["key"].to_pylist()))
+            segments.append(np.full(len(table), len(paths), dtype=np.int64))
+            rows.append(np.arange(len(table), dtype=np.int64))
+            paths.append(path)
+        segment, row = np.full(len(digest), -1, dtype=np.int64), np.zeros(len(digest), dtype=np.int64)
+        if not found:
+            return segment, row, paths
+        stored, segments, rows = np.concatenate(found), np.concatenate(segments), np.concatenate(rows)
+        order = np.lexsort((stored[:, 1], stored[:, 0]))
+        stored, segments, rows = stored[order], segments[order], rows[order]
+        # The first 8 bytes find a run of stored keys (one key, but for a 64-bit clash), the last 8 the key in it.
+        low = np.searchsorted(stored[:, 0], digest[:, 0], "left")
+        high = np.searchsorted(stored[:, 0], digest[:, 0], "right")
+        at = low.copy()
+        for k in np.flatnonzero(high - low > 1).tolist():
+            at[k] = low[k] + int(np.searchsorted(stored[low[k]:high[k], 1], digest[k, 1]))
+        at = np.minimum(at, len(stored) - 1)
+        hit = (at < high) & (stored[at, 0] == digest[:, 0]) & (stored[at, 1] == digest[:, 1])
+        segment[hit], row[hit] = segments[at[hit]], rows[at[hit]]
+        return segment, row, paths
+
 
 def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
                 batch_size: int = DEFAULTS.embed.batch_size, segment_size: int = DEFAULTS.embed.segment_size,
@@ -317,21 +341,128 @@ def embed(cards: pd.DataFrame, backend, cached: dict, on_new_segment=None,
 
 
 def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams,
-        engine: EngineParams | None = None) -> pd.DataFrame:
+        engine: EngineParams | None = None) -> int:
     """`engine`: where the texts are embedded (None: here); a `ray` engine runs one backend per worker,
-    in parts of `embed.segment_size` texts. The vectors are the same on any engine."""
-    cards = read_table(cards_path, NORMALISED)
+    in parts of `embed.segment_size` texts. The vectors are the same on any engine.
+
+    Memory is bounded by the batches, not by the cards: the cards are read a batch at a time (three
+    times: their cache keys, the texts to embed, the ids to write), the cache is looked up through
+    16-byte digests of its keys, and the vectors go from the cache segments to the output through
+    files in a temporary folder, one per output batch (`_write_from_cache`). Returns the cards written."""
     backend = make_backend(params.backend, workers=params.workers, device=params.device)
     cache = EmbeddingCache(cache_dir, backend.model_id)
+    digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [
+        _digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
+        for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"])])
+    key_id, first_at = first_appearance(digest)
+    todo = first_at[cache.locate(digest[first_at])[0] < 0]  # live positions of the texts to embed, in order
     try:
         with open_engine(engine) as running:
             encode_parts = None if running.kind == "local" else encode_on(running, params.backend, params.device)
-            table, embedded, reused = embed(cards, backend, cache.load(), on_new_segment=cache.add,
-                                            batch_size=params.batch_size, segment_size=params.segment_size,
-                                            encode_parts=encode_parts)
+            _embed_positions(cards_path, todo, backend, cache, params, encode_parts)
     finally:
         if hasattr(backend, "close"):
             backend.close()
-    log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", len(table), embedded, reused, backend.model_id)
-    write_table(table, EMBEDDINGS, out_dir / "embeddings.parquet")
-    return table
+    written = _write_from_cache(cards_path, digest, cache, out_dir / "embeddings.parquet")
+    log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", written, len(todo),
+             len(first_at) - len(todo), backend.model_id)
+    return written
+
+
+def _digests(keys: list[str]) -> np.ndarray:
+    """The first 16 bytes of each cache key (a sha256 in hex) as two uint64s: what the cache is searched by."""
+    return np.frombuffer(bytes.fromhex("".join(key[:32] for key in keys)), dtype=np.uint64).reshape(-1, 2)
+
+
+def _live_texts(cards_path: Path, positions: np.ndarray, size: int):
+    """The `text_norm` of the live cards at `positions` (ascending, counted among the live cards), in lists
+    of `size`, reading the cards a batch at a time."""
+    chunk: list[str] = []
+    seen, at = 0, 0
+    for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"]):
+        texts = frame.loc[frame["status"] == STATUS_OK, "text_norm"].tolist()
+        end = int(np.searchsorted(positions, seen + len(texts)))
+        for position in positions[at:end].tolist():
+            chunk.append(texts[position - seen])
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        seen, at = seen + len(texts), end
+    if chunk:
+        yield chunk
+
+
+def _embed_positions(cards_path: Path, todo: np.ndarray, backend, cache: EmbeddingCache, params: EmbedParams,
+                     encode_parts=None) -> None:
+    """Embed the live cards at `todo` into the cache, a segment of `segment_size` texts at a time (what
+    `embed_texts` does for the texts it does not find, in the same order and segments)."""
+    if encode_parts is None:
+        encode_parts = lambda parts, size: (encode_part(backend, part, size) for part in parts)  # noqa: E731
+    keys: deque[list[str]] = deque()
+
+    def parts():
+        for texts in _live_texts(cards_path, todo, params.segment_size):
+            keys.append([cache_key(backend.model_id, text) for text in texts])
+            yield texts
+
+    with progress("embed", len(todo)) as advance:
+        for vectors in encode_parts(parts(), params.batch_size):
+            chunk_keys = keys.popleft()
+            cache.add(chunk_keys, vectors)
+            advance(len(chunk_keys))
+
+
+def _write_from_cache(cards_path: Path, digest: np.ndarray, cache: EmbeddingCache, path: Path) -> int:
+    """Write the embeddings of the live cards (whose cache key digests are `digest`, in order) from the cache.
+
+    Each cache segment is read once and its vectors go to the temporary file of the output batch (BATCH_ROWS
+    cards) they belong to; then each batch is read back, put in order and written as a row group."""
+    segment, row, paths = cache.locate(digest)
+    if (segment < 0).any():
+        raise EmbedError(f"{path}: {int((segment < 0).sum())} cards have no vector in the cache {cache.root} "
+                         f"after embedding (a segment written now was unreadable?); run embed again")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="embed-", dir=path.parent) as spill:
+        dim = 0
+        order = np.argsort(segment, kind="stable")
+        bounds = np.searchsorted(segment[order], np.arange(len(paths) + 1))
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            positions = order[bounds[k]:bounds[k + 1]]
+            table = pq.read_table(paths[k], columns=["embedding"])
+            column = table["embedding"].combine_chunks()
+            dim = len(column[0])
+            flat = column.flatten().to_numpy().reshape(len(table), dim)
+            records = np.empty(len(positions), dtype=[("at", "<i8"), ("vector", "<f4", (dim,))])
+            records["at"], records["vector"] = positions, flat[row[positions]]
+            batch = positions // BATCH_ROWS
+            by_batch = np.argsort(batch, kind="stable")
+            edges = np.flatnonzero(np.concatenate(([True], np.diff(batch[by_batch]) != 0, [True])))
+            for low, high in zip(edges[:-1].tolist(), edges[1:].tolist()):
+                with open(Path(spill) / f"batch-{int(batch[by_batch[low]])}.bin", "ab") as handle:
+                    handle.write(records[by_batch[low:high]].tobytes())
+        record = np.dtype([("at", "<i8"), ("vector", "<f4", (dim,))])
+        written = 0
+        with TableWriter(path, EMBEDDINGS) as writer:
+            for ids in _live_ids(cards_path):
+                batch = Path(spill) / f"batch-{written // BATCH_ROWS}.bin"
+                records = np.fromfile(batch, dtype=record)
+                batch.unlink()
+                if len(records) != len(ids):
+                    raise EmbedError(f"{path}: {len(records)} vectors gathered for {len(ids)} cards of batch "
+                                     f"{written // BATCH_ROWS} (the cards changed while embed ran?); run embed again")
+                records = records[np.argsort(records["at"], kind="stable")]
+                writer.write(pd.DataFrame({"card_id": ids, "embedding": list(records["vector"])}))
+                written += len(ids)
+    return written
+
+
+def _live_ids(cards_path: Path):
+    """The ids of the live cards in lists of BATCH_ROWS (the last shorter), reading a batch at a time."""
+    pending: list[str] = []
+    for frame in read_batches(cards_path, NORMALISED, ["card_id", "status"]):
+        pending.extend(frame.loc[frame["status"] == STATUS_OK, "card_id"].tolist())
+        while len(pending) >= BATCH_ROWS:
+            yield pending[:BATCH_ROWS]
+            pending = pending[BATCH_ROWS:]
+    if pending:
+        yield pending

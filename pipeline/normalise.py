@@ -24,7 +24,7 @@ from pipeline.language import Detected, detect_language
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.params import EngineParams, NormaliseParams
 from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
-from pipeline.memo import TextMemo, text_key, version_digest
+from pipeline.memo import TextMemo, first_appearance, text_key, version_digest
 from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
 from pipeline.records import CARDS, NORMALISED, REDACTIONS_FILE, STATUS_OK, read_table, write_json, write_table
 
@@ -106,7 +106,7 @@ def _hits(first: np.ndarray, key_id: np.ndarray) -> list[tuple[int, str] | None]
 
 def distinct_ids(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(id of each key, numbered by first appearance; position of each id's first key), from 16-byte digests of
-    the keys: 24 bytes per key, not a dictionary of all of them."""
+    the keys (`memo.first_appearance`): 24 bytes per key, not a dictionary of all of them."""
     import hashlib
 
     digest = np.empty((len(keys), 2), dtype=np.uint64)
@@ -114,17 +114,7 @@ def distinct_ids(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
         digest[start:start + (1 << 16)] = np.frombuffer(b"".join(
             hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest() for key in keys[start:start + (1 << 16)]),
             dtype=np.uint64).reshape(-1, 2)
-    order = np.lexsort((digest[:, 1], digest[:, 0]))  # stable: equal keys in the order they appear
-    digest = digest[order]
-    new = np.concatenate(([True], (digest[1:] != digest[:-1]).any(axis=1))) if len(keys) else np.zeros(0, bool)
-    del digest
-    first_at = order[new]
-    by_first = np.argsort(first_at, kind="stable")
-    rank = np.empty(len(first_at), dtype=np.int64)
-    rank[by_first] = np.arange(len(first_at))
-    key_id = np.empty(len(keys), dtype=np.int64)
-    key_id[order] = rank[np.cumsum(new) - 1]
-    first_at = first_at[by_first]
+    key_id, first_at = first_appearance(digest)
     clash = next((i for i, k in enumerate(key_id.tolist()) if keys[i] != keys[first_at[k]]), None)
     if clash is not None:  # two different keys with one 128-bit digest: never seen, but never silently merged
         raise ValueError(f"duplicate keys {keys[clash]!r} and {keys[first_at[key_id[clash]]]!r} share a blake2b digest")

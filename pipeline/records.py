@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,93 @@ def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
                               f"{f', and {doubled.nunique() - 1} more ids' if doubled.nunique() > 1 else ''}); "
                               f"expected one row per card: rerun the stage that writes it")
     return frame
+
+
+BATCH_ROWS = 1 << 14  # rows per batch of `read_batches` and per row group of `TableWriter`: not an engine param,
+# so that a file's bytes do not depend on where the stage ran
+
+
+def read_batches(path: str | Path, schema: pa.Schema, columns: list[str] | None = None,
+                 rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """`read_table(path, schema)` (the same checks; only `columns`, default all) as frames of `rows` rows,
+    read a Parquet batch at a time (`rows`: BATCH_ROWS): memory bounded by the batch, not the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: stage input not found (run the upstream stage first)")
+    columns = columns or schema.names
+    wanted = pa.schema([schema.field(name) for name in columns])
+    try:
+        source = pq.ParquetFile(path)
+        missing = [name for name in schema.names if name not in source.schema_arrow.names]
+        if missing:
+            raise SchemaError(f"{path}: columns {missing} missing; expected {schema.names}")
+        if any(schema is keyed for keyed in ONE_ROW_PER_CARD):
+            _check_one_row_per_card(source, path)
+        for batch in source.iter_batches(batch_size=rows or BATCH_ROWS, columns=columns):
+            yield pa.Table.from_batches([batch]).cast(wanted).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise SchemaError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
+                          f"rerun the stage that writes it") from exc
+
+
+def _check_one_row_per_card(source: pq.ParquetFile, path: Path) -> None:
+    """`read_table`'s one-row-per-card check, on 8-byte digests of the ids (8 bytes per card); the ids
+    themselves are read only when two digests are equal."""
+    import hashlib
+
+    import numpy as np
+
+    digests = [np.frombuffer(b"".join(hashlib.blake2b(card.encode("utf-8"), digest_size=8).digest()
+                                      for card in batch.column(0).to_pylist()), dtype=np.uint64)
+               for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=["card_id"])]
+    digest = np.sort(np.concatenate(digests)) if digests else np.zeros(0, dtype=np.uint64)
+    if not (digest[1:] == digest[:-1]).any():
+        return
+    ids = pq.read_table(path, columns=["card_id"]).column(0).to_pandas()
+    doubled = ids[ids.duplicated()]
+    if not doubled.empty:
+        first = doubled.iloc[0]
+        raise SchemaError(f"{path}: duplicate card id {first!r} ({int((ids == first).sum())} rows"
+                          f"{f', and {doubled.nunique() - 1} more ids' if doubled.nunique() > 1 else ''}); "
+                          f"expected one row per card: rerun the stage that writes it")
+
+
+class TableWriter:
+    """`write_table` a frame at a time: each `write(frame)` adds row groups of at most BATCH_ROWS rows, and
+    the file is published whole when the `with` block ends without an error (else removed). Frames of
+    at most BATCH_ROWS rows each, written in order, give the bytes `write_table` gives for all of them
+    when there are at most BATCH_ROWS rows in all."""
+
+    def __init__(self, path: str | Path, schema: pa.Schema):
+        self.path, self.schema = Path(path), schema
+        self.rows = 0
+
+    def __enter__(self) -> TableWriter:
+        self.tmp = atomic_path(self.path)
+        self.writer = None
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        missing = [name for name in self.schema.names if name not in frame.columns]
+        if missing:
+            raise SchemaError(f"{self.path}: frame lacks columns {missing}")
+        table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table, row_group_size=BATCH_ROWS)
+        self.rows += len(frame)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                if self.writer is None:  # no rows: what write_table writes for an empty frame
+                    self.write(pd.DataFrame({name: pd.Series([], dtype=object) for name in self.schema.names}))
+                self.writer.close()
+                publish(self.tmp, self.path)
+            elif self.writer is not None:
+                self.writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_bytes(data: bytes, path: str | Path) -> None:

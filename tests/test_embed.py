@@ -123,3 +123,44 @@ def test_model_id_of_a_backend_name_is_the_backends_model_id(tmp_path):
         assert model_id_of(name) == make_backend(name).model_id
     with pytest.raises(FileNotFoundError, match="no model file"):
         model_id_of(f"e5-small-q4:{tmp_path / 'missing'}")
+
+
+def _embedded_in_memory(cards, cache_dir):
+    """What embed wrote before it streamed: `embed` over the whole frame with the cache loaded, one write_table."""
+    backend = make_backend(EmbedParams().backend)
+    cache = EmbeddingCache(cache_dir, backend.model_id)
+    return embed(cards, backend, cache.load(), cache.add)[0]
+
+
+def test_run_streams_the_cards_and_writes_what_the_in_memory_embed_writes(tmp_path, monkeypatch, caplog):
+    from pipeline import records
+
+    texts = [f"kort nummer {i % 150} om {'tillit' if i % 3 else 'tid'}" for i in range(300)]  # 150 texts twice
+    status = ["rejected" if i % 37 == 0 else "ok" for i in range(300)]
+    write_table(cards_frame(texts, status), NORMALISED, tmp_path / "cards.parquet")
+    write_table(cards_frame(texts[:40]), NORMALISED, tmp_path / "some.parquet")
+    params = EmbedParams(segment_size=32)
+    embed_stage.run(cards_path=tmp_path / "some.parquet", cache_dir=tmp_path / "cache", out_dir=tmp_path / "a",
+                    params=params)  # some texts cached before
+    monkeypatch.setattr(records, "BATCH_ROWS", 64)  # 5 batches of cards, 5 row groups
+    monkeypatch.setattr(embed_stage, "BATCH_ROWS", 64)
+    with caplog.at_level(logging.INFO):
+        written = embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=tmp_path / "cache",
+                                  out_dir=tmp_path / "o", params=params)
+
+    expected = _embedded_in_memory(cards_frame(texts, status), tmp_path / "cache")
+    got = read_table(tmp_path / "o" / "embeddings.parquet", EMBEDDINGS)
+    assert written == len(got) == len(expected) == 291
+    assert got["card_id"].tolist() == expected["card_id"].tolist()
+    np.testing.assert_array_equal(np.stack(got["embedding"]), np.stack(expected["embedding"]))
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "o" / "embeddings.parquet").num_row_groups == 5
+    assert "291 cards, 110 texts embedded, 40 reused from cache" in caplog.text
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name != "embeddings.parquet"]  # the batch files removed
+
+    monkeypatch.undo()  # one row group, as write_table writes up to BATCH_ROWS rows: the same bytes
+    embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=tmp_path / "cache", out_dir=tmp_path / "b",
+                    params=params)
+    write_table(expected, EMBEDDINGS, tmp_path / "expected.parquet")
+    assert (tmp_path / "b" / "embeddings.parquet").read_bytes() == (tmp_path / "expected.parquet").read_bytes()
