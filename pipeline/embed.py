@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pipeline.encoder import TUNED_MODEL_FILE, model_digest
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.errors import InnsiktError
-from pipeline.memo import SegmentStore, first_appearance
+from pipeline.memo import SegmentStore, first_appearance, key_digests
 from pipeline.params import DEFAULTS, EmbedParams, EngineParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import BATCH_ROWS, EMBEDDINGS, NORMALISED, STATUS_OK, TableWriter, read_batches
@@ -267,18 +267,10 @@ class EmbeddingCache:
         self.store.add(pd.DataFrame({"key": keys, "embedding": list(vectors.astype(np.float32))}))
 
     def locate(self, digest: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-        """Where the keys with these 16-byte digests (`_digests`) are stored: (segment number per key, -1 when
-        not stored; row in it; the segments' paths). Only the keys are read, a segment at a time: 24 bytes
-        per stored key are held, not their vectors."""
-        paths, found, segments, rows = [], [], [], []
-        for path, table in self.store.segments(columns=["key"]):
-            found.append(_digests(table["key"].to_pylist()))
-            segments.append(np.full(len(table), len(paths), dtype=np.int64))
-            rows.append(np.arange(len(table), dtype=np.int64))
-            paths.append(path)
-        segment, row = np.full(len(digest), -1, dtype=np.int64), np.zeros(len(digest), dtype=np.int64)
-        if not found:
-            return segment, row, paths
+        """Where the keys with these digests (`memo.key_digests`) are stored: (segment number per key, -1 when
+        not stored; row in it; the segments' paths). Only the keys are read, not the vectors."""
+        index = self.store.index()
+        return (*index.locate(digest), index.paths)
         stored, segments, rows = np.concatenate(found), np.concatenate(segments), np.concatenate(rows)
         order = np.lexsort((stored[:, 1], stored[:, 0]))
         stored, segments, rows = stored[order], segments[order], rows[order]
@@ -352,7 +344,7 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     backend = make_backend(params.backend, workers=params.workers, device=params.device)
     cache = EmbeddingCache(cache_dir, backend.model_id)
     digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [
-        _digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
+        key_digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
         for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"])])
     key_id, first_at = first_appearance(digest)
     todo = first_at[cache.locate(digest[first_at])[0] < 0]  # live positions of the texts to embed, in order
@@ -367,11 +359,6 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     log.info("embed: %d cards, %d texts embedded, %d reused from cache (%s)", written, len(todo),
              len(first_at) - len(todo), backend.model_id)
     return written
-
-
-def _digests(keys: list[str]) -> np.ndarray:
-    """The first 16 bytes of each cache key (a sha256 in hex) as two uint64s: what the cache is searched by."""
-    return np.frombuffer(bytes.fromhex("".join(key[:32] for key in keys)), dtype=np.uint64).reshape(-1, 2)
 
 
 def _live_texts(cards_path: Path, positions: np.ndarray, size: int):

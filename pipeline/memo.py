@@ -30,6 +30,12 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def key_digests(keys: list[str]) -> np.ndarray:
+    """The first 16 bytes of each key (a sha256 in hex: `text_key`, the embedding cache's keys) as two
+    uint64s: what a store is searched by (`SegmentStore.locate`), at 16 bytes per key."""
+    return np.frombuffer(bytes.fromhex("".join(key[:32] for key in keys)), dtype=np.uint64).reshape(-1, 2)
+
+
 def version_digest(*, params: dict, modules: tuple, packages: tuple[str, ...]) -> str:
     """Digest of params, module sources and package versions: what a memoised result depends on."""
     parts = [json.dumps(params, sort_keys=True)]
@@ -73,6 +79,52 @@ class SegmentStore:
             return
         name = hashlib.sha256("".join(frame["key"]).encode()).hexdigest()[:20]
         write_table(frame, self.schema, self.root / f"segment-{name}.parquet")
+
+    def index(self) -> StoreIndex:
+        """Where every stored key is, read a segment at a time (only the keys): 24 bytes per stored key."""
+        paths, found, segments = [], [], []
+        for path, table in self.segments(columns=["key"]):
+            found.append(key_digests(table["key"].to_pylist()))
+            segments.append(np.full(len(table), len(paths), dtype=np.int32))
+            paths.append(path)
+        return StoreIndex(self.schema, paths, np.concatenate(found) if found else np.zeros((0, 2), dtype=np.uint64),
+                          np.concatenate(segments) if segments else np.zeros(0, dtype=np.int32),
+                          np.concatenate([np.arange(len(s), dtype=np.int32) for s in segments]) if segments
+                          else np.zeros(0, dtype=np.int32))
+
+
+class StoreIndex:
+    """The keys of a `SegmentStore` as 16-byte digests (`key_digests`), sorted, with their segment and row."""
+
+    def __init__(self, schema: pa.Schema, paths: list[Path], digest: np.ndarray, segment: np.ndarray, row: np.ndarray):
+        order = np.lexsort((digest[:, 1], digest[:, 0]))
+        self.schema, self.paths = schema, paths
+        self.digest, self.segment, self.row = digest[order], segment[order], row[order]
+
+    def locate(self, digest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(segment number, -1 when not stored; row in it) of the keys with these digests."""
+        segment, row = np.full(len(digest), -1, dtype=np.int64), np.zeros(len(digest), dtype=np.int64)
+        if not len(self.digest) or not len(digest):
+            return segment, row
+        # The first 8 bytes find a run of stored keys (one key, but for a 64-bit clash), the last 8 the key in it.
+        low = np.searchsorted(self.digest[:, 0], digest[:, 0], "left")
+        high = np.searchsorted(self.digest[:, 0], digest[:, 0], "right")
+        at = low.copy()
+        for k in np.flatnonzero(high - low > 1).tolist():
+            at[k] = low[k] + int(np.searchsorted(self.digest[low[k]:high[k], 1], digest[k, 1]))
+        at = np.minimum(at, len(self.digest) - 1)
+        hit = (at < high) & (self.digest[at, 0] == digest[:, 0]) & (self.digest[at, 1] == digest[:, 1])
+        segment[hit], row[hit] = self.segment[at[hit]], self.row[at[hit]]
+        return segment, row
+
+    def rows(self, keys: list[str]) -> pd.DataFrame:
+        """The stored rows of those of `keys` that are stored, one per key, indexed by key (as `TextMemo.load`
+        gives them): each segment holding some of them is read once, not the whole store."""
+        segment, row = self.locate(key_digests(keys))
+        found = [pq.read_table(self.paths[k], schema=self.schema).take(pa.array(np.unique(row[segment == k])))
+                 for k in np.unique(segment[segment >= 0]).tolist()]
+        table = pa.concat_tables(found) if found else self.schema.empty_table()
+        return table.to_pandas().drop_duplicates("key").set_index("key")
 
 
 class TextMemo(SegmentStore):
