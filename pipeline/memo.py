@@ -73,12 +73,14 @@ class SegmentStore:
                 continue
             yield segment, table
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Store new rows (a frame with the schema's columns) as one segment."""
+    def add(self, frame: pd.DataFrame) -> Path | None:
+        """Store new rows (a frame with the schema's columns) as one segment; returns its path (None: no rows)."""
         if frame.empty:
-            return
+            return None
         name = hashlib.sha256("".join(frame["key"]).encode()).hexdigest()[:20]
-        write_table(frame, self.schema, self.root / f"segment-{name}.parquet")
+        path = self.root / f"segment-{name}.parquet"
+        write_table(frame, self.schema, path)
+        return path
 
     def index(self) -> StoreIndex:
         """Where every stored key is, read a segment at a time (only the keys): 24 bytes per stored key."""
@@ -99,6 +101,15 @@ class StoreIndex:
     def __init__(self, schema: pa.Schema, paths: list[Path], digest: np.ndarray, segment: np.ndarray, row: np.ndarray):
         order = np.lexsort((digest[:, 1], digest[:, 0]))
         self.schema, self.paths = schema, paths
+        self.digest, self.segment, self.row = digest[order], segment[order], row[order]
+
+    def extend(self, path: Path, keys: list[str]) -> None:
+        """Add the keys of a segment just stored at `path` (`SegmentStore.add`)."""
+        digest = np.concatenate([self.digest, key_digests(keys)])
+        segment = np.concatenate([self.segment, np.full(len(keys), len(self.paths), dtype=np.int32)])
+        row = np.concatenate([self.row, np.arange(len(keys), dtype=np.int32)])
+        self.paths.append(path)
+        order = np.lexsort((digest[:, 1], digest[:, 0]))
         self.digest, self.segment, self.row = digest[order], segment[order], row[order]
 
     def locate(self, digest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

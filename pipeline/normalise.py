@@ -26,7 +26,18 @@ from pipeline.params import EngineParams, NormaliseParams
 from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
 from pipeline.memo import TextMemo, first_appearance, text_key, version_digest
 from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
-from pipeline.records import CARDS, NORMALISED, REDACTIONS_FILE, STATUS_OK, read_table, write_json, write_table
+from pipeline.records import (
+    BATCH_ROWS,
+    CARDS,
+    NORMALISED,
+    REDACTIONS_FILE,
+    STATUS_OK,
+    TableWriter,
+    read_batches,
+    read_table,
+    write_json,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_TEXTS = 1000  # below this many new texts per worker, starting workers costs more than it saves
@@ -126,10 +137,40 @@ def find_duplicates_spilled(keys: list[str], threshold: float, folder: Path, eng
     """`find_duplicates(keys, threshold)` (same result) with memory bounded by the partitions, not the keys:
     the search from scratch of `near_duplicates.near_groups`, spilled to `folder`, the texts' signatures
     computed on `engine` in partitions of `part_size` distinct keys. Also returns the largest band bucket."""
-    key_id, first_at = distinct_ids(keys)
-    parts = ([keys[p] for p in first_at[start:start + part_size].tolist()] for start in range(0, len(first_at), part_size))
-    groups = near_duplicates.near_groups(parts, len(first_at), threshold, folder, engine)
-    return _hits(first_at[groups.root[key_id]], key_id), groups.largest_bucket
+    distinct_ids(keys)  # the exact check that no two keys share a digest
+    first, key_id, largest = duplicate_groups(lambda: iter([keys]), threshold, folder, engine, part_size)
+    return _hits(first, key_id), largest
+
+
+def duplicate_groups(batches, threshold: float, folder: Path, engine: LocalEngine | None = None,
+                     part_size: int = 1024) -> tuple[np.ndarray, np.ndarray, int]:
+    """The duplicate groups of the keys that `batches()` gives (lists of keys, in order; called twice), with
+    memory bounded by the batches and partitions: (each key's group's first key, each key's id as in
+    `distinct_ids`, the largest band bucket). Keys are told apart by 16-byte digests."""
+    import hashlib
+
+    digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [np.frombuffer(b"".join(
+        hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest() for key in batch), dtype=np.uint64).reshape(-1, 2)
+        for batch in batches()])
+    key_id, first_at = first_appearance(digest)
+    del digest
+
+    def parts():
+        chunk: list[str] = []
+        seen = at = 0
+        for batch in batches():
+            end = int(np.searchsorted(first_at, seen + len(batch)))
+            for position in first_at[at:end].tolist():
+                chunk.append(batch[position - seen])
+                if len(chunk) == part_size:
+                    yield chunk
+                    chunk = []
+            seen, at = seen + len(batch), end
+        if chunk:
+            yield chunk
+
+    groups = near_duplicates.near_groups(parts(), len(first_at), threshold, folder, engine)
+    return first_at[groups.root[key_id]], key_id, groups.largest_bucket
 
 
 def normalise_partition(texts: list[str], params: NormaliseParams) -> list[tuple[str, Detected, dict[str, int]]]:
@@ -211,13 +252,7 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
         results, _ = text_results(out["text"].tolist(), params)
     else:
         results = results.iloc[order].reset_index(drop=True)
-    out["text_norm"] = results["text_norm"].tolist()
-    # The verbatim text of a card whose personal data only the safety net found would keep it:
-    # such a card keeps its normalised, redacted text as its text too.
-    caught = (results["redactions"] != "{}").to_numpy()
-    out.loc[caught, "text"] = out.loc[caught, "text_norm"]
-    out["language"] = results["language"].tolist()
-    out["language_confidence"] = results["language_confidence"].astype(float).tolist()
+    _add_results(out, results)
     live = np.flatnonzero((out["status"] == STATUS_OK).to_numpy())
     text_norm, card_id = out["text_norm"].tolist(), out["card_id"].tolist()
     keys = [duplicate_key(text_norm[i]) for i in live]
@@ -236,6 +271,17 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
     out["duplicate_of"] = pd.Series(duplicate_of, index=out.index, dtype=object)
     out["duplicate_kind"] = pd.Series(duplicate_kind, index=out.index, dtype=object)
     return out, comparison
+
+
+def _add_results(out: pd.DataFrame, results: pd.DataFrame) -> None:
+    """The cards `out` (a fresh frame) with their `text_results` rows (in the same order) added."""
+    out["text_norm"] = results["text_norm"].tolist()
+    # The verbatim text of a card whose personal data only the safety net found would keep it:
+    # such a card keeps its normalised, redacted text as its text too.
+    caught = (results["redactions"] != "{}").to_numpy()
+    out.loc[caught, "text"] = out.loc[caught, "text_norm"]
+    out["language"] = results["language"].tolist()
+    out["language_confidence"] = results["language_confidence"].astype(float).tolist()
 
 
 def known_from_memo(table: pa.Table) -> Known:
@@ -291,9 +337,16 @@ def near_memo(cache_dir: Path, params: NormaliseParams) -> TextMemo:
 
 
 def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: Path | None = None,
-        engine: EngineParams | None = None) -> pd.DataFrame:
+        engine: EngineParams | None = None) -> pd.DataFrame | None:
     """`cache_dir`: where per-text results and near pairs are kept between runs (None: compute everything).
-    `engine`: where the texts are normalised (None: here); the output is the same on any engine."""
+    `engine`: where the texts are normalised (None: here); the output is the same on any engine.
+
+    Returns the cards written; with more than `near_duplicates.SPILL_MIN_TEXTS` usable cards the stage
+    streams them instead (`run_streamed`: the same output, memory bounded by the batches) and returns None."""
+    live = sum(int((frame["status"] == STATUS_OK).sum()) for frame in read_batches(cards_path, CARDS, ["status"]))
+    if live > near_duplicates.SPILL_MIN_TEXTS:
+        run_streamed(cards_path=cards_path, out_dir=out_dir, params=params, cache_dir=cache_dir, engine=engine)
+        return None
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
     pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
@@ -318,6 +371,100 @@ def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: 
     write_table(result, NORMALISED, out_dir / "cards.parquet")
     write_json({"redactions": safety_net_redactions(results)}, out_dir / REDACTIONS_FILE)
     return result
+
+
+# The cards with their text results, before duplicates: the sorted runs of `run_streamed`.
+_WITH_TEXTS = pa.schema([field for field in NORMALISED if field.name not in ("duplicate_of", "duplicate_kind")])
+
+
+def run_streamed(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: Path | None = None,
+                 engine: EngineParams | None = None) -> None:
+    """`run`, with memory bounded by the batches (`records.BATCH_ROWS` cards) and partitions, not the cards:
+
+    1. a batch of cards at a time: its texts' results (from the memo, else computed on `engine`, and
+       added to the memo at once), the cards sorted in canonical order (`card_order_key`) to a file;
+    2. those sorted files merged into one file in canonical order, a few rows of each at a time;
+    3. duplicates of the usable cards' keys, read from it (`duplicate_groups`: from scratch, spilled);
+    4. that file read again and written with `duplicate_of` and `duplicate_kind`, a row group at a time.
+
+    What is held for all cards is a few numbers each (digests, group and key ids). The output is the one
+    `run` writes for the same cards; no near pairs are kept for the next run (the search is from scratch).
+    """
+    import heapq
+
+    work = cache_dir if cache_dir is not None else out_dir
+    work.mkdir(parents=True, exist_ok=True)
+    totals = {kind: 0 for kind in pii.PII_KINDS}
+    cards = computed = 0
+    with open_engine(engine) as running, tempfile.TemporaryDirectory(prefix="normalise-", dir=work) as folder:
+        folder = Path(folder)
+        # Without a cache a memo lives in the folder for the run: a text on cards of two batches is normalised once.
+        memo = text_memo(cache_dir if cache_dir is not None else folder / "memo", params)
+        index = memo.index()
+        runs = []
+        for k, frame in enumerate(read_batches(cards_path, CARDS)):
+            texts = frame["text"].tolist()
+            results, new_rows = text_results(texts, params, index.rows([text_key(t) for t in texts]), running)
+            if len(new_rows):
+                index.extend(memo.add(new_rows), new_rows["key"].tolist())
+            computed, cards = computed + len(new_rows), cards + len(frame)
+            for kind, count in safety_net_redactions(results).items():
+                totals[kind] += count
+            _add_results(frame, results)
+            ids = frame["card_id"].tolist()
+            order = sorted(range(len(ids)), key=lambda i: card_order_key(ids[i]))
+            runs.append(folder / f"run-{k}.parquet")
+            write_table(frame.iloc[order], _WITH_TEXTS, runs[-1])
+            del frame, results, new_rows
+
+        def rows_of(path: Path):
+            for part in read_batches(path, _WITH_TEXTS, rows=1024):
+                yield from part.itertuples(index=False, name=None)
+
+        merged = folder / "merged.parquet"
+        with TableWriter(merged, _WITH_TEXTS) as writer:
+            batch: list[tuple] = []
+            for row in heapq.merge(*map(rows_of, runs), key=lambda row: card_order_key(row[0])):
+                batch.append(row)
+                if len(batch) == BATCH_ROWS:
+                    writer.write(pd.DataFrame(batch, columns=_WITH_TEXTS.names))
+                    batch = []
+            if batch:
+                writer.write(pd.DataFrame(batch, columns=_WITH_TEXTS.names))
+        for path in runs:
+            path.unlink()
+
+        def keys():
+            for part in read_batches(merged, _WITH_TEXTS, ["status", "text_norm"]):
+                yield [duplicate_key(text) for text in part.loc[part["status"] == STATUS_OK, "text_norm"]]
+
+        (folder / "near").mkdir()
+        first, key_id, largest = duplicate_groups(keys, params.near_duplicate_threshold, folder / "near", running,
+                                                  running.params.partition_size)
+        is_first = np.zeros(len(first), dtype=bool)
+        is_first[first[first != np.arange(len(first))]] = True
+        first_ids: dict[int, str] = {}  # card id of each group's first usable card, by position among them
+        seen = 0
+        with TableWriter(out_dir / "cards.parquet", NORMALISED) as writer:
+            for part in read_batches(merged, _WITH_TEXTS):
+                live = np.flatnonzero((part["status"] == STATUS_OK).to_numpy())
+                position = seen + np.arange(len(live))
+                ids = part["card_id"].tolist()
+                first_ids.update((int(p), ids[i]) for p, i in zip(position[is_first[position]], live[is_first[position]]))
+                duplicate_of: list[str | None] = [None] * len(part)
+                duplicate_kind: list[str | None] = [None] * len(part)
+                for p, i in zip(position.tolist(), live.tolist()):
+                    f = int(first[p])
+                    if f != p:
+                        duplicate_of[i], duplicate_kind[i] = first_ids[f], "exact" if key_id[f] == key_id[p] else "near"
+                part["duplicate_of"] = pd.Series(duplicate_of, index=part.index, dtype=object)
+                part["duplicate_kind"] = pd.Series(duplicate_kind, index=part.index, dtype=object)
+                writer.write(part)
+                seen += len(live)
+    write_json({"redactions": totals}, out_dir / REDACTIONS_FILE)
+    log.info("normalise: %d cards, %d texts normalised, %d reused from cache", cards, computed, cards - computed)
+    log.info("normalise: near duplicates of %d cards searched from scratch in partitions (largest band bucket "
+             "%d texts); none kept for the next run", len(first), largest)
 
 
 def _log_comparison(comparison: Comparison) -> None:

@@ -457,33 +457,49 @@ def test_find_duplicates_spilled_equals_find_duplicates(tmp_path):
     assert find_duplicates_spilled(keys, 0.7, tmp_path, part_size=2)[0] == find_duplicates(keys, 0.7)[0]
 
 
-def test_a_spilled_near_duplicate_search_writes_the_same_cards_byte_for_byte(tmp_path, monkeypatch, caplog):
+def test_a_streamed_run_writes_the_same_cards_as_the_run_in_memory(tmp_path, monkeypatch, caplog):
     import sys
 
-    from pipeline import near_duplicates
+    from pipeline import near_duplicates, records
+    from pipeline import normalise as normalise_module
     from pipeline.params import EngineParams
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "bench"))
     import make_corpus
 
-    rows = make_corpus.generate(make_corpus.seed_texts(Path(__file__).resolve().parent.parent / "corpora" / "demo"),
-                                2000, 100, "ws", seed=0)
+    rows = make_corpus.generate(make_corpus.seed_texts(root / "corpora" / "demo"), 2000, 100, "ws", seed=0)
     texts = [row["text"] for _, row in rows]
-    texts += [text.upper() + "!" for text in texts[:50]] + ["", "..."]  # exact duplicates, rejected cards
-    cards = cards_frame(*[(f"k{i}", text) if text.strip(".") else (f"k{i}", text, STATUS_REJECTED)
-                          for i, text in enumerate(texts)])
+    texts += [text.upper() + "!" for text in texts[:50]] + ["", "...", "Ring meg på 912 34 567 om dette"]
+    cards = cards_frame(*[(row["card_id"], text) if text.strip(".") else (row["card_id"], text, STATUS_REJECTED)
+                          for row, text in zip([r for _, r in rows] + [{"card_id": f"x-{i}"} for i in range(53)],
+                                               texts)])
+    cards = cards.sample(frac=1, random_state=1)  # canonical order is not the input's
     write_table(cards, CARDS, tmp_path / "in.parquet")
-    in_memory = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "memory", params=PARAMS,
-                    cache_dir=tmp_path / "c")
     monkeypatch.setattr(near_duplicates, "SPILL_MIN_TEXTS", 100)
     monkeypatch.setattr(near_duplicates, "SPILL_BLOCK", 300)  # 7 blocks: 28 tiles
     monkeypatch.setattr(near_duplicates, "SPILL_BAND_RECORDS", 10_000)
-    with caplog.at_level("INFO"):
-        spilled = run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "spilled", params=PARAMS,
-                      cache_dir=tmp_path / "c", engine=EngineParams(partition_size=256))
+    with monkeypatch.context() as batches:
+        batches.setattr(records, "BATCH_ROWS", 500)  # 5 sorted runs to merge, 5 row groups
+        batches.setattr(normalise_module, "BATCH_ROWS", 500)
+        with caplog.at_level("INFO"):
+            assert run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "streamed", params=PARAMS,
+                       cache_dir=tmp_path / "c", engine=EngineParams(partition_size=256)) is None
 
     assert "searched from scratch in partitions" in caplog.text
-    assert (tmp_path / "memory" / "cards.parquet").read_bytes() == (tmp_path / "spilled" / "cards.parquet").read_bytes()
-    assert spilled["duplicate_kind"].value_counts().to_dict() == in_memory["duplicate_kind"].value_counts().to_dict()
-    assert {"exact", "near"} <= set(spilled["duplicate_kind"].dropna())
-    assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith("near-duplicates-")]  # removed
+    assert f"{len(cards)} cards, {len(set(texts))} texts normalised" in caplog.text  # each text once, across batches
+    with monkeypatch.context() as in_memory:
+        in_memory.setattr(near_duplicates, "SPILL_MIN_TEXTS", 20_000)  # the texts from the memo
+        assert run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "memory", params=PARAMS,
+                   cache_dir=tmp_path / "c") is not None
+    streamed = read_table(tmp_path / "streamed" / "cards.parquet", NORMALISED)
+    pd.testing.assert_frame_equal(streamed, read_table(tmp_path / "memory" / "cards.parquet", NORMALISED))
+    assert {"exact", "near"} <= set(streamed["duplicate_kind"].dropna())
+    assert (tmp_path / "memory" / "redactions.json").read_text() == (tmp_path / "streamed" / "redactions.json").read_text()
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith("normalise-")]  # the work folder removed
+
+    caplog.clear()  # all rows in one batch: the bytes of the run in memory; every text from the memo
+    with caplog.at_level("INFO"):
+        run(cards_path=tmp_path / "in.parquet", out_dir=tmp_path / "again", params=PARAMS, cache_dir=tmp_path / "c")
+    assert f"{len(cards)} cards, 0 texts normalised" in caplog.text
+    assert (tmp_path / "memory" / "cards.parquet").read_bytes() == (tmp_path / "again" / "cards.parquet").read_bytes()
