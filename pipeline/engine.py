@@ -8,8 +8,10 @@
 Both take the same partitions, cut by the stage from `engine.partition_size` (never from the
 number of workers), and give back the results in partition order, so a stage's output does not
 depend on the engine. Work is handed out a few partitions per worker at a time, so a worker's
-memory is bounded by the partition size, not by the corpus (the driver still holds the whole
-corpus: docs/scaling.md has the figures per card).
+memory is bounded by the partition size, not by the corpus. The driver of normalise (above
+`near_duplicates.SPILL_MIN_TEXTS` cards) and of embed streams the cards in batches and spills to
+disk what spans the corpus; ingest and the stages after embed still hold every card
+(docs/scaling.md has the figures).
 
 Functions sent to Ray must be module-level functions of `pipeline` (workers import them); the
 driver ships its own copy of the package to the workers (`runtime_env.py_modules`), so they run
