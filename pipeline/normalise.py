@@ -230,16 +230,10 @@ def card_order_key(card_id: str) -> tuple:
 
 
 def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.DataFrame | None = None,
-                    known: Known | None = None, spill: Path | None = None,
-                    engine: LocalEngine | None = None) -> tuple[pd.DataFrame, Comparison | int]:
+                    known: Known | None = None) -> tuple[pd.DataFrame, Comparison]:
     """The stage's pure core: normalised cards, and the near-duplicate comparison made (what to keep
     for the next run). `results` are the cards' `text_results` rows when already computed (else
     computed now); near duplicates known from earlier runs (`known`) are not compared again.
-
-    `spill`: an empty folder; with more than `near_duplicates.SPILL_MIN_TEXTS` cards to compare, the
-    near-duplicate search runs from scratch spilled to it, with its memory bounded by the partitions
-    (`find_duplicates_spilled`: the same duplicates), on `engine`; then the second value returned is
-    the largest band bucket, not a comparison (nothing is kept for the next run).
 
     The cards come out in canonical order (by card id, numbers by value: `card_order_key`), whatever the order of the input files and
     of the rows in them: everything order-sensitive downstream (which copy of a duplicate group is
@@ -255,13 +249,8 @@ def normalise_cards(cards: pd.DataFrame, params: NormaliseParams, results: pd.Da
     _add_results(out, results)
     live = np.flatnonzero((out["status"] == STATUS_OK).to_numpy())
     text_norm, card_id = out["text_norm"].tolist(), out["card_id"].tolist()
-    keys = [duplicate_key(text_norm[i]) for i in live]
-    if spill is not None and len(keys) > near_duplicates.SPILL_MIN_TEXTS:
-        found, comparison = find_duplicates_spilled(keys, params.near_duplicate_threshold, spill, engine,
-                                                    engine.params.partition_size if engine else 1024)
-    else:
-        found, comparison = find_duplicates(keys, params.near_duplicate_threshold, known)
-    del keys
+    found, comparison = find_duplicates([duplicate_key(text_norm[i]) for i in live], params.near_duplicate_threshold,
+                                        known)
     duplicate_of: list[str | None] = [None] * len(out)
     duplicate_kind: list[str | None] = [None] * len(out)
     for position, hit in zip(live.tolist(), found):
@@ -350,24 +339,17 @@ def run(*, cards_path: Path, out_dir: Path, params: NormaliseParams, cache_dir: 
     cards = read_table(cards_path, CARDS)
     memo = text_memo(cache_dir, params) if cache_dir is not None else None
     pairs_memo = near_memo(cache_dir, params) if cache_dir is not None else None
-    work = cache_dir if cache_dir is not None else out_dir
-    work.mkdir(parents=True, exist_ok=True)
-    with open_engine(engine) as running, tempfile.TemporaryDirectory(prefix="near-duplicates-", dir=work) as spill:
+    with open_engine(engine) as running:
         results, new_rows = text_results(cards["text"].tolist(), params, memo.load() if memo else None, running)
-        if memo:
-            memo.add(new_rows)
-        spilled = int((cards["status"] == STATUS_OK).sum()) > near_duplicates.SPILL_MIN_TEXTS
-        known = known_from_memo(pairs_memo.table()) if pairs_memo and not spilled else None
-        result, comparison = normalise_cards(cards, params, results, known, Path(spill), running)
+    known = known_from_memo(pairs_memo.table()) if pairs_memo else None
+    result, comparison = normalise_cards(cards, params, results, known)
+    if memo:
+        memo.add(new_rows)
+    if pairs_memo:
+        pairs_memo.add(near_memo_rows(comparison))
     log.info("normalise: %d cards, %d texts normalised, %d reused from cache", len(result), len(new_rows),
              len(result) - len(new_rows))
-    if isinstance(comparison, int):
-        log.info("normalise: near duplicates of %d cards searched from scratch in partitions (largest band bucket "
-                 "%d texts); none kept for the next run", int((result["status"] == STATUS_OK).sum()), comparison)
-    else:
-        if pairs_memo:
-            pairs_memo.add(near_memo_rows(comparison))
-        _log_comparison(comparison)
+    _log_comparison(comparison)
     write_table(result, NORMALISED, out_dir / "cards.parquet")
     write_json({"redactions": safety_net_redactions(results)}, out_dir / REDACTIONS_FILE)
     return result
