@@ -23,11 +23,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import scale  # noqa: E402
+import scale
 
-from pipeline.embed import EmbeddingCache, cache_key, model_id_of  # noqa: E402
-from pipeline.params import DEFAULTS  # noqa: E402
-from pipeline.records import NORMALISED, STATUS_OK, read_batches  # noqa: E402
+from pipeline.embed import EmbeddingCache, cache_key, model_id_of
+from pipeline.params import DEFAULTS
+from pipeline.records import NORMALISED, STATUS_OK, read_batches
 
 
 def fill_cache(cards: Path, cache_dir: Path, dim: int = 384) -> int:

@@ -271,19 +271,6 @@ class EmbeddingCache:
         not stored; row in it; the segments' paths). Only the keys are read, not the vectors."""
         index = self.store.index()
         return (*index.locate(digest), index.paths)
-        stored, segments, rows = np.concatenate(found), np.concatenate(segments), np.concatenate(rows)
-        order = np.lexsort((stored[:, 1], stored[:, 0]))
-        stored, segments, rows = stored[order], segments[order], rows[order]
-        # The first 8 bytes find a run of stored keys (one key, but for a 64-bit clash), the last 8 the key in it.
-        low = np.searchsorted(stored[:, 0], digest[:, 0], "left")
-        high = np.searchsorted(stored[:, 0], digest[:, 0], "right")
-        at = low.copy()
-        for k in np.flatnonzero(high - low > 1).tolist():
-            at[k] = low[k] + int(np.searchsorted(stored[low[k]:high[k], 1], digest[k, 1]))
-        at = np.minimum(at, len(stored) - 1)
-        hit = (at < high) & (stored[at, 0] == digest[:, 0]) & (stored[at, 1] == digest[:, 1])
-        segment[hit], row[hit] = segments[at[hit]], rows[at[hit]]
-        return segment, row, paths
 
 
 def embed_texts(texts: list[str], backend, cached: dict[str, np.ndarray], on_new_segment=None,
@@ -346,7 +333,7 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [
         key_digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
         for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"])])
-    key_id, first_at = first_appearance(digest)
+    _, first_at = first_appearance(digest)
     todo = first_at[cache.locate(digest[first_at])[0] < 0]  # live positions of the texts to embed, in order
     try:
         with open_engine(engine) as running:
