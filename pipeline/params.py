@@ -53,7 +53,7 @@ class NormaliseParams(Strict):
 
 
 # The kinds of embedding backend; pipeline/embed.py implements one class per kind.
-BACKEND_KINDS = ("e5-small-q4", "sentence-transformers")
+BACKEND_KINDS = ("e5-small-q4", "e5-small-onnx", "sentence-transformers")
 
 
 def check_backend_name(name: str) -> None:
@@ -63,9 +63,9 @@ def check_backend_name(name: str) -> None:
         raise ValueError(f"embed.backend={name!r}: unknown backend; expected one of {sorted(BACKEND_KINDS)}")
     if kind == "sentence-transformers" and not arg:
         raise ValueError(f"embed.backend={name!r}: give a model, e.g. 'sentence-transformers:/path/to/model'")
-    if kind == "e5-small-q4" and name.endswith(":"):
+    if kind in ("e5-small-q4", "e5-small-onnx") and name.endswith(":"):
         raise ValueError(f"embed.backend={name!r}: give a tuned model after the colon, e.g. "
-                         f"'e5-small-q4:models/encoder', or nothing for the bundled model")
+                         f"'{kind}:models/encoder', or nothing for the bundled model")
 
 
 class EmbedParams(Strict):
