@@ -18,7 +18,7 @@ from pipeline.embed import (
     embed_texts,
     make_backend,
 )
-from pipeline.params import EmbedParams, EngineParams
+from pipeline.params import EmbedParams
 from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
 
 
@@ -191,19 +191,3 @@ def test_onnx_backend_names_and_ids(onnx_cache, tmp_path):
         check_backend_name("e5-small-onnx:")
     with pytest.raises(embed_stage.EmbedError, match="e5-small-onnx.*--cache-dir"):
         make_backend("e5-small-onnx").encode(["x"])
-
-
-@pytest.mark.slow
-def test_onnx_backend_on_ray_actors_gives_the_local_bits(onnx_cache, tmp_path):
-    texts = demo_texts()[:30] + [LONG_TEXT]
-    write_table(cards_frame(texts), NORMALISED, tmp_path / "cards.parquet")
-    params = EmbedParams(backend="e5-small-onnx", segment_size=16, batch_size=8)
-    tables = {}
-    for kind in ("local", "ray"):
-        # Its own embedding cache per engine, the ONNX file shared: the Ray run embeds every text on its actors.
-        cache = tmp_path / f"cache-{kind}"
-        cache.mkdir()
-        (cache / "encoder").symlink_to(onnx_cache / "encoder", target_is_directory=True)
-        tables[kind] = embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=cache, out_dir=tmp_path / kind,
-                                       params=params, engine=EngineParams(kind=kind, workers=2))
-    np.testing.assert_array_equal(np.stack(tables["ray"]["embedding"]), np.stack(tables["local"]["embedding"]))
