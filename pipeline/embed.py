@@ -151,6 +151,11 @@ class E5SmallOnnx:
     def model_id(self) -> str:
         return _onnx_model_id(self.model)
 
+    @property
+    def bundled_weights(self) -> bool:
+        """The bundled model's weights: the map's thresholds, set on the engine's scale, hold as they are."""
+        return self.model is None
+
     def prepare(self) -> Path:
         """The folder holding the ONNX file, exported now unless the cache already has it."""
         if self.cache_dir is None:

@@ -321,8 +321,6 @@ def embed_prototypes(texts: list[tuple[str, str]], backend, cache_dir: Path) -> 
 
 CALIBRATION_TEXTS = Path(__file__).parent / "defaults" / "calibration_texts.txt"
 BUNDLED_BACKEND = "e5-small-q4"
-# The bundled weights in ONNX Runtime: vectors at cosine 0.9999 to the engine's, so the same similarity scale.
-SAME_SCALE_BACKENDS = (BUNDLED_BACKEND, "e5-small-onnx")
 
 
 def calibration_texts() -> list[str]:
@@ -360,7 +358,8 @@ def params_for_encoder(params: MapParams, backend, prototypes: list[tuple[str, n
     """`params` on `backend`'s similarity scale: unchanged for the bundled encoder they were set on (in the engine or
     in ONNX Runtime), else moved
     with `on_scale_of` on the calibration texts (embedded once per encoder, through the embedding cache)."""
-    if backend.model_id in {model_id_of(name) for name in SAME_SCALE_BACKENDS}:
+    # The bundled weights in ONNX Runtime (`e5-small-onnx`): vectors at cosine 0.9999 to the engine's, same scale.
+    if backend.model_id == model_id_of(BUNDLED_BACKEND) or getattr(backend, "bundled_weights", False):
         return params
     bundled = make_backend(BUNDLED_BACKEND)
     texts = calibration_texts()
