@@ -95,7 +95,7 @@ def from_bench(names: list[str], cache_dir: Path) -> list[tuple[str, list[dict]]
     from pipeline.taxonomy import load_taxonomy
 
     params = load_params(theme_bench.REPO / "configs" / "params.yaml")
-    backend = make_backend(params.embed.backend)
+    backend = make_backend(params.embed.backend, cache_dir=cache_dir)
     found = []
     for bench in theme_bench.load_sets(names):
         vectors = theme_bench.embed(bench.texts, backend, cache_dir)

@@ -67,7 +67,8 @@ def main() -> None:
                   assignments=read_table(args.run_dir / "cluster" / "assignments.parquet", CLUSTER_ASSIGNMENTS),
                   topics=read_table(args.run_dir / "cluster" / "topics.parquet", CLUSTER_TOPICS),
                   prototypes=embed_prototypes(prototype_texts(taxonomy, codebook),
-                                              make_backend(params.embed.backend), args.cache_dir),
+                                              make_backend(params.embed.backend, cache_dir=args.cache_dir),
+                                              args.cache_dir),
                   taxonomy=taxonomy, codebook=codebook, params=params.map)
     gold = load_gold(args.gold).set_index("card_id")
     gold_category, gold_theme = gold["category_id"].to_dict(), gold["theme_id"].to_dict()

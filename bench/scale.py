@@ -3,6 +3,7 @@
     python bench/scale.py --cards 1000 10000 [--added 100] [--keep DIR]
     python bench/scale.py --cards 10000 100000 --engine local ray --added 0 [--sample-size 5000]
     python bench/scale.py --cards 100000 1000000 --engine ray --stages ingest normalise embed --embed-minutes 15
+    python bench/scale.py --cards 10000 --engine local --stages ingest normalise embed --backend e5-small-onnx
 
 For each size: generate a corpus (bench/make_corpus.py), run the stage commands of dvc.yaml
 (each in its own process, as `dvc repro` runs them) with an empty embedding cache, then add one
@@ -119,13 +120,15 @@ def bench_size(n_cards: int, added: int, root: Path) -> None:
     print(f"old cards that kept their theme id: {kept:.3f} ({len(before)} assigned before)")
 
 
-def set_engine(workdir: Path, kind: str, sample_size: int | None) -> None:
-    """Point the copied configs/params.yaml at engine `kind` (and `sample_size`, if given)."""
+def set_engine(workdir: Path, kind: str, sample_size: int | None, backend: str | None = None) -> None:
+    """Point the copied configs/params.yaml at engine `kind` (and `sample_size` and `embed.backend`, if given)."""
     path = workdir / "configs" / "params.yaml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
     params.setdefault("engine", {})["kind"] = kind
     if sample_size:
         params["engine"]["sample_size"] = sample_size
+    if backend:
+        params.setdefault("embed", {})["backend"] = backend
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
@@ -253,7 +256,7 @@ def run_sampled(command: list[str], workdir: Path, minutes: float | None = None,
 
 
 def bench_stages(n_cards: int, stages: list[str], kind: str, root: Path, sample_size: int | None,
-                 embed_minutes: float | None) -> dict:
+                 embed_minutes: float | None, backend: str | None = None) -> dict:
     """Cold runs of `stages` on engine `kind`, with per-stage wall time and sampled memory of driver and workers."""
     corpus, workdir = root / "corpus", root / kind
     if not corpus.exists():
@@ -265,7 +268,7 @@ def bench_stages(n_cards: int, stages: list[str], kind: str, root: Path, sample_
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         shutil.copytree(ROOT / "configs", workdir / "configs")
-        set_engine(workdir, kind, sample_size)
+        set_engine(workdir, kind, sample_size, backend)
     else:  # later stages only: on the outputs a previous run left in `workdir`
         print(f"  reusing the outputs in {workdir} ({', '.join(STAGES[:STAGES.index(stages[0])])})", flush=True)
     commands = stage_commands(corpus)
@@ -313,6 +316,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=STAGES,
                         help="Run only these stages, cold, on one engine, with memory sampled over time (driver, workers).")
     parser.add_argument("--embed-minutes", type=float, help="With --stages: stop embed after this many minutes.")
+    parser.add_argument("--backend", help="With --stages: embed.backend for the runs (default: the params').")
     args = parser.parse_args()
     if args.stages and (not args.engine or len(args.engine) != 1):
         parser.error(f"--stages takes one engine (--engine local or --engine ray); got --engine {args.engine}")
@@ -330,7 +334,7 @@ def main() -> None:
             root = Path(tmp.name)
         if args.stages:
             staged[n_cards] = bench_stages(n_cards, args.stages, args.engine[0], root, args.sample_size,
-                                           args.embed_minutes)
+                                           args.embed_minutes, args.backend)
         elif args.engine:
             compare_engines(n_cards, args.engine, root, args.sample_size)
         else:

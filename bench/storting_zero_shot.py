@@ -40,8 +40,8 @@ def main() -> None:
     cases = pd.read_csv(args.data, dtype=str, keep_default_na=False)
     known = {c.id for c in taxonomy.categories}
     usable = cases[cases["label"].isin(known)].reset_index(drop=True)
-    backend = make_backend(params.embed.backend)
     cache_dir = REPO / ".cache" / "embeddings"
+    backend = make_backend(params.embed.backend, cache_dir=REPO / ".cache")
     cache = EmbeddingCache(cache_dir, backend.model_id)
     vectors, embedded, reused = embed_texts(usable["text"].tolist(), backend, cache.load(), cache.add)
     codebook = Codebook(cues={}, phrases={})

@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = load_params(REPO / "configs" / "params.yaml")
-    backend = make_backend(params.embed.backend)
+    backend = make_backend(params.embed.backend, cache_dir=args.cache_dir)
     rows = []
     for bench in load_sets(args.sets):
         vectors = embed(bench.texts, backend, args.cache_dir)

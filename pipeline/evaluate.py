@@ -26,7 +26,7 @@ from pipeline.map import (
     params_for_encoder,
     prototype_texts,
 )
-from pipeline.embed import E5SmallQ4, EmbeddingCache, embed, make_backend
+from pipeline.embed import EmbeddingCache, embed, make_backend
 from pipeline.params import Params
 from pipeline.records import (
     CARD_MAP,
@@ -185,16 +185,18 @@ def cross_validate(workshop_of: dict, gold: pd.DataFrame, map_inputs: dict) -> t
 
 
 def is_tuned(backend: str) -> bool:
-    """A tuned encoder (`e5-small-q4:<model>`): evaluated by tuning it again without the scored labels."""
+    """A tuned encoder (`e5-small-q4:<model>`, `e5-small-onnx:<model>`): evaluated by tuning it again without the
+    scored labels."""
     kind, _, model = backend.partition(":")
-    return kind == "e5-small-q4" and bool(model)
+    return kind in ("e5-small-q4", "e5-small-onnx") and bool(model)
 
 
 def with_tuned_encoder(map_inputs: dict, groups: dict[str, list[str]], params: Params, cache_dir: Path) -> dict:
     """`map_inputs` with cards and prototypes embedded by the base encoder tuned on `groups` (and nothing else), and
     the map params moved to its similarity scale (`pipeline.map.params_for_encoder`)."""
     model_file, _ = tuned_model_file(groups, params.tune, cache_dir)
-    backend = E5SmallQ4(model=str(model_file), workers=params.embed.workers)
+    kind = params.embed.backend.partition(":")[0]  # the tuned model runs where the configured one does
+    backend = make_backend(f"{kind}:{model_file}", workers=params.embed.workers, cache_dir=cache_dir)
     try:
         cache = EmbeddingCache(cache_dir, backend.model_id)
         cards_embedded, _, _ = embed(map_inputs["cards"], backend, cache.load(), on_new_segment=cache.add,
@@ -270,7 +272,7 @@ def run(*, gold_path: Path, run_dir: Path, taxonomy_path: Path, codebook_path: P
         topics=read_table(run_dir / "cluster" / "topics.parquet", CLUSTER_TOPICS),
         # A tuned encoder is tuned again for each evaluation below (its own prototypes, no scored labels).
         prototypes=None if is_tuned(params.embed.backend) else embed_prototypes(
-            prototype_texts(taxonomy, codebook), make_backend(params.embed.backend), cache_dir),
+            prototype_texts(taxonomy, codebook), make_backend(params.embed.backend, cache_dir=cache_dir), cache_dir),
         taxonomy=taxonomy,
         codebook=codebook,
         params=params.map,

@@ -355,9 +355,11 @@ def on_scale_of(params: MapParams, bundled_scores: np.ndarray, scores: np.ndarra
 
 def params_for_encoder(params: MapParams, backend, prototypes: list[tuple[str, np.ndarray]], taxonomy: Taxonomy,
                        codebook: Codebook, cache_dir: Path) -> MapParams:
-    """`params` on `backend`'s similarity scale: unchanged for the bundled encoder they were set on, else moved
+    """`params` on `backend`'s similarity scale: unchanged for the bundled encoder they were set on (in the engine or
+    in ONNX Runtime), else moved
     with `on_scale_of` on the calibration texts (embedded once per encoder, through the embedding cache)."""
-    if backend.model_id == model_id_of(BUNDLED_BACKEND):
+    # The bundled weights in ONNX Runtime (`e5-small-onnx`): vectors at cosine 0.9999 to the engine's, same scale.
+    if backend.model_id == model_id_of(BUNDLED_BACKEND) or getattr(backend, "bundled_weights", False):
         return params
     bundled = make_backend(BUNDLED_BACKEND)
     texts = calibration_texts()
@@ -383,7 +385,7 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
     curation = load_curation(curation_path)  # before the slow part: a broken file fails at once
-    backend = make_backend(params.embed.backend)
+    backend = make_backend(params.embed.backend, cache_dir=cache_dir)
     embeddings = read_table(embeddings_path, EMBEDDINGS)
     topics = read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)
     prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir)

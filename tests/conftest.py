@@ -36,6 +36,16 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """A cache folder holding the bundled model's ONNX file (`e5-small-onnx`), exported once per test session."""
+    from pipeline.embed import E5SmallOnnx
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    E5SmallOnnx(cache_dir=cache).prepare()
+    return cache
+
+
 @pytest.fixture
 def small_corpus() -> Path:
     return FIXTURES / "small_corpus"

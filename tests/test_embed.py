@@ -1,11 +1,15 @@
 import logging
+import random
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import normalised_cards
 from pipeline import embed as embed_stage
 from pipeline.embed import (
+    E5SmallOnnx,
     E5SmallQ4,
     EmbeddingCache,
     SentenceTransformerBackend,
@@ -18,8 +22,19 @@ from pipeline.params import EmbedParams
 from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
 
 
+ROOT = Path(__file__).resolve().parents[1]
+LONG_TEXT = "Kommunen og sykehuset må dele planer for pasientene og budsjettene sine. " * 60  # > 512 tokens
+
+
 def cards_frame(texts, status=None):
     return normalised_cards(texts, status)
+
+
+def demo_texts() -> list[str]:
+    texts = []
+    for path in sorted((ROOT / "corpora" / "demo").glob("ws-*.csv")):
+        texts += pd.read_csv(path, keep_default_na=False)["text"].astype(str).tolist()
+    return texts
 
 
 def test_e5_small_q4_gives_normalised_deterministic_vectors():
@@ -164,3 +179,56 @@ def test_run_streams_the_cards_and_writes_what_the_in_memory_embed_writes(tmp_pa
                     params=params)
     write_table(expected, EMBEDDINGS, tmp_path / "expected.parquet")
     assert (tmp_path / "b" / "embeddings.parquet").read_bytes() == (tmp_path / "expected.parquet").read_bytes()
+
+
+def test_onnx_backend_reproduces_the_engines_vectors(onnx_cache):
+    texts = demo_texts()[::3] + ["", "x\x01y", "emoji 🙂 漢字", LONG_TEXT]
+    onnx = E5SmallOnnx(workers=2, cache_dir=onnx_cache)
+    engine = E5SmallQ4(workers=2)
+    try:
+        vectors, reference = onnx.encode(texts), engine.encode(texts)
+    finally:
+        onnx.close()
+        engine.close()
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosine = (vectors * reference).sum(axis=1)
+    # The same weights without the engine's int8 activations; the long text is averaged over its parts, as there.
+    assert cosine.mean() >= 0.9999 and cosine.min() >= 0.9995, (cosine.mean(), cosine.min())
+
+
+def test_onnx_vector_of_a_text_does_not_depend_on_its_batch_or_workers(onnx_cache):
+    texts = demo_texts()[:40] + [LONG_TEXT, "Mer tillit", "Mer tillit!"]
+    shared = E5SmallOnnx(workers=2, cache_dir=onnx_cache)
+    try:
+        batch = shared.encode(texts)
+        assert shared.executor_ is not None  # the runs really went to the worker threads
+    finally:
+        shared.close()
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    # A new session, one thread, small runs (other batch shapes), the texts in another order and one by one.
+    other = E5SmallOnnx(workers=1, cache_dir=onnx_cache, max_tokens=64)
+    np.testing.assert_array_equal(other.encode([texts[i] for i in order]), batch[order])
+    np.testing.assert_array_equal(np.stack([other.encode([t])[0] for t in texts[::4]]), batch[::4])
+    np.testing.assert_array_equal(other.encode(texts[5:9] * 3), np.concatenate([batch[5:9]] * 3))
+
+
+def test_onnx_backend_names_and_ids(onnx_cache, tmp_path):
+    from pipeline.embed import model_id_of
+    from pipeline.encoder import bundled_model_path
+
+    assert model_id_of("e5-small-onnx") == make_backend("e5-small-onnx").model_id != model_id_of("e5-small-q4")
+    assert make_backend("e5-small-onnx", workers=3, cache_dir=onnx_cache).workers == 3
+    tuned = tmp_path / "model.e5"
+    data = bytearray(bundled_model_path().read_bytes())
+    data[-1] ^= 1  # another model file: another ONNX file and another cache id
+    tuned.write_bytes(bytes(data))
+    assert model_id_of(f"e5-small-onnx:{tmp_path}") not in (model_id_of("e5-small-onnx"),
+                                                            model_id_of(f"e5-small-q4:{tmp_path}"))
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        model_id_of(f"e5-small-onnx:{tmp_path / 'missing'}")
+    with pytest.raises(ValueError, match="give a tuned model after the colon"):
+        check_backend_name("e5-small-onnx:")
+    with pytest.raises(embed_stage.EmbedError, match="e5-small-onnx.*--cache-dir"):
+        make_backend("e5-small-onnx").encode(["x"])

@@ -94,3 +94,13 @@ def test_weights_written_back_give_the_bundled_file_byte_for_byte(converted, bun
     out = write_e5_file(bert_of(model), tmp_path / "model.e5")
     assert out.read_bytes() == bundled.data
     assert model_digest(out) == model_digest(bundled.path)
+
+
+@pytest.mark.slow
+def test_onnx_export_is_byte_for_byte_reproducible(onnx_cache, bundled, tmp_path):
+    from pipeline.encoder import write_onnx
+
+    cached = next((onnx_cache / "encoder").glob("onnx-*/model.onnx"))
+    again = write_onnx(bundled, tmp_path / cached.name)
+    for suffix in ("", ".data"):  # the graph, and the weights beside it
+        assert Path(f"{again}{suffix}").read_bytes() == Path(f"{cached}{suffix}").read_bytes()

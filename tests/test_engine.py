@@ -87,3 +87,25 @@ def test_a_ray_cluster_gives_the_local_engines_insights_byte_for_byte(ray_cluste
     assert "engine: ray cluster with 2 CPUs" in log and "ray workers, peak memory per worker" in log
     assert f"fitted on a sample of {SAMPLE} cards" in log  # both runs fitted on the sample and placed the rest
     assert runs["ray"] == runs["local"]
+
+
+@pytest.mark.slow
+def test_onnx_encoder_on_ray_actors_gives_the_local_bits(ray_cluster, onnx_cache, tmp_path):
+    from pipeline import embed as embed_stage
+    from pipeline.params import EmbedParams
+    from pipeline.records import NORMALISED, write_table
+    from conftest import normalised_cards
+
+    texts = [f"Kort {i}: kommunen og sykehuset må dele {'planer ' * (i % 7)}" for i in range(40)]
+    write_table(normalised_cards(texts), NORMALISED, tmp_path / "cards.parquet")
+    params = EmbedParams(backend="e5-small-onnx", segment_size=8, batch_size=4)
+    address = f"127.0.0.1:{ray_cluster.address.rpartition(':')[2]}"
+    tables = {}
+    for kind, engine in (("local", EngineParams()), ("ray", EngineParams(kind="ray", address=address))):
+        # An embedding cache per engine, the ONNX file shared: the Ray run embeds every text on its two actors.
+        cache = tmp_path / f"cache-{kind}"
+        cache.mkdir()
+        (cache / "encoder").symlink_to(onnx_cache / "encoder", target_is_directory=True)
+        tables[kind] = embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=cache, out_dir=tmp_path / kind,
+                                       params=params, engine=engine)
+    np.testing.assert_array_equal(np.stack(tables["ray"]["embedding"]), np.stack(tables["local"]["embedding"]))

