@@ -506,8 +506,10 @@ def review_export(
     out = out or run_dir / "review" / "review.xlsx"
     from pipeline import review_sheet
 
+    run_params = _params(params)
     queue = review_sheet.export_run(run_dir=run_dir, out=out,
-                                    size=size if size is not None else _params(params).report.review_size)
+                                    size=size if size is not None else run_params.report.review_size,
+                                    sample_size=run_params.report.sample_size)
     logging.info("review: %d cards to check in %s; fill in column 'vurdering', then innsikt review import %s",
                  len(queue), out, out)
 

@@ -261,6 +261,12 @@ class ReportParams(Strict):
         description="Cards in the review queue (insights.json `review`, `innsikt review export`): the labels "
                     "that would help most, so an analyst checks 10-20 cards of a new workshop, not 200.",
     )
+    sample_size: int = Field(
+        10000, ge=10,
+        description="Above this many cards the card map's UMAP lays out a seeded sample of this many (every other "
+                    "card sits among its nearest sample cards) and the review queue measures how many cards a pick "
+                    "represents on a seeded sample: time and memory stop growing with the corpus there.",
+    )
 
 
 class Params(Strict):

@@ -575,7 +575,8 @@ def build_insights(
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
     tallies = tally_votes(votes, taxonomy)
     theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
-    positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)})
+    positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)},
+                           sample_size=params.report.sample_size)
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _run_manifest(merged, votes, inputs, redactions, redactions_by_field, params),
@@ -591,7 +592,7 @@ def build_insights(
             card_map, vectors, params.report.review_size, texts=dict(zip(live["card_id"], live["text_norm"])),
             workshop_of=dict(zip(live["card_id"], live["workshop_id"])),
             group_of=dict(zip(live["card_id"], live["group_id"])), theme_label=dict(zip(themes["theme_id"], themes["label"])),
-            taxonomy_theme_name={t.id: t.name for t in taxonomy.themes}),
+            taxonomy_theme_name={t.id: t.name for t in taxonomy.themes}, sample_size=params.report.sample_size),
     }
 
 

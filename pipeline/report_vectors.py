@@ -79,16 +79,18 @@ def principal_axes(matrix: np.ndarray) -> np.ndarray:
 MAP_SEED = 42
 MAP_NEIGHBOURS = 15
 MIN_UMAP_CARDS = 10  # fewer cards: PCA (UMAP needs a neighbourhood to lay out)
+PLACE_BLOCK = 4096  # cards placed on the map at a time: bounds the similarity block's memory
 
 
-def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | None = None
-               ) -> dict[str, tuple[float, float]]:
+def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | None = None,
+               sample_size: int | None = None) -> dict[str, tuple[float, float]]:
     """card_id -> (x, y), rounded to COORD_DECIMALS: a seeded 2-D UMAP of the vectors (cosine), in which
     cards that say the same thing sit together. With `themes` (card_id -> theme id; cards without one
     are left out) the layout is semi-supervised: UMAP also pulls each theme's cards together
     (`target_weight` 0.5), so themes show as groups where the text alone would spread a taxonomy
     theme's cards by how they are worded. The first two principal components for fewer than
-    MIN_UMAP_CARDS cards."""
+    MIN_UMAP_CARDS cards. Above `sample_size` cards UMAP lays out a seeded sample of that many and every
+    other card sits among its nearest sample cards (`place_on_map`): UMAP's time grows faster than the cards."""
     ids = sorted(vectors)
     if not ids:
         return {}
@@ -97,7 +99,17 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
     if len(ids) >= MIN_UMAP_CARDS:
         codes = {theme: k for k, theme in enumerate(sorted(set((themes or {}).values())))}
         target = np.array([codes.get((themes or {}).get(i), -1) for i in ids]) if codes else None
-        coords = _umap_2d(matrix, target)
+        if sample_size is not None and len(ids) > sample_size:
+            sample = np.sort(np.random.default_rng(MAP_SEED).choice(len(ids), sample_size, replace=False))
+            coords = np.empty((len(ids), 2))
+            coords[sample] = _umap_2d(matrix[sample], None if target is None else target[sample])
+            rest = np.setdiff1d(np.arange(len(ids)), sample)
+            unit = unit_rows(matrix)
+            for start in range(0, len(rest), PLACE_BLOCK):
+                block = rest[start:start + PLACE_BLOCK]
+                coords[block] = place_on_map(unit[block], unit[sample], coords[sample], MAP_NEIGHBOURS)
+        else:
+            coords = _umap_2d(matrix, target)
     else:
         with one_blas_thread():
             axes = _fixed_sign(principal_axes(matrix)[:2])
@@ -109,6 +121,18 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
         card_id: (round(float(x), COORD_DECIMALS) + 0.0, round(float(y), COORD_DECIMALS) + 0.0)
         for card_id, (x, y) in zip(ids, coords[:, :2])
     }
+
+
+def place_on_map(rows: np.ndarray, sample: np.ndarray, sample_coords: np.ndarray, k: int) -> np.ndarray:
+    """(rows, 2): each row (a unit vector) at the mean position of its k most similar `sample` rows, weighted by
+    similarity (clipped at 0; the plain mean when all are at most 0). Each row on its own, so blocks do not matter."""
+    similarity = rows.astype(np.float32) @ sample.astype(np.float32).T
+    k = min(k, len(sample))
+    # argpartition, not a full sort (90k x 10k at 100k cards); sorted columns fix the order of the sum.
+    top = np.sort(np.argpartition(-similarity, k - 1, axis=1)[:, :k], axis=1)
+    weight = np.clip(np.take_along_axis(similarity, top, axis=1).astype(np.float64), 0.0, None)
+    weight[weight.sum(axis=1) == 0] = 1.0
+    return np.einsum("rk,rkd->rd", weight, sample_coords[top]) / weight.sum(axis=1, keepdims=True)
 
 
 def _umap_2d(matrix: np.ndarray, target: np.ndarray | None) -> np.ndarray:

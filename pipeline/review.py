@@ -22,23 +22,29 @@ from pipeline.ids import EMERGENT
 METHOD = ("usikre kort nær mange andre usikre kort først (fasilitetsplassering vektet med 1 - sikkerhet), "
           "spredt så to nesten like kort ikke begge velges; kort analytikeren har avgjort er utelatt")
 # Candidates for a pick: the most uncertain cards, so a corpus of 10,000 cards holds MAX_CANDIDATES x cards
-# similarities (80 MB), not cards x cards. Every undecided card still counts as covered.
+# similarities (80 MB), not cards x cards. Every undecided card counts as covered, up to `report.sample_size`
+# of them: above it a seeded sample stands in (100k cards would need 0.8 GB and its temporaries).
 MAX_CANDIDATES = 1000
 UNCERTAIN_BELOW = 0.7  # a card with a lower confidence is "usikker"; above it is picked for what it represents
 NEIGHBOURS = 10  # nearest cards whose themes name the other side of an uncertain card's boundary
+SAMPLE_SEED = 0  # the seeded sample of a large corpus's undecided cards that coverage is measured on
 DECIDED = 1.0  # the confidence of a labelled card or one a curation rule moved
 
 
-def queue_order(vectors: np.ndarray, uncertainty: np.ndarray, size: int) -> list[int]:
-    """Row indices of the `size` picks, best first; rows in card id order (ties go to the first)."""
+def queue_order(vectors: np.ndarray, uncertainty: np.ndarray, size: int, population: np.ndarray | None = None
+                ) -> list[int]:
+    """Row indices of the `size` picks, best first; rows in card id order (ties go to the first). `population`:
+    the rows whose coverage counts (default all; a seeded sample of a large corpus bounds the similarity block)."""
     n = len(vectors)
     size = min(size, n)
     if size <= 0:
         return []
+    population = np.arange(n) if population is None else population
     candidates = np.lexsort((np.arange(n), -uncertainty))[:MAX_CANDIDATES]
     with one_blas_thread():
-        similarity = vectors[candidates] @ vectors.T  # (candidates, cards)
-    covered = np.full(n, -1.0)  # similarity of each card to its nearest pick; -1 before any pick
+        similarity = vectors[candidates] @ vectors[population].T  # (candidates, population)
+    uncertainty = uncertainty[population]
+    covered = np.full(len(population), -1.0)  # similarity of each card to its nearest pick; -1 before any pick
     chosen: list[int] = []
     taken = np.zeros(len(candidates), dtype=bool)
     for _ in range(size):
@@ -55,11 +61,12 @@ def queue_order(vectors: np.ndarray, uncertainty: np.ndarray, size: int) -> list
 def review_queue(card_map: pd.DataFrame, vectors: dict[str, np.ndarray], size: int, *,
                  texts: dict[str, str], workshop_of: dict[str, str], group_of: dict[str, str | None],
                  theme_label: dict[str, str], taxonomy_theme_name: dict[str, str],
-                 labelled: frozenset[str] = frozenset()) -> list[dict]:
+                 labelled: frozenset[str] = frozenset(), sample_size: int | None = None) -> list[dict]:
     """The review queue, `size` entries of the insights contract (see docs/insights.md, `review`).
 
     `card_map`: the map stage's card table; `vectors`: centred unit vector per live card;
-    `labelled`: card ids already labelled (a card with confidence 1 counts as decided too).
+    `labelled`: card ids already labelled (a card with confidence 1 counts as decided too); above `sample_size`
+    undecided cards, what a pick covers is measured on a seeded sample of them (`report.sample_size`).
     """
     live = card_map[(card_map["status"] != STATUS_REJECTED) & card_map["card_id"].isin(vectors.keys())]
     live = live.sort_values("card_id", kind="stable").reset_index(drop=True)
@@ -70,7 +77,9 @@ def review_queue(card_map: pd.DataFrame, vectors: dict[str, np.ndarray], size: i
         return []
     X = np.vstack([vectors[c] for c in pool["card_id"]])
     uncertainty = 1.0 - confidence[undecided]
-    picks = queue_order(X, uncertainty, size)
+    population = (np.sort(np.random.default_rng(SAMPLE_SEED).choice(len(X), sample_size, replace=False))
+                  if sample_size is not None and len(X) > sample_size else None)
+    picks = queue_order(X, uncertainty, size, population)
     with one_blas_thread():
         nearest_pick = np.argmax(X[picks] @ X.T, axis=0)  # which pick each undecided card is closest to
     represents = np.bincount(nearest_pick, minlength=len(picks)) - 1  # not counting the pick itself

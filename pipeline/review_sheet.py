@@ -213,7 +213,7 @@ def write_labels(labels: pd.DataFrame, path: Path) -> None:
 # --- Entries for `innsikt review export|import`: read, call, write ------------------------------------
 
 
-def export_run(*, run_dir: Path, out: Path, size: int) -> list[dict]:
+def export_run(*, run_dir: Path, out: Path, size: int, sample_size: int | None = None) -> list[dict]:
     """Write the review sheet of the run in `run_dir` (the layout of `innsikt run --out` and `outputs/`)."""
     insights_path = run_dir / "report" / "insights.json"
     if not insights_path.is_file():
@@ -230,7 +230,7 @@ def export_run(*, run_dir: Path, out: Path, size: int) -> list[dict]:
                          workshop_of=dict(zip(cards["card_id"], cards["workshop_id"])),
                          group_of=dict(zip(cards["card_id"], cards["group_id"])),
                          theme_label=dict(zip(themes["theme_id"], themes["label"])),
-                         taxonomy_theme_name=dict(taxonomy_themes))
+                         taxonomy_theme_name=dict(taxonomy_themes), sample_size=sample_size)
     write_review_xlsx(queue, taxonomy_themes, out)
     return queue
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.report_vectors import COORD_DECIMALS, centred_unit_vectors, mmr_order, project_2d
+from pipeline.report_vectors import COORD_DECIMALS, centred_unit_vectors, mmr_order, place_on_map, project_2d
 
 
 def embeddings(vectors: dict[str, list[float]]) -> pd.DataFrame:
@@ -43,3 +43,30 @@ def test_a_few_cards_are_laid_out_by_their_principal_components_rounded_and_stab
         assert round(x, COORD_DECIMALS) == x and round(y, COORD_DECIMALS) == y
     assert project_2d({}) == {}
     assert project_2d({"only": np.ones(8)}) == {"only": (0.0, 0.0)}
+
+
+def test_above_the_sample_size_the_map_lays_out_a_sample_and_places_the_rest_among_their_neighbours():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(2, 16)) * 4
+    vectors = {f"c{k}-{i:02d}": centres[k] + rng.normal(size=16) for k in range(2) for i in range(40)}
+    themes = {card: card.split("-")[0] for card in vectors}
+    positions = project_2d(vectors, themes, sample_size=30)  # real UMAP on 30 cards, 50 placed
+    assert sorted(positions) == sorted(vectors)
+    assert positions == project_2d(dict(reversed(list(vectors.items()))), themes, sample_size=30)
+    xy = {k: np.array([p for card, p in positions.items() if card.startswith(k)]) for k in ("c0", "c1")}
+    # every card sits nearer its own group's middle than the other group's
+    for own, other in (("c0", "c1"), ("c1", "c0")):
+        middle, far = xy[own].mean(axis=0), xy[other].mean(axis=0)
+        assert (np.linalg.norm(xy[own] - middle, axis=1) < np.linalg.norm(xy[own] - far, axis=1)).all()
+
+
+def test_placing_on_the_map_does_not_depend_on_how_the_cards_are_split():
+    rng = np.random.default_rng(2)
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    sample, rows = unit(rng.normal(size=(20, 8))), unit(rng.normal(size=(9, 8)))
+    coords = rng.normal(size=(20, 2))
+    whole = place_on_map(rows, sample, coords, 5)
+    assert np.array_equal(whole, np.vstack([place_on_map(rows[:4], sample, coords, 5),
+                                            place_on_map(rows[4:], sample, coords, 5)]))
+    # a card equal to a sample card, with k = 1, sits on it
+    assert np.allclose(place_on_map(sample[3:4], sample, coords, 1), coords[3:4])

@@ -66,3 +66,25 @@ def test_a_queue_entry_has_the_contract_fields_and_a_norwegian_reason():
     assert entry["reason"] == "usikker mellom Siloer og Regelverk"
     assert review.reason(0.9, "siloer", None, 7, dict(THEMES)) == "representerer 7 kort"
     assert review.reason(0.3, EMERGENT, "siloer", 6, dict(THEMES)) == "usikker mellom nytt tema og Siloer; representerer 6 kort"
+
+
+def test_above_the_sample_size_coverage_is_measured_on_a_seeded_sample_and_the_queue_stays_deterministic():
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(300, 12))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    uncertainty = rng.uniform(size=300)
+    full = review.queue_order(vectors, uncertainty, 10)
+    population = np.sort(rng.choice(300, 120, replace=False))
+    sampled = review.queue_order(vectors, uncertainty, 10, population)
+    assert sampled == review.queue_order(vectors, uncertainty, 10, population)
+    assert len(sampled) == len(set(sampled)) == 10
+    assert review.queue_order(vectors, uncertainty, 10, np.arange(300)) == full
+
+
+def test_the_queue_of_a_corpus_above_the_sample_size_is_complete_and_deterministic():
+    rng = np.random.default_rng(6)
+    card_map = _card_map(list(np.round(rng.uniform(0.2, 0.95, size=40), 3)))
+    vectors = _unit(rng.normal(size=(40, 8)))
+    queue = _queue(card_map, vectors, 5, sample_size=15)
+    assert [e["rank"] for e in queue] == [1, 2, 3, 4, 5]
+    assert queue == _queue(card_map.iloc[::-1], vectors[::-1], 5, sample_size=15)
