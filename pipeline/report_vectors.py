@@ -53,8 +53,11 @@ def centred_unit_vectors(embeddings: pd.DataFrame, card_ids: Iterable[str]) -> d
     if not rows:
         return {}
     matrix = np.vstack([vector for _, vector in rows]).astype(np.float64)
-    centred = unit_rows(matrix - matrix.mean(axis=0))
-    return dict(zip((card_id for card_id, _ in rows), centred))
+    # In place, the same numbers as unit_rows(matrix - mean): at 100k cards each copy is 0.3 GB.
+    matrix -= matrix.mean(axis=0)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    matrix /= np.where(norms == 0, 1.0, norms)
+    return dict(zip((card_id for card_id, _ in rows), matrix))
 
 
 def _fixed_sign(components: np.ndarray) -> np.ndarray:
@@ -95,7 +98,7 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
     if not ids:
         return {}
     matrix = np.vstack([vectors[i] for i in ids])
-    matrix = matrix - matrix.mean(axis=0)
+    matrix -= matrix.mean(axis=0)  # in place: at 100k cards each copy is 0.3 GB
     if len(ids) >= MIN_UMAP_CARDS:
         codes = {theme: k for k, theme in enumerate(sorted(set((themes or {}).values())))}
         target = np.array([codes.get((themes or {}).get(i), -1) for i in ids]) if codes else None
@@ -104,10 +107,10 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
             coords = np.empty((len(ids), 2))
             coords[sample] = _umap_2d(matrix[sample], None if target is None else target[sample])
             rest = np.setdiff1d(np.arange(len(ids)), sample)
-            unit = unit_rows(matrix)
+            sample_unit = unit_rows(matrix[sample])
             for start in range(0, len(rest), PLACE_BLOCK):
                 block = rest[start:start + PLACE_BLOCK]
-                coords[block] = place_on_map(unit[block], unit[sample], coords[sample], MAP_NEIGHBOURS)
+                coords[block] = place_on_map(unit_rows(matrix[block]), sample_unit, coords[sample], MAP_NEIGHBOURS)
         else:
             coords = _umap_2d(matrix, target)
     else:
