@@ -93,7 +93,7 @@ def test_a_ray_cluster_gives_the_local_engines_insights_byte_for_byte(ray_cluste
 def test_onnx_encoder_on_ray_actors_gives_the_local_bits(ray_cluster, onnx_cache, tmp_path):
     from pipeline import embed as embed_stage
     from pipeline.params import EmbedParams
-    from pipeline.records import NORMALISED, write_table
+    from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
     from conftest import normalised_cards
 
     texts = [f"Kort {i}: kommunen og sykehuset må dele {'planer ' * (i % 7)}" for i in range(40)]
@@ -106,6 +106,8 @@ def test_onnx_encoder_on_ray_actors_gives_the_local_bits(ray_cluster, onnx_cache
         cache = tmp_path / f"cache-{kind}"
         cache.mkdir()
         (cache / "encoder").symlink_to(onnx_cache / "encoder", target_is_directory=True)
-        tables[kind] = embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=cache, out_dir=tmp_path / kind,
-                                       params=params, engine=engine)
+        written = embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=cache, out_dir=tmp_path / kind,
+                                  params=params, engine=engine)
+        assert written == len(texts)
+        tables[kind] = read_table(tmp_path / kind / "embeddings.parquet", EMBEDDINGS)
     np.testing.assert_array_equal(np.stack(tables["ray"]["embedding"]), np.stack(tables["local"]["embedding"]))
