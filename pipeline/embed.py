@@ -40,7 +40,7 @@ from pipeline import encoder as encoder_module
 from pipeline.encoder import ONNX_INPUTS, TUNED_MODEL_FILE, model_digest, read_e5_file, write_onnx
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.errors import InnsiktError
-from pipeline.memo import SegmentStore, first_appearance, key_digests, version_digest
+from pipeline.memo import SegmentStore, first_appearance, items_at, key_digests, version_digest
 from pipeline.params import DEFAULTS, EmbedParams, EngineParams, check_backend_name
 from pipeline.progress import progress
 from pipeline.records import BATCH_ROWS, EMBEDDINGS, NORMALISED, STATUS_OK, TableWriter, read_batches
@@ -519,19 +519,9 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
 def _live_texts(cards_path: Path, positions: np.ndarray, size: int):
     """The `text_norm` of the live cards at `positions` (ascending, counted among the live cards), in lists
     of `size`, reading the cards a batch at a time."""
-    chunk: list[str] = []
-    seen, at = 0, 0
-    for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"]):
-        texts = frame.loc[frame["status"] == STATUS_OK, "text_norm"].tolist()
-        end = int(np.searchsorted(positions, seen + len(texts)))
-        for position in positions[at:end].tolist():
-            chunk.append(texts[position - seen])
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-        seen, at = seen + len(texts), end
-    if chunk:
-        yield chunk
+    live = (frame.loc[frame["status"] == STATUS_OK, "text_norm"].tolist()
+            for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"]))
+    yield from items_at(live, positions, size)
 
 
 def _embed_positions(cards_path: Path, todo: np.ndarray, backend, cache: EmbeddingCache, params: EmbedParams,

@@ -164,3 +164,20 @@ def first_appearance(digest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids = np.empty(len(digest), dtype=np.int64)
     ids[order] = rank[np.cumsum(new) - 1]
     return ids, first_at[by_first]
+
+
+def items_at(batches, positions: np.ndarray, size: int) -> Iterator[list]:
+    """The items at `positions` (ascending, counted over the batches in order) in lists of `size`, taking one
+    batch (a list) at a time: what a stage streams to its workers without holding every text."""
+    chunk: list = []
+    seen = at = 0
+    for batch in batches:
+        end = int(np.searchsorted(positions, seen + len(batch)))
+        for position in positions[at:end].tolist():
+            chunk.append(batch[position - seen])
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        seen, at = seen + len(batch), end
+    if chunk:
+        yield chunk

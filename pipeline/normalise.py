@@ -24,7 +24,7 @@ from pipeline.language import Detected, detect_language
 from pipeline.engine import LocalEngine, open_engine
 from pipeline.params import EngineParams, NormaliseParams
 from pipeline.repair import join_hyphen_breaks, repair_text  # noqa: F401  (public API of this stage)
-from pipeline.memo import TextMemo, first_appearance, text_key, version_digest
+from pipeline.memo import TextMemo, first_appearance, items_at, text_key, version_digest
 from pipeline.near_duplicates import SIGNATURE_SIZE, Comparison, Known, compare, duplicate_key
 from pipeline.records import (
     BATCH_ROWS,
@@ -155,21 +155,8 @@ def duplicate_groups(batches, threshold: float, folder: Path, engine: LocalEngin
     key_id, first_at = first_appearance(digest)
     del digest
 
-    def parts():
-        chunk: list[str] = []
-        seen = at = 0
-        for batch in batches():
-            end = int(np.searchsorted(first_at, seen + len(batch)))
-            for position in first_at[at:end].tolist():
-                chunk.append(batch[position - seen])
-                if len(chunk) == part_size:
-                    yield chunk
-                    chunk = []
-            seen, at = seen + len(batch), end
-        if chunk:
-            yield chunk
-
-    groups = near_duplicates.near_groups(parts(), len(first_at), threshold, folder, engine)
+    groups = near_duplicates.near_groups(items_at(batches(), first_at, part_size), len(first_at), threshold, folder,
+                                         engine)
     return first_at[groups.root[key_id]], key_id, groups.largest_bucket
 
 

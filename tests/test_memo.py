@@ -74,3 +74,14 @@ def test_segments_are_named_by_their_keys_so_the_same_rows_make_the_same_file(tm
     first.add(frame)
     second.add(frame)
     assert [p.name for p in first.root.iterdir()] == [p.name for p in second.root.iterdir()]
+
+
+def test_items_at_takes_the_positions_across_batches_in_lists_of_the_size():
+    import numpy as np
+
+    from pipeline.memo import items_at
+
+    batches = [["a", "b", "c"], [], ["d", "e"], ["f"]]
+    assert list(items_at(iter(batches), np.array([0, 2, 3, 5]), 3)) == [["a", "c", "d"], ["f"]]
+    assert list(items_at(iter(batches), np.array([], dtype=int), 2)) == []
+    assert list(items_at(iter(batches), np.arange(6), 2)) == [["a", "b"], ["c", "d"], ["e", "f"]]
