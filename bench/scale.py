@@ -1,7 +1,7 @@
 """Per-stage wall time and peak memory at scale: cold (empty cache) and incremental (+1 workshop).
 
     python bench/scale.py --cards 1000 10000 [--added 100] [--keep DIR]
-    python bench/scale.py --cards 10000 100000 --engine local ray --added 0 [--sample-size 5000]
+    python bench/scale.py --cards 10000 100000 --engine local ray --added 0 [--sample-size 5000] [--backend e5-small-onnx]
     python bench/scale.py --cards 100000 1000000 --engine ray --stages ingest normalise embed --embed-minutes 15
     python bench/scale.py --cards 10000 --engine local --stages ingest normalise embed --backend e5-small-onnx
 
@@ -132,7 +132,7 @@ def set_engine(workdir: Path, kind: str, sample_size: int | None, backend: str |
     path.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def bench_engine(n_cards: int, kind: str, root: Path, sample_size: int | None) -> dict:
+def bench_engine(n_cards: int, kind: str, root: Path, sample_size: int | None, backend: str | None = None) -> dict:
     """One cold run on engine `kind`: stage times, Ray workers' peak memory, share placed, insights bytes."""
     corpus, workdir = root / "corpus", root / kind
     if not corpus.exists():
@@ -140,7 +140,7 @@ def bench_engine(n_cards: int, kind: str, root: Path, sample_size: int | None) -
                                                seed=0), corpus)
     workdir.mkdir(parents=True)
     shutil.copytree(ROOT / "configs", workdir / "configs")
-    set_engine(workdir, kind, sample_size)
+    set_engine(workdir, kind, sample_size, backend)
     logs: list[str] = []
     times = run_pipeline(corpus, workdir, f"{kind} cold", logs)
     text = "\n".join(logs)
@@ -151,8 +151,9 @@ def bench_engine(n_cards: int, kind: str, root: Path, sample_size: int | None) -
             "insights": (workdir / "outputs/report/insights.json").read_bytes()}
 
 
-def compare_engines(n_cards: int, kinds: list[str], root: Path, sample_size: int | None) -> None:
-    runs = {kind: bench_engine(n_cards, kind, root, sample_size) for kind in kinds}
+def compare_engines(n_cards: int, kinds: list[str], root: Path, sample_size: int | None,
+                    backend: str | None = None) -> None:
+    runs = {kind: bench_engine(n_cards, kind, root, sample_size, backend) for kind in kinds}
     print(f"\n{n_cards} cards cold, by engine ({os.cpu_count()} cores; Ray started with as many CPUs)")
     print(f"{'stage':<10}" + "".join(f" {kind + ' s':>9} {kind + ' GiB':>10}" for kind in kinds))
     for name in STAGES:
@@ -316,7 +317,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=STAGES,
                         help="Run only these stages, cold, on one engine, with memory sampled over time (driver, workers).")
     parser.add_argument("--embed-minutes", type=float, help="With --stages: stop embed after this many minutes.")
-    parser.add_argument("--backend", help="With --stages: embed.backend for the runs (default: the params').")
+    parser.add_argument("--backend", help="With --stages or --engine: embed.backend for the runs (default: the params').")
     args = parser.parse_args()
     if args.stages and (not args.engine or len(args.engine) != 1):
         parser.error(f"--stages takes one engine (--engine local or --engine ray); got --engine {args.engine}")
@@ -336,7 +337,7 @@ def main() -> None:
             staged[n_cards] = bench_stages(n_cards, args.stages, args.engine[0], root, args.sample_size,
                                            args.embed_minutes, args.backend)
         elif args.engine:
-            compare_engines(n_cards, args.engine, root, args.sample_size)
+            compare_engines(n_cards, args.engine, root, args.sample_size, args.backend)
         else:
             bench_size(n_cards, args.added, root)
         if not args.keep:

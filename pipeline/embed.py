@@ -138,11 +138,12 @@ class E5SmallOnnx:
     kind = "e5-small-onnx"
 
     def __init__(self, workers: int = 1, model: str | None = None, cache_dir: Path | None = None,
-                 max_tokens: int = 4096):
+                 max_tokens: int = 4096, device: str = DEFAULTS.embed.device):
         self.workers = workers
         self.model = model  # None: the bundled model; else a tuned model file, or a folder holding model.e5
         self.cache_dir = cache_dir
         self.max_tokens = max_tokens  # tokens per run (a batch of windows of one length)
+        self.device = device  # `embed.device`: 'auto' runs on CUDA when ONNX Runtime has its CUDA provider
 
     @property
     def model_id(self) -> str:
@@ -177,7 +178,7 @@ class E5SmallOnnx:
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         self.session_ = onnxruntime.InferenceSession(str(folder / ONNX_FILE), options,
-                                                     providers=["CPUExecutionProvider"])
+                                                     providers=onnx_providers(self.device))
         self.n_workers_ = self.workers or os.cpu_count() or 1
         self.executor_ = None
         return self
@@ -328,6 +329,40 @@ def choose_device(device: str) -> str:
     return "cpu"
 
 
+def onnx_providers(device: str) -> list[str]:
+    """`embed.device` as ONNX Runtime providers: 'auto' is CUDA when ONNX Runtime has its CUDA provider (the
+    onnxruntime-gpu package on a machine with a GPU), else the CPU (said in the log). On CUDA the vectors match the
+    CPU's to float32 rounding, not bit for bit: ONNX Runtime's CUDA kernels sum in another order."""
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise EmbedError(f"embed.device='cuda': ONNX Runtime has no CUDA provider (it has {', '.join(available)}); "
+                         "install onnxruntime-gpu on a machine with a GPU, or set embed.device to 'auto' or 'cpu'")
+    if device == "auto":
+        log.info("embed: ONNX Runtime has no CUDA provider: e5-small-onnx runs on the CPU")
+    return ["CPUExecutionProvider"]
+
+
+GPU_KINDS = ("sentence-transformers", "e5-small-onnx")  # the backends that run on CUDA when `embed.device` allows
+
+
+def actor_gpus(name: str, device: str, cluster_gpus: float) -> int:
+    """GPUs each Ray embedding actor asks for: one when backend `name` can use CUDA, `embed.device` allows it and
+    the cluster has a GPU. Asking a cluster without GPUs for one would leave the actors unscheduled forever."""
+    if device == "cpu" or name.partition(":")[0] not in GPU_KINDS:
+        return 0
+    if cluster_gpus > 0:
+        return 1
+    if device == "cuda":
+        raise EmbedError("embed.device='cuda': the Ray cluster has no GPU (ray.cluster_resources() has none); "
+                         "set embed.device to 'auto' or 'cpu'")
+    log.info("embed: the Ray cluster has no GPU: the embedding actors run on the CPU")
+    return 0
+
+
 class SentenceTransformerBackend:
     """Any sentence-transformers model available locally (a path, or a name already in the HF cache),
     on `device` ('auto': CUDA when there is a GPU)."""
@@ -359,14 +394,14 @@ THREADED = ("e5-small-q4", "e5-small-onnx")  # the kinds that take `embed.worker
 
 def make_backend(name: str, *, workers: int = 1, device: str = DEFAULTS.embed.device, cache_dir: Path | None = None):
     """The backend `name` (see `embed.backend`); `workers`: threads for e5-small-q4 and e5-small-onnx (0: one per
-    core); `device`: sentence-transformers' device (`embed.device`); `cache_dir`: where e5-small-onnx keeps its
+    core); `device`: where sentence-transformers and e5-small-onnx run (`embed.device`); `cache_dir`: where e5-small-onnx keeps its
     ONNX file (needed once it embeds)."""
     check_backend_name(name)
     kind, _, arg = name.partition(":")
     if kind == "e5-small-q4":
         return E5SmallQ4(workers=workers, model=arg or None)
     if kind == "e5-small-onnx":
-        return E5SmallOnnx(workers=workers, model=arg or None, cache_dir=cache_dir)
+        return E5SmallOnnx(workers=workers, model=arg or None, cache_dir=cache_dir, device=device)
     if workers not in (0, 1):
         raise EmbedError(f"embed.workers={workers}: only {' and '.join(THREADED)} run on worker threads; "
                          f"{name!r} uses its own threads (set 0 or 1)")
@@ -386,7 +421,7 @@ def encode_part(backend, texts: list[str], batch_size: int) -> np.ndarray:
 def encode_on(engine: LocalEngine, name: str, device: str = DEFAULTS.embed.device, cache_dir: Path | None = None):
     """An `encode_parts` for `embed_texts` that runs on `engine`'s workers, each loading the backend once."""
     def encode_parts(parts, batch_size: int):
-        gpus = 1 if device != "cpu" and name.startswith("sentence-transformers") else 0
+        gpus = actor_gpus(name, device, engine.gpus())
         yield from engine.map_with(partial(loaded_backend, name, device, cache_dir), partial(_encode_part_by, batch_size),
                                    parts, **({"num_gpus": gpus} if gpus else {}))
     return encode_parts
@@ -494,9 +529,9 @@ def run(*, cards_path: Path, cache_dir: Path, out_dir: Path, params: EmbedParams
     16-byte digests of its keys, and the vectors go from the cache segments to the output through
     files in a temporary folder, one per output batch (`_write_from_cache`). Returns the cards written."""
     backend = make_backend(params.backend, workers=params.workers, device=params.device, cache_dir=cache_dir)
-    cache = EmbeddingCache(cache_dir, backend.model_id)
+    cache = EmbeddingCache(cache_dir, backend.model_id)  # the id once: e5-small-onnx's hashes its weights' file
     digest = np.concatenate([np.zeros((0, 2), dtype=np.uint64)] + [
-        key_digests([cache_key(backend.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
+        key_digests([cache_key(cache.model_id, text) for text in frame.loc[frame["status"] == STATUS_OK, "text_norm"]])
         for frame in read_batches(cards_path, NORMALISED, ["status", "text_norm"])])
     _, first_at = first_appearance(digest)
     todo = first_at[cache.locate(digest[first_at])[0] < 0]  # live positions of the texts to embed, in order
@@ -534,7 +569,7 @@ def _embed_positions(cards_path: Path, todo: np.ndarray, backend, cache: Embeddi
 
     def parts():
         for texts in _live_texts(cards_path, todo, params.segment_size):
-            keys.append([cache_key(backend.model_id, text) for text in texts])
+            keys.append([cache_key(cache.model_id, text) for text in texts])
             yield texts
 
     with progress("embed", len(todo)) as advance:

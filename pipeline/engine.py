@@ -62,6 +62,10 @@ class LocalEngine:
         for part in parts:
             yield fn(part, *shared)
 
+    def gpus(self) -> float:
+        """GPUs for workers to ask for: none here (a local backend finds its device itself, `embed.device`)."""
+        return 0.0
+
     def map_with(self, make: Callable, fn: Callable, parts: Iterable) -> Iterator:
         """fn(state, part) for each part, in order, with one `state = make()` for all."""
         state = make()
@@ -110,6 +114,10 @@ class RayEngine(LocalEngine):
             log.info("engine: ray cluster with %d CPUs (%s)", int(ray.cluster_resources().get("CPU", 0)),
                      self.params.address or "started for this run")
         return ray
+
+    def gpus(self) -> float:
+        """The GPUs the Ray cluster has."""
+        return float(self._ray().cluster_resources().get("GPU", 0))
 
     def workers(self) -> int:
         ray = self._ray()

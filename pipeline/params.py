@@ -83,8 +83,9 @@ class EmbedParams(Strict):
         256, ge=1, le=100_000, description="Texts per cache segment: a killed run loses at most this much work."
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="sentence-transformers: 'auto' runs on CUDA when torch sees a GPU, else on the CPU "
-                            "(and says so); e5-small-q4 always runs on the CPU.")
+        "auto", description="sentence-transformers and e5-small-onnx: 'auto' runs on CUDA when there is a GPU (torch "
+                            "sees one; ONNX Runtime has its CUDA provider), else on the CPU (and says so); "
+                            "e5-small-q4 always runs on the CPU.")
 
     @field_validator("backend")
     @classmethod

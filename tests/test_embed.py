@@ -11,12 +11,16 @@ from pipeline import embed as embed_stage
 from pipeline.embed import (
     E5SmallOnnx,
     E5SmallQ4,
+    EmbedError,
     EmbeddingCache,
     SentenceTransformerBackend,
+    actor_gpus,
     check_backend_name,
+    choose_device,
     embed,
     embed_texts,
     make_backend,
+    onnx_providers,
 )
 from pipeline.params import EmbedParams
 from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
@@ -232,3 +236,42 @@ def test_onnx_backend_names_and_ids(onnx_cache, tmp_path):
         check_backend_name("e5-small-onnx:")
     with pytest.raises(embed_stage.EmbedError, match="e5-small-onnx.*--cache-dir"):
         make_backend("e5-small-onnx").encode(["x"])
+
+
+def test_onnx_runs_on_the_cpu_without_a_cuda_provider(caplog):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has ONNX Runtime's CUDA provider")
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+    with caplog.at_level("INFO"):
+        assert onnx_providers("auto") == ["CPUExecutionProvider"]
+    assert "no CUDA provider: e5-small-onnx runs on the CPU" in caplog.text
+    with pytest.raises(EmbedError, match="embed.device='cuda': ONNX Runtime has no CUDA provider"):
+        onnx_providers("cuda")
+
+
+def test_torch_device_is_the_cpu_without_a_gpu(caplog):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with caplog.at_level("INFO"):
+        assert choose_device("auto") == "cpu"
+    assert "sentence-transformers runs on the CPU" in caplog.text
+    assert choose_device("cpu") == "cpu"
+    with pytest.raises(EmbedError, match="embed.device='cuda'"):
+        choose_device("cuda")
+
+
+@pytest.mark.parametrize("name, device, cluster_gpus, wanted", [
+    ("sentence-transformers:/m", "auto", 2, 1), ("e5-small-onnx", "auto", 1, 1), ("e5-small-onnx", "cuda", 1, 1),
+    ("sentence-transformers:/m", "auto", 0, 0), ("e5-small-onnx", "cpu", 4, 0), ("e5-small-q4", "auto", 4, 0),
+])
+def test_embedding_actors_ask_for_a_gpu_only_where_one_can_be_used(name, device, cluster_gpus, wanted):
+    assert actor_gpus(name, device, cluster_gpus) == wanted
+
+
+def test_cuda_on_a_ray_cluster_without_gpus_is_an_error():
+    with pytest.raises(EmbedError, match="embed.device='cuda': the Ray cluster has no GPU"):
+        actor_gpus("e5-small-onnx", "cuda", 0)

