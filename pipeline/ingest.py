@@ -655,8 +655,9 @@ class FileSpool(MemorySpool):
         self.writer.close()
 
     def batches(self, columns: list[str] | None = None) -> Iterator[list[tuple]]:
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=BATCH_ROWS, columns=columns or SPOOL.names):
-            yield list(zip(*(column.to_pylist() for column in batch.columns)))
+        names = columns or SPOOL.names
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=BATCH_ROWS, columns=names):
+            yield list(zip(*(batch.column(name).to_pylist() for name in names)))
 
 
 @dataclass
