@@ -148,8 +148,7 @@ def ingest(
 
     result = ingest_stage.run(inputs=_inputs(ctx, input), out_dir=out, params=_params(params).ingest,
                               taxonomy=taxonomy, cache_dir=cache_dir)
-    rejected = int((result.cards["status"] == "rejected").sum())
-    logging.info("ingest: %d cards (%d rejected), %d votes from %d files", len(result.cards), rejected,
+    logging.info("ingest: %d cards (%d rejected), %d votes from %d files", result.card_count, result.rejected,
                  len(result.votes), len(result.inputs))
 
 

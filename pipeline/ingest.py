@@ -19,14 +19,18 @@ import io
 import json
 import logging
 import re
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.errors import InnsiktError
 from pipeline import language
@@ -34,7 +38,8 @@ from pipeline.language import Detected, detect_language, obviously_norwegian
 from pipeline.memo import TextMemo, text_key, version_digest
 from pipeline.params import IngestParams
 from pipeline.pii import Redactions, redact, redact_name
-from pipeline.records import CARDS, STATUS_OK, STATUS_REJECTED, VOTES, write_json, write_table
+from pipeline.records import (BATCH_ROWS, CARDS, STATUS_OK, STATUS_REJECTED, VOTES, TableWriter, write_json,
+                              write_table)
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -130,13 +135,16 @@ class Table:
 
 @dataclass
 class IngestResult:
-    cards: pd.DataFrame
+    cards: pd.DataFrame | None  # None from `run` with more than BATCH_ROWS cards: they are in its cards.parquet
     votes: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # personal data replaced, per kind
     redactions_by_field: dict[str, dict[str, int]] = field(default_factory=dict)  # ... per field and kind
     warnings: list[IngestWarning] = field(default_factory=list)
-    languages: dict[str, Detected] = field(default_factory=dict)  # detected now, by memo.text_key(text)
+    # Detected now, by memo.text_key(text); None from `run` when there were more than BATCH_ROWS (in the memo).
+    languages: dict[str, Detected] | None = field(default_factory=dict)
+    card_count: int = 0
+    rejected: int = 0  # cards kept as rejected (junk)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -529,31 +537,187 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
     With a `taxonomy`, votes are checked against it here, at the door: an unknown theme id or a
     choice the theme does not offer stops the run naming the file, row and column. `languages`:
     earlier `detect_language` results by `memo.text_key(text)`; texts not in it are detected now
-    (the result's `languages`).
+    (the result's `languages`). The same steps as `run`, with the cards held in memory.
     """
-    cards: list[dict] = []
-    votes: list[dict] = []
-    inputs: list[dict] = []
-    warnings: list[IngestWarning] = []
-    first_seen: dict[str, tuple[str, int]] = {}
-    seen_content: dict[str, str] = {}
-    seen_cards: dict[tuple, str] = {}  # the cards of a file (workshop, group, type, text) -> the file
-    file_of_card: dict[tuple, str] = {}  # (workshop, text) of every usable card so far -> its first file
-    redactions = Redactions()
-    workshop_from_name: dict[str, str] = {}  # workshop ids taken from a file name -> the first such file
+    known = languages or {}
+    state = Ingestion(params, taxonomy, known=lambda keys: {key: known[key] for key in keys if key in known})
+    spool = MemorySpool()
     for source in sources:
+        state.add(source, spool)
+    state.finish(spool)
+    rows = [row for batch in state.card_batches(spool) for row in batch]
+    return state.result(pd.DataFrame(rows, columns=CARDS.names))
+
+
+# --- what is kept across files ------------------------------------------------------------------
+
+
+def _digest(*parts: str) -> bytes:
+    """16 bytes standing for `parts`, each length-prefixed (("ab", "c") and ("a", "bc") differ)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.digest()
+
+
+def _digest_rows(digests: list[bytes]) -> np.ndarray:
+    """`_digest`s as rows of two uint64s, as `DigestIndex` takes them."""
+    return np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(-1, 2) if digests \
+        else np.zeros((0, 2), dtype=np.uint64)
+
+
+class DigestIndex:
+    """16-byte digests (of card ids, of cards' workshop and text), each with a number, in sorted runs
+    merged as they grow, so that adding a file's digests costs about a sort of its own: what ingest keeps
+    per card across files, 24 bytes each, instead of the strings (two strings with one 128-bit digest:
+    never seen)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, digest: np.ndarray, number: np.ndarray) -> None:
+        """Digests not in the index yet, each once, with their numbers."""
+        if not len(digest):
+            return
+        while self.runs and len(self.runs[-1][0]) <= 2 * len(digest):
+            older, numbers = self.runs.pop()
+            digest, number = np.concatenate([older, digest]), np.concatenate([numbers, number])
+        order = np.lexsort((digest[:, 1], digest[:, 0]))
+        self.runs.append((digest[order], number[order]))
+
+    def get(self, digest: np.ndarray) -> np.ndarray:
+        """The number of each digest, -1 when it is not in the index."""
+        found = np.full(len(digest), -1, dtype=np.int64)
+        for keys, numbers in self.runs:
+            # The first 8 bytes find a run of keys (one key but for a 64-bit clash), the last 8 the key in it.
+            low = np.searchsorted(keys[:, 0], digest[:, 0], "left")
+            high = np.searchsorted(keys[:, 0], digest[:, 0], "right")
+            for k in np.flatnonzero(high > low).tolist():
+                at = low[k] + int(np.searchsorted(keys[low[k]:high[k], 1], digest[k, 1]))
+                if at < high[k] and keys[at, 1] == digest[k, 1]:
+                    found[k] = numbers[at]
+        return found
+
+
+# Cards as spooled between the two passes: the output columns (card_id null when it is generated) and the
+# ids as found, which `Redactions.apart` needs once every file is read.
+SPOOL = pa.schema(list(CARDS) + [("raw_card_id", pa.string()), ("raw_workshop_id", pa.string()),
+                                 ("raw_group_id", pa.string())])
+_AT = {name: k for k, name in enumerate(SPOOL.names)}
+
+
+class MemorySpool:
+    """Spooled cards (tuples in SPOOL's order) in memory: `ingest`'s."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add(self, rows: list[tuple]) -> None:
+        self.rows.extend(rows)
+
+    def close(self) -> None:
+        pass
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[list[tuple]]:
+        at = [_AT[name] for name in columns] if columns else None
+        for start in range(0, len(self.rows), BATCH_ROWS):
+            part = self.rows[start:start + BATCH_ROWS]
+            yield part if at is None else [tuple(row[k] for k in at) for row in part]
+
+
+class FileSpool(MemorySpool):
+    """Spooled cards in a Parquet file, a row group of BATCH_ROWS cards at a time: `run`'s."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path, self.writer = path, None
+
+    def add(self, rows: list[tuple]) -> None:
+        self.rows.extend(rows)
+        while len(self.rows) >= BATCH_ROWS:
+            self._write(self.rows[:BATCH_ROWS])
+            del self.rows[:BATCH_ROWS]
+
+    def _write(self, rows: list[tuple]) -> None:
+        columns = list(zip(*rows)) if rows else [() for _ in SPOOL]
+        table = pa.Table.from_arrays([pa.array(list(values), type=field.type) for values, field in zip(columns, SPOOL)],
+                                     schema=SPOOL)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, SPOOL)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.rows or self.writer is None:
+            self._write(self.rows)
+            self.rows = []
+        self.writer.close()
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[list[tuple]]:
+        names = columns or SPOOL.names
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=BATCH_ROWS, columns=names):
+            yield list(zip(*(batch.column(name).to_pylist() for name in names)))
+
+
+@dataclass
+class _Workshop:
+    first: int  # number of its first card
+    file: str  # that card's file, as shown
+    usable: int = 0
+
+
+class Ingestion:
+    """Ingest a file at a time (`add`), then the checks and ids that need every file (`finish`), then the
+    cards (`card_batches`). Across files it keeps a few numbers per card (16-byte digests of given ids,
+    of id-less cards' generated ids and of usable cards' workshop and text), a few fields per file and
+    per workshop, and the votes; the cards themselves go to a spool (`MemorySpool`, `FileSpool`).
+
+    `known(keys)`: earlier language detections of these `memo.text_key`s (those it has); `flush(detected)`,
+    when given, takes every BATCH_ROWS new detections (then dropped here) to keep for later lookups.
+    """
+
+    def __init__(self, params: IngestParams, taxonomy: Taxonomy | None,
+                 known: Callable[[list[str]], dict[str, Detected]],
+                 flush: Callable[[dict[str, Detected]], None] | None = None):
+        self.params, self.taxonomy, self.known, self.flush = params, taxonomy, known, flush
+        self.redactions = Redactions()
+        self.inputs: list[dict] = []
+        self.names: list[str] = []  # every source
+        self.files: list[str] = []  # card files, numbered as in `given` and `file_of_card`
+        self.file_warnings: list[IngestWarning] = []
+        self.long_warnings: list[IngestWarning] = []
+        self.foreign: dict[str, tuple[Counter, list[int]]] = {}  # file shown -> languages, first rows
+        self.seen_content: dict[str, str] = {}
+        self.seen_cards: dict[bytes, str] = {}  # digest of the cards of a file (workshop, group, type, text) -> file
+        self.workshop_from_name: dict[str, str] = {}  # workshop ids taken from a file name -> the first such file
+        self.given = DigestIndex()  # card ids given -> file number << 32 | row
+        self.file_of_card = DigestIndex()  # (workshop, text) of every usable card so far -> its first file
+        self.idless: list[tuple[np.ndarray, np.ndarray]] = []  # digests of generated ids, card numbers
+        self.workshops: dict[tuple[str, str], _Workshop] = {}  # (workshop as found, redacted) -> counts
+        self.votes: list[dict] = []
+        self.cards = self.rejected = 0
+        self.pending: list[tuple[str, str, str, int]] = []  # (key, text, file shown, row): language to check
+        self.detected: dict[str, Detected] = {}
+        self.flushed = False
+        self.warnings: list[IngestWarning] = []
+        self.generated: dict[int, str] = {}  # card number -> id, for generated ids that are not the plain content id
+        self.clean_ids: dict[int, str] = {}  # card number -> generated id redacted, where redaction changed it
+
+    def add(self, source: Source, spool: MemorySpool) -> None:
         digest = hashlib.sha256(source.data).hexdigest()
-        if digest in seen_content:
-            raise IngestError(source.name, f"same content as {seen_content[digest]} (a file given twice?); "
+        self.names.append(source.name)
+        if digest in self.seen_content:
+            raise IngestError(source.name, f"same content as {self.seen_content[digest]} (a file given twice?); "
                                            f"expected each file once", kind="same_content")
-        seen_content[digest] = source.name
+        self.seen_content[digest] = source.name
         table = Table(columns=[], rows=[], empty=True) if not source.data.strip() else parse(source)
         if table.empty:
             raise IngestError(source.name, "empty file: no header and no cards; expected a header row and one row "
                                            "per card (an export that failed? remove the file or export it again)",
                               kind="empty_file")
         kind = classify(table)
-        shown = redactions.name("file_name", source.name)  # the name outputs show; errors name the file itself
+        shown = self.redactions.name("file_name", source.name)  # the name outputs show; errors name the file itself
         if kind == "unknown":
             raise IngestError(
                 source.name,
@@ -563,53 +727,259 @@ def ingest(sources: list[Source], params: IngestParams, taxonomy: Taxonomy | Non
                 column="text",
                 kind="missing_text_column",
             )
-        warnings.extend(table.warnings)
+        self.file_warnings.extend(table.warnings)
         ignored = [column for column in table.columns if column not in VOTE_COLUMNS]
         if kind == "votes" and ignored:
-            warnings.append(IngestWarning(
+            self.file_warnings.append(IngestWarning(
                 "ignored_columns", source.name,
                 f"a votes file (it has theme_id and choice): column(s) {ignored} are not read; expected only "
                 f"{', '.join(VOTE_COLUMNS)}", row=table.header_row, column=ignored[0]))
         if not table.rows:
-            warnings.append(IngestWarning("header_only", source.name,
-                                          f"a header ({', '.join(table.columns)}) but no {kind}; the file adds nothing"))
+            self.file_warnings.append(IngestWarning(
+                "header_only", source.name, f"a header ({', '.join(table.columns)}) but no {kind}; the file adds nothing"))
         if kind == "votes":
-            votes.extend(_vote_records(source, table, taxonomy, shown, redactions))
+            self.votes.extend(_vote_records(source, table, self.taxonomy, shown, self.redactions))
         else:
-            _check_workshop_from_name(source, table, workshop_from_name)
-            records = _card_records(source, table, params, first_seen, redactions, shown)
-            _check_same_workshop_twice(source, records, seen_cards, file_of_card, warnings)
-            cards.extend(records)
-        inputs.append({"path": shown, "sha256": digest, "kind": kind, "rows": len(table.rows)})
-    card_rows = sum(item["rows"] for item in inputs if item["kind"] == "cards")
-    if len(cards) != card_rows:  # every data row of a card file is exactly one card
-        raise IngestError(", ".join(item["path"] for item in inputs),
-                          f"card conservation violated: {card_rows} data rows but {len(cards)} cards",
-                          kind="conservation")
-    if not cards and sources:
-        names = [s.name for s in sources]
-        raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
-                          "no cards in any input file; expected at least one file with a text column and rows",
-                          kind="no_cards")
-    _generate_card_ids(cards, first_seen, redactions)
-    _keep_redacted_ids_apart(cards + votes, redactions)
-    detected: dict[str, Detected] = {}
-    warnings.extend(_card_warnings(cards, params, languages or {}, detected))
-    warnings.extend(_vote_warnings(votes, cards))
-    warnings = [_redacted_warning(warning) for warning in warnings]
-    return IngestResult(
-        cards=pd.DataFrame(cards, columns=CARDS.names),
-        votes=pd.DataFrame(votes, columns=VOTES.names),
-        inputs=inputs,
-        redactions=redactions.per_kind(),
-        redactions_by_field=redactions.per_field(),
-        warnings=warnings,
-        languages=detected,
-    )
+            _check_workshop_from_name(source, table, self.workshop_from_name)
+            number = len(self.files)
+            self.files.append(source.name)
+            self._check_card_ids(source, table, number)
+            records = _card_records(source, table, self.params, self.redactions, shown)
+            self._check_same_workshop_twice(source, records, number)
+            spool.add(self._note_cards(records))
+        self.inputs.append({"path": shown, "sha256": digest, "kind": kind, "rows": len(table.rows)})
+
+    def _check_card_ids(self, source: Source, table: Table, number: int) -> None:
+        """Every given card id once across all files: the first id seen before stops the run."""
+        given = [(row_number, card_id) for row_number, row in table.rows if (card_id := row.get("card_id", "").strip())]
+        if not given:
+            return
+        digest = _digest_rows([_digest(card_id) for _, card_id in given])
+        here: dict[str, int] = {}
+        for (row_number, card_id), earlier in zip(given, self.given.get(digest).tolist()):
+            if earlier >= 0:
+                other_file, other_row = self.files[earlier >> 32], earlier & 0xFFFFFFFF
+            elif card_id in here:
+                other_file, other_row = source.name, here[card_id]
+            else:
+                here[card_id] = row_number
+                continue
+            raise IngestError(
+                source.name,
+                f"duplicate card id {card_id!r} (first seen in {other_file}, row {other_row}); "
+                f"expected every card id once across all files",
+                row=row_number,
+                column="card_id",
+                kind="duplicate_card_id",
+            )
+        self.given.add(digest, np.array([number << 32 | row_number for row_number, _ in given], dtype=np.int64))
+
+    def _check_same_workshop_twice(self, source: Source, records: list[dict], number: int) -> None:
+        """The same workshop exported twice (say .xlsx and .csv) has other bytes but the same cards.
+
+        `file_of_card` has (workshop, text) of the usable cards of earlier files with their file; this
+        file's cards are added to it (one index for all files, so many files stay linear).
+        """
+        keys = sorted(_digest(card["workshop_id"], card["group_id"] or "", card["card_type"], card["text"].strip())
+                      for card in records)
+        fingerprint = hashlib.blake2b(b"".join(keys), digest_size=16).digest()
+        if len(records) >= SAME_WORKSHOP_MIN_CARDS and fingerprint in self.seen_cards:
+            raise IngestError(source.name, f"the same {len(records)} cards as {self.seen_cards[fingerprint]} (same "
+                                           f"workshop, groups and texts: the same workshop given twice?); expected "
+                                           f"each workshop once", kind="same_cards")
+        self.seen_cards.setdefault(fingerprint, source.name)
+        live = [card for card in records if card["status"] == STATUS_OK]
+        digest = _digest_rows([_digest(card["workshop_id"], card["text"].strip()) for card in live])
+        earlier = self.file_of_card.get(digest).tolist()
+        shared = Counter(self.files[at] for at in earlier if at >= 0)
+        fresh: dict[bytes, int] = {}
+        for k, at in enumerate(earlier):
+            if at < 0:
+                fresh.setdefault(digest[k].tobytes(), k)
+        self.file_of_card.add(digest[list(fresh.values())], np.full(len(fresh), number, dtype=np.int64))
+        if len(live) < OVERLAP_MIN_CARDS:
+            return
+        for other, count in shared.most_common(1):
+            if count >= OVERLAP_MIN_CARDS and count >= OVERLAP_MIN_SHARE * len(live):
+                self.file_warnings.append(IngestWarning(
+                    "overlapping_files", source.name,
+                    f"{count} of its {len(live)} cards are also in {other}, with the same workshop and text "
+                    f"(the same workshop given twice?); all are kept"))
+
+    def _note_cards(self, records: list[dict]) -> list[tuple]:
+        """What is kept of a file's cards (warnings, counts, digests), and the cards as spooled."""
+        params, rows = self.params, []
+        idless_digest, idless_at = [], []
+        for number, card in enumerate(records, start=self.cards):
+            text, ok = card["text"], card["status"] == STATUS_OK
+            if len(text) > params.long_card_chars:
+                self.long_warnings.append(IngestWarning(
+                    "long_card", card["source_file"],
+                    f"card of {len(text):,} characters (over ingest.long_card_chars = {params.long_card_chars:,}); "
+                    f"the embedding model reads it in parts or cuts it, the report keeps it whole",
+                    row=card["source_row"], column="text"))
+            if ok and len(re.findall(r"[^\W\d_]{2,}", text)) >= NOT_NORWEGIAN_MIN_WORDS and not obviously_norwegian(text):
+                self.pending.append((text_key(text), text, card["source_file"], card["source_row"]))
+            raw = card.pop("_raw_ids")
+            workshop = self.workshops.setdefault((raw["workshop_id"], card["workshop_id"]),
+                                                 _Workshop(number, card["source_file"]))
+            workshop.usable += ok
+            self.rejected += not ok
+            if card["card_id"] is None:  # generated once every file is read (`_generate_card_ids`)
+                raw["card_id"] = content_id(card["workshop_id"], text)
+                idless_digest.append(_digest(raw["card_id"]))
+                idless_at.append(number)
+            rows.append(tuple(card[name] for name in CARDS.names) + (raw["card_id"], raw["workshop_id"], raw["group_id"]))
+        if idless_at:
+            self.idless.append((_digest_rows(idless_digest), np.array(idless_at, dtype=np.int64)))
+        self.cards += len(records)
+        if len(self.pending) >= BATCH_ROWS:
+            self._check_languages()
+        return rows
+
+    def _check_languages(self) -> None:
+        """Languages of the pending cards: from `known` when there, else detected (and kept in `detected`)."""
+        keys = list(dict.fromkeys(key for key, *_ in self.pending if key not in self.detected))
+        known = self.known(keys) if keys else {}
+        for key, text, file, row in self.pending:
+            detection = known.get(key) or self.detected.get(key)
+            if detection is None:
+                detection = self.detected[key] = detect_language(text)
+            if detection.code not in ("nb", "nn", "und") and detection.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:
+                codes, rows = self.foreign.setdefault(file, (Counter(), []))
+                codes[detection.code] += 1
+                if len(rows) < ROWS_LISTED:
+                    rows.append(row)
+        self.pending = []
+        if self.flush is not None and len(self.detected) >= BATCH_ROWS:
+            self.flush(self.detected)
+            self.detected, self.flushed = {}, True
+
+    def finish(self, spool: MemorySpool) -> None:
+        """The checks and ids that need every file, then the warnings (`warnings`), in the order of the files."""
+        spool.close()
+        self._check_languages()
+        card_rows = sum(item["rows"] for item in self.inputs if item["kind"] == "cards")
+        if self.cards != card_rows:  # every data row of a card file is exactly one card
+            raise IngestError(", ".join(item["path"] for item in self.inputs),
+                              f"card conservation violated: {card_rows} data rows but {self.cards} cards",
+                              kind="conservation")
+        if not self.cards and self.names:
+            names = self.names
+            raise IngestError(", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""),
+                              "no cards in any input file; expected at least one file with a text column and rows",
+                              kind="no_cards")
+        self._generate_card_ids(spool)
+        # Ids redacted alike are told apart (`Redactions.apart`) only now that every id has been seen.
+        for vote in self.votes:
+            for column, raw in vote.pop("_raw_ids").items():
+                if vote[column]:
+                    vote[column] = self.redactions.apart(_ID_SCOPES[column], raw, vote[column])
+        usable: dict[str, list] = {}  # workshop -> [file of its first card, usable cards]
+        for (raw, clean), workshop in sorted(self.workshops.items(), key=lambda item: item[1].first):
+            name = self.redactions.apart("workshop", raw, clean) if clean else clean
+            usable.setdefault(name, [workshop.file, 0])[1] += workshop.usable
+        warnings = self.file_warnings + self.long_warnings
+        for file, (codes, rows) in self.foreign.items():
+            languages = ", ".join(f"{code} ({n})" for code, n in codes.most_common())
+            found = sum(codes.values())
+            warnings.append(IngestWarning(
+                "not_norwegian", file,
+                f"{found} card(s) look not Norwegian: {languages}, rows {_rows_text(rows, found)}; "
+                f"they are kept and themed with the rest (taxonomy and repair are Norwegian)"))
+        if self.params.min_workshop_cards:
+            for workshop, (file, n) in usable.items():
+                if n < self.params.min_workshop_cards:
+                    warnings.append(IngestWarning(
+                        "small_workshop", file,
+                        f"workshop {workshop!r} has only {n} usable card(s) (ingest.min_workshop_cards = "
+                        f"{self.params.min_workshop_cards}); its counts and quotes rest on very little"))
+        warnings.extend(_vote_warnings(self.votes, sorted(usable)))
+        self.warnings = [_redacted_warning(warning) for warning in warnings]
+
+    def _generate_card_ids(self, spool: MemorySpool) -> None:
+        """Ids for the cards without one: `content_id(workshop, text)`; cards of one workshop with the
+        same text are numbered `-2`, `-3` ... in the sorted order of what else tells them apart (group,
+        card type, metadata, file name; the row number last, for true copies), so that the ids do not
+        depend on the order of the rows or files. Given ids are never taken.
+
+        Only the cards whose content id is shared or taken are read back from the spool for that; then
+        every generated id is redacted (counted, and what `Redactions.apart` tells apart)."""
+        if not self.idless:
+            return
+        digest = np.concatenate([d for d, _ in self.idless])
+        number = np.concatenate([n for _, n in self.idless])
+        self.idless = []
+        order = np.lexsort((digest[:, 1], digest[:, 0]))
+        ordered = digest[order]
+        equal = (ordered[1:] == ordered[:-1]).all(axis=1)
+        shared = np.zeros(len(digest), dtype=bool)
+        shared[order[1:][equal]] = shared[order[:-1][equal]] = True
+        del ordered
+        shared |= self.given.get(digest) >= 0
+        wanted = set(number[shared].tolist())
+        same_text: dict[str, list[tuple]] = {}
+        at = 0
+        for batch in spool.batches(["raw_card_id", "raw_group_id", "card_type", "metadata", "source_file",
+                                    "source_row"]) if wanted else ():
+            for k, (base, *order_key) in enumerate(batch, start=at):
+                if k in wanted:
+                    same_text.setdefault(base, []).append((*order_key, k))
+            at += len(batch)
+        for base, cards in sorted(same_text.items()):
+            cards.sort()
+            taken: set[str] = set()
+            suffix = 1
+            for *_, k in cards:
+                card_id = base if suffix == 1 else f"{base}-{suffix}"
+                while card_id in taken or self.given.get(_digest_rows([_digest(card_id)]))[0] >= 0:
+                    suffix += 1  # a given id that looks like a generated one
+                    card_id = f"{base}-{suffix}"
+                suffix += 1
+                taken.add(card_id)
+                if card_id != base:
+                    self.generated[k] = card_id
+        at = 0
+        for batch in spool.batches(["card_id", "raw_card_id"]):
+            for k, (card_id, raw) in enumerate(batch, start=at):
+                if card_id is None:
+                    raw = self.generated.get(k, raw)
+                    clean = self.redactions.ident("card", "card_id", raw)
+                    if clean != raw:
+                        self.clean_ids[k] = clean
+            at += len(batch)
+
+    def card_batches(self, spool: MemorySpool) -> Iterator[list[tuple]]:
+        """The cards in CARDS' order of columns, a spooled batch at a time, with their final ids."""
+        apart, at = self.redactions.apart, 0
+        for batch in spool.batches():
+            rows = []
+            for k, (card_id, workshop_id, group_id, *rest, raw_card, raw_workshop, raw_group) in enumerate(batch, at):
+                if card_id is None:
+                    raw_card = self.generated.get(k, raw_card)
+                    card_id = self.clean_ids.get(k, raw_card)
+                rows.append((apart("card", raw_card, card_id) if card_id else card_id,
+                             apart("workshop", raw_workshop, workshop_id) if workshop_id else workshop_id,
+                             apart("group", raw_group, group_id) if group_id else group_id, *rest))
+            at += len(batch)
+            yield rows
+
+    def result(self, cards: pd.DataFrame | None) -> IngestResult:
+        return IngestResult(
+            cards=cards,
+            votes=pd.DataFrame(self.votes, columns=VOTES.names),
+            inputs=self.inputs,
+            redactions=self.redactions.per_kind(),
+            redactions_by_field=self.redactions.per_field(),
+            warnings=self.warnings,
+            languages=None if self.flushed else self.detected,
+            card_count=self.cards,
+            rejected=self.rejected,
+        )
 
 
-def _card_records(source: Source, table: Table, params: IngestParams, first_seen: dict,
-                  redactions: Redactions, shown: str) -> list[dict]:
+def _card_records(source: Source, table: Table, params: IngestParams, redactions: Redactions,
+                  shown: str) -> list[dict]:
     # Personal data never leaves ingest: every field that reaches an output is redacted here,
     # before anything is written (pipeline/pii.py), and counted per field. The default workshop
     # (the file name) and the column names are counted once per file.
@@ -628,23 +998,8 @@ def _card_records(source: Source, table: Table, params: IngestParams, first_seen
             if default_workshop is None:
                 default_workshop = redactions.ident("workshop", "workshop_id", raw_workshop)
             workshop_id = default_workshop
-        card_id = row.get("card_id", "").strip()
-        if not card_id:  # generated once every file is read (`_generate_card_ids`)
-            records.append(_card_record(row, row_number, text, workshop_id, raw_workshop, raw_group,
-                                        None, None, column_shown, known, params, redactions, shown))
-            continue
-        if card_id in first_seen:
-            other_file, other_row = first_seen[card_id]
-            raise IngestError(
-                source.name,
-                f"duplicate card id {card_id!r} (first seen in {other_file}, row {other_row}); "
-                f"expected every card id once across all files",
-                row=row_number,
-                column="card_id",
-                kind="duplicate_card_id",
-            )
-        first_seen[card_id] = (source.name, row_number)
-        raw_card_id, card_id = card_id, redactions.ident("card", "card_id", card_id)
+        raw_card_id = row.get("card_id", "").strip() or None  # checked once across files (`_check_card_ids`)
+        card_id = redactions.ident("card", "card_id", raw_card_id) if raw_card_id else None
         records.append(_card_record(row, row_number, text, workshop_id, raw_workshop, raw_group,
                                     card_id, raw_card_id, column_shown, known, params, redactions, shown))
     return records
@@ -674,41 +1029,7 @@ def _card_record(row: dict, row_number: int, text: str, workshop_id: str, raw_wo
     }
 
 
-def _generate_card_ids(cards: list[dict], first_seen: dict, redactions: Redactions) -> None:
-    """Ids for the cards without one: `content_id(workshop, text)`; cards of one workshop with the
-    same text are numbered `-2`, `-3` ... in the sorted order of what else tells them apart (group,
-    card type, metadata, file name; the row number last, for true copies), so that the ids do not
-    depend on the order of the rows or files. Given ids are never taken."""
-    same_text: dict[str, list[dict]] = {}
-    for record in cards:
-        if record["card_id"] is None:
-            same_text.setdefault(content_id(record["workshop_id"], record["text"]), []).append(record)
-    for base, records in sorted(same_text.items()):
-        records.sort(key=lambda r: (r["_raw_ids"]["group_id"], r["card_type"], r["metadata"], r["source_file"],
-                                    r["source_row"]))
-        suffix = 1
-        for record in records:
-            card_id = base if suffix == 1 else f"{base}-{suffix}"
-            while card_id in first_seen:  # a given id that looks like a generated one
-                suffix += 1
-                card_id = f"{base}-{suffix}"
-            suffix += 1
-            first_seen[card_id] = (record["source_file"], record["source_row"])
-            record["_raw_ids"]["card_id"] = card_id
-            record["card_id"] = redactions.ident("card", "card_id", card_id)
-
-
 _ID_SCOPES = {"card_id": "card", "workshop_id": "workshop", "group_id": "group"}
-
-
-def _keep_redacted_ids_apart(records: list[dict], redactions: Redactions) -> None:
-    """Card, workshop or group ids that differ only in their personal data ("ws-ola@x.no",
-    "ws-kari@x.no") are one id once redacted: number them apart ("ws-[e-post]", "ws-[e-post]-2"),
-    the same in cards and votes and whatever the order of the input (`Redactions.apart`)."""
-    for record in records:
-        for column, raw in record.pop("_raw_ids").items():
-            if record[column]:
-                record[column] = redactions.apart(_ID_SCOPES[column], raw, record[column])
 
 
 def _redacted_warning(warning: IngestWarning) -> IngestWarning:
@@ -735,93 +1056,16 @@ def _check_workshop_from_name(source: Source, table: Table, taken: dict[str, str
             f"to tell the workshops apart", row=table.header_row, column="workshop_id", kind="ambiguous_workshop")
 
 
-def _card_key(card: dict) -> tuple:
-    return (card["workshop_id"], card["group_id"] or "", card["card_type"], card["text"].strip())
-
-
-def _check_same_workshop_twice(source: Source, records: list[dict], seen_cards: dict, file_of_card: dict,
-                               warnings: list[IngestWarning]) -> None:
-    """The same workshop exported twice (say .xlsx and .csv) has other bytes but the same cards.
-
-    `file_of_card` maps (workshop, text) of the usable cards of earlier files to their file; this
-    file's cards are added to it (one index for all files, so many files stay linear).
-    """
-    fingerprint = tuple(sorted(_card_key(card) for card in records))
-    if len(records) >= SAME_WORKSHOP_MIN_CARDS and fingerprint in seen_cards:
-        raise IngestError(source.name, f"the same {len(records)} cards as {seen_cards[fingerprint]} (same workshop, "
-                                       f"groups and texts: the same workshop given twice?); expected each workshop once",
-                          kind="same_cards")
-    seen_cards.setdefault(fingerprint, source.name)
-    live = [card for card in records if card["status"] == STATUS_OK]
-    keys = [(card["workshop_id"], card["text"].strip()) for card in live]
-    shared = Counter(file_of_card[key] for key in keys if key in file_of_card)
-    for key in keys:
-        file_of_card.setdefault(key, source.name)
-    if len(live) < OVERLAP_MIN_CARDS:
-        return
-    for other, count in shared.most_common(1):
-        if count >= OVERLAP_MIN_CARDS and count >= OVERLAP_MIN_SHARE * len(live):
-            warnings.append(IngestWarning(
-                "overlapping_files", source.name,
-                f"{count} of its {len(live)} cards are also in {other}, with the same workshop and text "
-                f"(the same workshop given twice?); all are kept"))
-
-
-def _rows_text(rows: list[int]) -> str:
+def _rows_text(rows: list[int], total: int | None = None) -> str:
+    """The first rows (of `total`, default all of `rows`), and how many more."""
+    total = len(rows) if total is None else total
     listed = ", ".join(str(r) for r in rows[:ROWS_LISTED])
-    return listed + (f" and {len(rows) - ROWS_LISTED} more" if len(rows) > ROWS_LISTED else "")
+    return listed + (f" and {total - ROWS_LISTED} more" if total > ROWS_LISTED else "")
 
 
-def _card_warnings(cards: list[dict], params: IngestParams, known: dict[str, Detected],
-                   detected: dict[str, Detected]) -> list[IngestWarning]:
-    """Long cards, cards that are confidently not Norwegian, and workshops with very few cards.
-
-    Languages come from `known` when there, else are detected and added to `detected`.
-    """
-    warnings: list[IngestWarning] = []
-    foreign: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for card in cards:
-        text = card["text"]
-        if len(text) > params.long_card_chars:
-            warnings.append(IngestWarning(
-                "long_card", card["source_file"],
-                f"card of {len(text):,} characters (over ingest.long_card_chars = {params.long_card_chars:,}); "
-                f"the embedding model reads it in parts or cuts it, the report keeps it whole",
-                row=card["source_row"], column="text"))
-        if (card["status"] != STATUS_OK or len(re.findall(r"[^\W\d_]{2,}", text)) < NOT_NORWEGIAN_MIN_WORDS
-                or obviously_norwegian(text)):
-            continue
-        key = text_key(text)
-        detection = known.get(key) or detected.get(key)
-        if detection is None:
-            detection = detected[key] = detect_language(text)
-        if detection.code not in ("nb", "nn", "und") and detection.confidence >= NOT_NORWEGIAN_MIN_CONFIDENCE:
-            foreign[card["source_file"]].append((card["source_row"], detection.code))
-    for file, found in foreign.items():
-        languages = ", ".join(f"{code} ({n})" for code, n in Counter(code for _, code in found).most_common())
-        warnings.append(IngestWarning(
-            "not_norwegian", file,
-            f"{len(found)} card(s) look not Norwegian: {languages}, rows {_rows_text([row for row, _ in found])}; "
-            f"they are kept and themed with the rest (taxonomy and repair are Norwegian)"))
-    if params.min_workshop_cards:
-        usable: Counter = Counter()
-        files: dict[str, list[str]] = defaultdict(list)
-        for card in cards:
-            usable[card["workshop_id"]] += card["status"] == STATUS_OK
-            if card["source_file"] not in files[card["workshop_id"]]:
-                files[card["workshop_id"]].append(card["source_file"])
-        for workshop, n in usable.items():
-            if n < params.min_workshop_cards:
-                warnings.append(IngestWarning(
-                    "small_workshop", files[workshop][0],
-                    f"workshop {workshop!r} has only {n} usable card(s) (ingest.min_workshop_cards = "
-                    f"{params.min_workshop_cards}); its counts and quotes rest on very little"))
-    return warnings
-
-
-def _vote_warnings(votes: list[dict], cards: list[dict]) -> list[IngestWarning]:
-    """Votes for a workshop that has no cards: most often a misspelt workshop id."""
-    workshops = sorted({card["workshop_id"] for card in cards})
+def _vote_warnings(votes: list[dict], workshops: list[str]) -> list[IngestWarning]:
+    """Votes for a workshop that has no cards (`workshops`: those with cards, sorted): most often a misspelt
+    workshop id."""
     if not workshops:
         return []
     unknown: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -954,19 +1198,42 @@ def run(*, inputs: list[Path], out_dir: Path, params: IngestParams, taxonomy: Pa
 
     With `taxonomy` (a taxonomy YAML path), votes are checked against it before anything is written.
     `cache_dir`: where language detections are kept between runs (None: detect every text).
+
+    Memory is bounded by the largest input file and BATCH_ROWS cards, not by the corpus: files are read
+    one at a time (`Ingestion`), their cards spooled to a Parquet file beside the outputs, and cards.parquet
+    written from it a row group at a time. The result's `cards` are the cards written when there are at
+    most BATCH_ROWS of them (else None).
     """
     files = discover(inputs)
     if not files:
         raise IngestError(", ".join(str(p) for p in inputs), "no input files found", kind="no_input")
     loaded = load_taxonomy(taxonomy) if taxonomy is not None else None
-    memo = language_memo(cache_dir) if cache_dir is not None else None
-    result = ingest([read_source(f) for f in files], params, taxonomy=loaded,
-                    languages=languages_from_memo(memo.load()) if memo else None)
-    if memo:
-        memo.add(languages_to_memo(result.languages))
-    for warning in result.warnings:
-        log.warning("%s", warning)
-    write_table(result.cards, CARDS, out_dir / "cards.parquet")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ingest-", dir=out_dir) as folder:
+        folder = Path(folder)
+        # Without a cache, a memo lives in the folder for the run: detections are looked up, not held.
+        memo = language_memo(cache_dir if cache_dir is not None else folder / "cache")
+        index = memo.index()
+
+        def flush(detected: dict[str, Detected]) -> None:
+            path = memo.add(languages_to_memo(detected))
+            if path is not None:
+                index.extend(path, list(detected))
+
+        state = Ingestion(params, loaded, known=lambda keys: languages_from_memo(index.rows(keys)), flush=flush)
+        spool = FileSpool(folder / "cards.parquet")
+        for path in files:
+            state.add(read_source(path), spool)
+        state.finish(spool)
+        memo.add(languages_to_memo(state.detected))
+        for warning in state.warnings:
+            log.warning("%s", warning)
+        cards = None
+        with TableWriter(out_dir / "cards.parquet", CARDS) as writer:
+            for rows in state.card_batches(spool):
+                cards = pd.DataFrame(rows, columns=CARDS.names)
+                writer.write(cards)
+    result = state.result(cards if state.cards <= BATCH_ROWS else None)
     write_table(result.votes, VOTES, out_dir / "votes.parquet")
     write_json({"inputs": result.inputs, "redactions": result.redactions,
                 "redactions_by_field": result.redactions_by_field,

@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -837,3 +838,99 @@ def test_a_generated_id_never_takes_a_given_one():
     data = f"card_id,text,workshop_id\n,Siloene stopper alt,ws-a\n{base},Noe annet her,ws-a\n"
     cards = cards_of(Source("ws.csv", data.encode("utf-8")))
     assert sorted(cards["card_id"]) == sorted([base, f"{base}-2"])
+
+
+# --- streamed: a file at a time, state across files in digests ----------------------------------------
+
+
+def streamed_corpus(folder) -> None:
+    """Files that exercise every check across files: given and generated ids (one given id is the id a card
+    without one would get), the same text twice in one workshop, ids that redact alike, an overlapping
+    file, English cards, a long card, junk, a tiny workshop and votes for a workshop without cards."""
+    folder.mkdir()
+    taken = content_id("ws-b", "Vi trenger mer tid til innovasjon")
+    rows = ["card_id,workshop_id,group_id,text"]
+    rows += [f"k-{n},ws-ola@x.no,g{n % 3},Kort nummer {n} om tillit og samarbeid" for n in range(1, 9)]
+    rows += [f"{taken},ws-a,g1,Gitt id som ser generert ut", "tlf 99887766,ws-a,g2,Ring meg om dette"]
+    (folder / "a.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for k in range(6):
+        lines = ["workshop_id,group,text", "ws-b,g1,Vi trenger mer tid til innovasjon",
+                 f"ws-b,g{k},We need more co-creation with citizens in round {k}",
+                 f"ws-b,g2,Ledere må tørre å prøve nye ting i runde {k}", "ws-b,g3,???",
+                 f"ws-kari@x.no,g1,Samarbeid på tvers er viktig i kommune {k}"]
+        (folder / f"b{k}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "c.txt").write_text("Lang tekst " * 300 + "\n\nEtt kort i et lite verksted\n", encoding="utf-8")
+    (folder / "d.csv").write_text("\n".join(rows[:1] + [f"x-{n},ws-ola@x.no,g{n % 3},Kort nummer {n} om tillit og "
+                                                        f"samarbeid" for n in range(1, 7)]) + "\n", encoding="utf-8")
+    (folder / "votes.csv").write_text("workshop_id,group_id,theme_id,choice\nws-a,g1,siloer,a\nws-q,g1,siloer,b\n",
+                                      encoding="utf-8")
+    (folder / "z").mkdir()  # workshops from file names that redact alike, with the same texts
+    (folder / "z" / "ws-99887766.csv").write_text("text\nMer tid\nMer tid\nMer tid\n", encoding="utf-8")
+    (folder / "z" / "ws-41234567.csv").write_text("text,group\nMer tid,g1\nMer tid,g2\nMindre tid\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "cache"])
+def test_run_streams_the_files_and_writes_what_ingest_gives_in_memory(tmp_path, monkeypatch, cache):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import pipeline.ingest as ingest_module
+
+    monkeypatch.chdir(tmp_path)
+    streamed_corpus(tmp_path / "corpus")
+    in_memory = ingest([ingest_module.read_source(p) for p in discover([tmp_path / "corpus"])], PARAMS)
+    # Batches of 4 cards: the spool, the language lookups and the memo flush each go over several batches.
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", 4)
+    result = run(inputs=[tmp_path / "corpus"], out_dir=tmp_path / "out", params=PARAMS,
+                 cache_dir=tmp_path / "cache" if cache else None)
+
+    written = pq.read_table(tmp_path / "out" / "cards.parquet")
+    assert written.equals(pa.Table.from_pandas(in_memory.cards, schema=CARDS, preserve_index=False))
+    assert pq.ParquetFile(tmp_path / "out" / "cards.parquet").metadata.num_row_groups > 1
+    assert result.cards is None and result.card_count == len(in_memory.cards) == 54
+    assert result.rejected == int((in_memory.cards["status"] == STATUS_REJECTED).sum()) == 6
+    assert read_table(tmp_path / "out" / "votes.parquet", VOTES).values.tolist() == in_memory.votes.values.tolist()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["warnings"] == [w.as_dict() for w in in_memory.warnings]
+    assert manifest["inputs"] == in_memory.inputs and manifest["redactions"] == in_memory.redactions
+    assert manifest["redactions_by_field"] == in_memory.redactions_by_field
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cards.parquet", "manifest.json", "votes.parquet"]
+    # What the corpus was made to show, so that the comparison above compares something.
+    ids = in_memory.cards.set_index("text")["card_id"]
+    taken = content_id("ws-b", "Vi trenger mer tid til innovasjon")
+    assert ids["Gitt id som ser generert ut"] == taken
+    assert sorted(in_memory.cards.loc[in_memory.cards["text"] == "Vi trenger mer tid til innovasjon", "card_id"]) == \
+        sorted(f"{taken}-{k}" for k in range(2, 8))
+    assert sorted(set(in_memory.cards["workshop_id"])) == ["[e-post]", "[e-post]-2", "c", "ws-[telefon]",
+                                                           "ws-[telefon]-2", "ws-a", "ws-b"]
+    assert {w.kind for w in in_memory.warnings} == {"overlapping_files", "long_card", "not_norwegian",
+                                                    "small_workshop", "unknown_workshop"}
+
+
+def test_streamed_run_names_file_row_and_column_of_a_card_id_seen_files_before(tmp_path, monkeypatch):
+    import pipeline.ingest as ingest_module
+
+    monkeypatch.chdir(tmp_path)
+    streamed_corpus(tmp_path / "corpus")
+    (tmp_path / "corpus" / "e.csv").write_text("card_id,text\nny-1,Mer tid\nk-7,Mer penger\n", encoding="utf-8")
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS", 4)
+
+    with pytest.raises(IngestError) as info:
+        run(inputs=[tmp_path / "corpus"], out_dir=tmp_path / "out", params=PARAMS)
+    assert str(info.value) == ("corpus/e.csv, row 3, column 'card_id': duplicate card id 'k-7' (first seen in "
+                               "corpus/a.csv, row 8); expected every card id once across all files")
+    assert (info.value.kind, info.value.row) == ("duplicate_card_id", 3)
+    assert not (tmp_path / "out" / "cards.parquet").exists() and not list((tmp_path / "out").glob(".ingest-*"))
+
+
+def test_digest_index_finds_what_was_added_over_many_runs():
+    from pipeline.ingest import DigestIndex, _digest, _digest_rows
+
+    index = DigestIndex()
+    for start in range(0, 1000, 37):  # runs of uneven sizes, merged as they grow
+        keys = [f"kort-{n}" for n in range(start, min(start + 37, 1000))]
+        index.add(_digest_rows([_digest(key) for key in keys]), np.arange(start, start + len(keys), dtype=np.int64))
+    assert len(index.runs) < 10
+    asked = [f"kort-{n}" for n in (0, 999, 500, 1000, -1)] + ["kort-5x"]
+    assert index.get(_digest_rows([_digest(key) for key in asked])).tolist() == [0, 999, 500, -1, -1, -1]
+    assert _digest("ab", "c") != _digest("a", "bc")
