@@ -232,3 +232,18 @@ def test_onnx_backend_names_and_ids(onnx_cache, tmp_path):
         check_backend_name("e5-small-onnx:")
     with pytest.raises(embed_stage.EmbedError, match="e5-small-onnx.*--cache-dir"):
         make_backend("e5-small-onnx").encode(["x"])
+
+
+def test_cache_loads_the_vectors_of_given_keys_only(tmp_path):
+    cache = EmbeddingCache(tmp_path, "model-a")
+    keys = [embed_stage.cache_key("model-a", f"tekst {i}") for i in range(6)]  # sha256 hex: what `locate` searches
+    vectors = np.arange(24, dtype=np.float32).reshape(6, 4)
+    cache.add(keys[:2], vectors[:2])
+    cache.add(keys[2:5], vectors[2:5])
+    cache.add(keys[4:], vectors[4:] + 100)  # a key stored twice (with the same vector in real use)
+    everything = cache.load()
+    wanted = [keys[3], keys[0], keys[5], embed_stage.cache_key("model-a", "not stored")]
+    loaded = cache.load_keys(wanted)
+    assert sorted(loaded) == sorted(wanted[:3])
+    assert all(np.array_equal(loaded[k], everything[k]) and loaded[k].dtype == np.float32 for k in loaded)
+    assert cache.load_keys([]) == {}
