@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -344,10 +345,25 @@ def write_bytes(data: bytes, path: str | Path) -> None:
 
 
 def write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:
+    write_chunks([text], path, encoding)
+
+
+def write_chunks(chunks: Iterable[str], path: str | Path, encoding: str = "utf-8") -> None:
+    """`write_text("".join(chunks), path)` without the joined text in memory: a large report is written as it
+    is rendered (insights.json and report.html of 100k cards are 70 and 90 MB of text, and a copy when encoded)."""
     path = Path(path)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text, encoding=encoding)
+        with open(tmp, "w", encoding=encoding) as handle:
+            pending: list[str] = []
+            size = 0
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= 1 << 20:  # one write per MB: the JSON encoder yields millions of tiny pieces
+                    handle.write("".join(pending))
+                    pending, size = [], 0
+            handle.write("".join(pending))
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -375,7 +391,9 @@ def write_csv(rows: list[list[Any]], path: str | Path) -> None:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n", path)
+    """`json.dumps(obj, ensure_ascii=False, indent=2) + "\\n"`, written as it is encoded (the same text)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, indent=2, sort_keys=False)
+    write_chunks(itertools.chain(encoder.iterencode(obj), ["\n"]), path)
 
 
 def embedding_matrix(frame: pd.DataFrame):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.records import STATUS_REJECTED
-from pipeline.report_vectors import SCORE_DECIMALS, one_blas_thread
+from pipeline.report_vectors import SCORE_DECIMALS, one_blas_thread, stacked
 from pipeline.ids import EMERGENT
 
 METHOD = ("usikre kort nær mange andre usikre kort først (fasilitetsplassering vektet med 1 - sikkerhet), "
@@ -84,7 +84,7 @@ def review_queue(card_map: pd.DataFrame, vectors: dict[str, np.ndarray], size: i
         nearest_pick = np.argmax(X[picks] @ X.T, axis=0)  # which pick each undecided card is closest to
     represents = np.bincount(nearest_pick, minlength=len(picks)) - 1  # not counting the pick itself
     all_ids = live["card_id"].tolist()
-    A = np.vstack([vectors[c] for c in all_ids])
+    A = stacked(vectors, all_ids)
     home = [_home(t) for t in live["taxonomy_theme_id"]]
     entries = []
     for rank, (row, count) in enumerate(zip(picks, represents), start=1):

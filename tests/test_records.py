@@ -44,11 +44,11 @@ def _write_embeddings(path, ids, vectors):
 
     from pipeline.records import EMBEDDINGS, write_table
 
-    write_table(pd.DataFrame({"card_id": pd.Series(ids, dtype=object), "embedding": pd.Series(list(vectors), dtype=object)}),
-                EMBEDDINGS, path)
+    frame = pd.DataFrame({"card_id": pd.Series(ids, dtype=object), "embedding": pd.Series(list(vectors), dtype=object)})
+    write_table(frame, EMBEDDINGS, path)
 
 
-def test_read_embeddings_reads_what_read_table_reads_into_one_matrix_that_embedding_matrix_shares(tmp_path, monkeypatch):
+def test_read_embeddings_reads_what_read_table_reads_into_one_matrix_embedding_matrix_shares(tmp_path, monkeypatch):
     import numpy as np
 
     from pipeline import records
@@ -102,3 +102,17 @@ def pa_schema_card_id():
     import pyarrow as pa
 
     return pa.schema([("card_id", pa.string())])
+
+
+def test_write_json_and_write_chunks_write_what_the_joined_text_would(tmp_path):
+    import json
+
+    from pipeline.records import write_chunks, write_json
+
+    value = {"tekst": "Tromsø – «sitat»", "tall": [1, 2.5, None], "tom": {}, "liste": [[], {"a": True}]}
+    write_json(value, tmp_path / "a.json")
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+    pieces = ["ø" * 700_000, "", "a\nb", "æ" * 500_000]  # past the 1 MB write buffer
+    write_chunks(iter(pieces), tmp_path / "b.txt")
+    assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "".join(pieces)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.txt"]  # no temp file left
