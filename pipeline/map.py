@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.curation import apply_rules, load_curation, relabel, settle
-from pipeline.embed import EmbeddingCache, embed_texts, make_backend, model_id_of
+from pipeline.embed import EmbeddingCache, cache_key, embed_texts, make_backend, model_id_of
 from pipeline.ids import EMERGENT, OUTLIER
 from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
 from pipeline.map_hierarchy import build_hierarchy
@@ -31,7 +31,6 @@ from pipeline.records import (
     CLUSTER_ASSIGNMENTS,
     CLUSTER_TOPICS,
     CURATION,
-    EMBEDDINGS,
     NORMALISED,
     STATUS_ASSIGNED,
     STATUS_OK,
@@ -40,11 +39,12 @@ from pipeline.records import (
     THEME_CHANGES,
     THEMES,
     embedding_matrix,
+    read_embeddings,
     read_table,
     write_table,
 )
 from pipeline.taxonomy import Codebook, LabelError, Taxonomy, load_codebook, load_labels, load_taxonomy  # noqa: F401 (re-exported)
-from pipeline.vectors import centred_unit, softmax, top_k_mean  # noqa: F401 (softmax re-exported)
+from pipeline.vectors import centred_unit, softmax, top_k_mean, unit_rows  # noqa: F401 (softmax re-exported)
 
 log = logging.getLogger(__name__)
 LABELLED_CONFIDENCE = 1.0
@@ -90,6 +90,9 @@ def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, ma
     return np.minimum(hits, max_hits)
 
 
+SCORE_BLOCK = 4096  # cards scored at a time: bounds the float64 copies of the vectors and the similarity block
+
+
 def score_cards(
     card_vectors: np.ndarray,
     texts: list[str],
@@ -100,20 +103,25 @@ def score_cards(
     codebook: Codebook,
     params: MapParams,
     exclude: np.ndarray | None = None,
+    block: int = SCORE_BLOCK,
 ) -> np.ndarray:
     """(cards, targets) embedding similarity and cue hits. `exclude[i, p]` hides prototype p from
-    card i (its own label)."""
-    C, P = centred_unit(card_vectors, prototype_vectors)
-    similarity = (C @ P.T) * prototype_weight[None, :]
-    if exclude is not None:
-        similarity = np.where(exclude, -np.inf, similarity)
+    card i (its own label). The cards (float32 or float64) are centred on their mean and scored in float64,
+    `block` at a time: each card is scored on its own, so the numbers do not depend on the block."""
+    mean = card_vectors.mean(axis=0, keepdims=True, dtype=np.float64)
+    P = unit_rows(prototype_vectors - mean)
     owner = np.asarray(prototype_owner)
-    scores = np.full((len(C), len(targets)), -1.0)
-    for j, target in enumerate(targets):
-        columns = similarity[:, owner == target.id]
-        if columns.shape[1] == 0:
-            continue
-        scores[:, j] = top_k_mean(columns, params.top_k, empty=-1.0)
+    scores = np.full((len(card_vectors), len(targets)), -1.0)
+    for start in range(0, len(card_vectors), block):
+        C = unit_rows(card_vectors[start:start + block].astype(np.float64) - mean)
+        similarity = (C @ P.T) * prototype_weight[None, :]
+        if exclude is not None:
+            similarity = np.where(exclude[start:start + block], -np.inf, similarity)
+        for j, target in enumerate(targets):
+            columns = similarity[:, owner == target.id]
+            if columns.shape[1] == 0:
+                continue
+            scores[start:start + block, j] = top_k_mean(columns, params.top_k, empty=-1.0)
     return scores, lexical_hits(texts, targets, codebook, params.max_cue_hits)
 
 
@@ -158,7 +166,7 @@ def map_to_taxonomy(
     labels = labels[labels["card_id"].isin(row_of)]
     targets = [Target(t.id, t.category_id, t.id) for t in taxonomy.themes]
     targets += [Target(t, EMERGENT, None) for t in sorted(set(labels["theme_id"]) - {t.id for t in targets})]
-    X = embedding_matrix(card_embeddings).astype(np.float64)
+    X = embedding_matrix(card_embeddings)  # float32; score_cards works in float64 a block at a time
     label_rows = [row_of[c] for c in labels["card_id"]]
     vectors = np.vstack([np.stack([v for _, v in prototypes]).astype(np.float64)] + ([X[label_rows]] if label_rows else []))
     owner = [t for t, _ in prototypes] + labels["theme_id"].tolist()
@@ -232,7 +240,7 @@ def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels
     zero_shot, zero_shot_cues = score_cards(
         X, texts, np.stack([v for _, v in prototypes]).astype(np.float64), [t for t, _ in prototypes],
         np.ones(len(prototypes)), taxonomy_targets, codebook, params)
-    C, = centred_unit(X)
+    C, = centred_unit(X.astype(np.float64))
     rows = np.asarray(label_rows, dtype=int)
     return emergent_probability(C @ C[rows].T, zero_shot + params.lexical_weight * zero_shot_cues, rows,
                                 is_emergent, groups, fully_labelled, params.top_k)
@@ -302,20 +310,27 @@ def theme_votes(topics: pd.DataFrame, card_map: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=THEMES.names)
 
 
-def card_vectors(card_map: pd.DataFrame, card_embeddings: pd.DataFrame) -> np.ndarray:
-    """Mean-centred unit vectors in `card_map` order; zero rows for cards without an embedding (rejected)."""
-    C, = centred_unit(embedding_matrix(card_embeddings).astype(np.float64))
+def card_vectors(card_map: pd.DataFrame, card_embeddings: pd.DataFrame, block: int = SCORE_BLOCK) -> np.ndarray:
+    """Mean-centred unit vectors in `card_map` order; zero rows for cards without an embedding (rejected).
+    Filled `block` cards at a time from the float32 vectors: the numbers of `centred_unit` on all of them."""
+    X = embedding_matrix(card_embeddings)
     row_of = {card_id: i for i, card_id in enumerate(card_embeddings["card_id"])}
-    out = np.zeros((len(card_map), C.shape[1]))
-    for k, card_id in enumerate(card_map["card_id"]):
-        if card_id in row_of:
-            out[k] = C[row_of[card_id]]
+    out = np.zeros((len(card_map), X.shape[1]))
+    at = [(k, row_of[card_id]) for k, card_id in enumerate(card_map["card_id"]) if card_id in row_of]
+    if not at:
+        return out
+    mean = X.mean(axis=0, keepdims=True, dtype=np.float64)
+    positions, rows = (np.array(column) for column in zip(*at))
+    for start in range(0, len(rows), block):
+        out[positions[start:start + block]] = unit_rows(X[rows[start:start + block]].astype(np.float64) - mean)
     return out
 
 
 def embed_prototypes(texts: list[tuple[str, str]], backend, cache_dir: Path) -> list[tuple[str, np.ndarray]]:
     cache = EmbeddingCache(cache_dir, backend.model_id)
-    vectors, _, _ = embed_texts([text for _, text in texts], backend, cache.load(), cache.add)
+    wanted = [text for _, text in texts]
+    cached = cache.load_keys([cache_key(backend.model_id, text) for text in wanted])
+    vectors, _, _ = embed_texts(wanted, backend, cached, cache.add)
     return [(theme_id, vector) for (theme_id, _), vector in zip(texts, vectors)]
 
 
@@ -366,7 +381,8 @@ def params_for_encoder(params: MapParams, backend, prototypes: list[tuple[str, n
     scores = []
     for encoder, encoder_prototypes in ((bundled, None), (backend, prototypes)):
         cache = EmbeddingCache(cache_dir, encoder.model_id)
-        vectors, _, _ = embed_texts(texts, encoder, cache.load(), cache.add)
+        cached = cache.load_keys([cache_key(encoder.model_id, text) for text in texts])
+        vectors, _, _ = embed_texts(texts, encoder, cached, cache.add)
         encoder_prototypes = encoder_prototypes or embed_prototypes(prototype_texts(taxonomy, codebook), encoder,
                                                                     cache_dir)
         scores.append(best_scores(vectors, encoder_prototypes, taxonomy, codebook, params))
@@ -381,12 +397,12 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
         cache_dir: Path, out_dir: Path, params: Params, labels_path: Path | None = None,
         curation_path: Path | None = None):
     """Write themes.parquet, cards.parquet and curation.parquet (what each curation rule did)."""
-    cards = read_table(cards_path, NORMALISED)
+    cards = read_table(cards_path, NORMALISED, columns=["card_id", "workshop_id", "status", "text_norm"])
     taxonomy = load_taxonomy(taxonomy_path)
     codebook = load_codebook(codebook_path, taxonomy)
     curation = load_curation(curation_path)  # before the slow part: a broken file fails at once
     backend = make_backend(params.embed.backend, cache_dir=cache_dir)
-    embeddings = read_table(embeddings_path, EMBEDDINGS)
+    embeddings = read_embeddings(embeddings_path)
     topics = read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)
     prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir)
     map_params = params_for_encoder(params.map, backend, prototypes, taxonomy, codebook, cache_dir)

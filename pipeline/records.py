@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,20 +220,23 @@ def write_table(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> Non
         tmp.unlink(missing_ok=True)
 
 
-def read_table(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+def read_table(path: str | Path, schema: pa.Schema, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table at `path` as `schema` says (only `columns` of it, default all: what is not read costs no memory)."""
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"{path}: stage input not found (run the upstream stage first)")
     try:
-        table = pq.read_table(path)
+        names = pq.read_schema(path).names
+        missing = [name for name in schema.names if name not in names]
+        if missing:
+            raise SchemaError(f"{path}: columns {missing} missing; expected {schema.names}")
+        columns = columns or schema.names
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise SchemaError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
                           f"rerun the stage that writes it") from exc
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise SchemaError(f"{path}: columns {missing} missing; expected {schema.names}")
-    frame = table.select(schema.names).cast(schema).to_pandas()
-    if any(schema is keyed for keyed in ONE_ROW_PER_CARD):
+    frame = table.select(columns).cast(pa.schema([schema.field(name) for name in columns])).to_pandas()
+    if "card_id" in columns and any(schema is keyed for keyed in ONE_ROW_PER_CARD):
         doubled = frame["card_id"][frame["card_id"].duplicated()]
         if not doubled.empty:
             first = doubled.iloc[0]
@@ -341,10 +345,25 @@ def write_bytes(data: bytes, path: str | Path) -> None:
 
 
 def write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:
+    write_chunks([text], path, encoding)
+
+
+def write_chunks(chunks: Iterable[str], path: str | Path, encoding: str = "utf-8") -> None:
+    """`write_text("".join(chunks), path)` without the joined text in memory: a large report is written as it
+    is rendered (insights.json and report.html of 100k cards are 70 and 90 MB of text, and a copy when encoded)."""
     path = Path(path)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text, encoding=encoding)
+        with open(tmp, "w", encoding=encoding) as handle:
+            pending: list[str] = []
+            size = 0
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= 1 << 20:  # one write per MB: the JSON encoder yields millions of tiny pieces
+                    handle.write("".join(pending))
+                    pending, size = [], 0
+            handle.write("".join(pending))
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -372,13 +391,75 @@ def write_csv(rows: list[list[Any]], path: str | Path) -> None:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n", path)
+    """`json.dumps(obj, ensure_ascii=False, indent=2) + "\\n"`, written as it is encoded (the same text)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, indent=2, sort_keys=False)
+    write_chunks(itertools.chain(encoder.iterencode(obj), ["\n"]), path)
 
 
 def embedding_matrix(frame: pd.DataFrame):
-    """(n, d) float32 matrix from the `embedding` list column."""
+    """(n, d) float32 matrix from the `embedding` list column. When the rows are the rows of one float32
+    matrix, in order (as `read_embeddings` gives them), that matrix itself, read-only: no second copy
+    (at 100k cards each copy is 150 MB)."""
     import numpy as np
 
     if frame.empty:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([np.asarray(v, dtype=np.float32) for v in frame["embedding"]])
+    rows = frame["embedding"].tolist()
+    base = getattr(rows[0], "base", None)
+    if (isinstance(base, np.ndarray) and base.dtype == np.float32 and base.ndim == 2 and len(base) == len(rows)
+            and base.flags.c_contiguous and all(isinstance(row, np.ndarray) and row.base is base for row in rows)):
+        start, stride = base.__array_interface__["data"][0], base.strides[0]
+        if all(row.__array_interface__["data"][0] == start + i * stride and row.shape == base.shape[1:]
+               for i, row in enumerate(rows)):
+            shared = base.view()
+            shared.flags.writeable = False
+            return shared
+    return np.stack([np.asarray(v, dtype=np.float32) for v in rows])
+
+
+EMBEDDING_READ_ROWS = 1 << 12
+
+
+def read_embeddings(path: str | Path) -> pd.DataFrame:
+    """`read_table(path, EMBEDDINGS)` (the same checks), read a Parquet batch at a time into one float32
+    matrix: the `embedding` column holds its rows (views), so `embedding_matrix` gives it back without a
+    copy. Reading the whole table and converting it held the vectors three times (0.5 GB at 100k cards)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: stage input not found (run the upstream stage first)")
+    ids: list[str] = []
+    matrix = None
+    try:
+        # Streamed in small batches: Arrow's allocator keeps what a batch used, about 4 times its size.
+        source = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        missing = [name for name in EMBEDDINGS.names if name not in source.schema_arrow.names]
+        if missing:
+            raise SchemaError(f"{path}: columns {missing} missing; expected {EMBEDDINGS.names}")
+        _check_one_row_per_card(source, path)
+        for batch in source.iter_batches(batch_size=EMBEDDING_READ_ROWS, columns=EMBEDDINGS.names):
+            table = pa.Table.from_batches([batch]).cast(EMBEDDINGS)
+            column = table.column("embedding").combine_chunks()
+            at = len(ids)
+            lengths = np.diff(column.offsets.to_numpy())
+            if column.null_count or column.values.null_count:
+                raise SchemaError(f"{path}: a null vector or number among rows {at}..{at + len(column) - 1}; "
+                                  f"rerun the embed stage")
+            width = matrix.shape[1] if matrix is not None else int(lengths[0])
+            if (lengths != width).any():
+                row = int(np.flatnonzero(lengths != width)[0])
+                raise SchemaError(f"{path}: row {at + row} has a vector of {int(lengths[row])} numbers, row 0 of "
+                                  f"{width}; rerun the embed stage")
+            if matrix is None:
+                matrix = np.empty((source.metadata.num_rows, width), dtype=np.float32)
+            first = int(column.offsets[0].as_py())
+            values = column.values.slice(first, len(column) * width).to_numpy(zero_copy_only=False)
+            matrix[at:at + len(column)] = values.reshape(len(column), width)
+            ids.extend(table.column("card_id").to_pylist())
+    except (pa.ArrowException, OSError) as exc:
+        raise SchemaError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
+                          f"rerun the stage that writes it") from exc
+    if matrix is None:
+        return EMBEDDINGS.empty_table().to_pandas()
+    return pd.DataFrame({"card_id": ids, "embedding": list(matrix[:len(ids)])})

@@ -29,7 +29,6 @@ from pipeline.records import (
     CARD_MAP,
     CLUSTER_TOPICS,
     CURATION,
-    EMBEDDINGS,
     NORMALISED,
     REDACTIONS_FILE,
     STATUS_ASSIGNED,
@@ -38,12 +37,14 @@ from pipeline.records import (
     THEME_CHANGES,
     THEMES,
     VOTES,
+    read_embeddings,
     read_table,
+    write_chunks,
     write_json,
     write_text,
 )
 from pipeline.report_plots import write_plots
-from pipeline.report_render import render_html, render_markdown, validate_insights
+from pipeline.report_render import html_chunks, render_markdown, validate_insights
 from pipeline.report_vectors import centred_unit_vectors, mmr_order, project_2d
 from pipeline.review import review_section
 from pipeline.taxonomy import Taxonomy, load_taxonomy
@@ -570,6 +571,7 @@ def build_insights(
     workshops = sorted(merged["workshop_id"].unique())
     live = merged[merged["status"] != STATUS_REJECTED]
     vectors = _live_vectors(live, embeddings)
+    del embeddings  # the vectors above are all that is used of it (0.15 GB at 100k cards)
     # The cluster stage's topics are what its registry tracks (a topic too small to show is still one).
     changes_entry = {**changes_section(changes, topic_ids), "curation": curated}
     change_of = {e["theme_id"]: e["change"] for e in changes_entry["themes"] if e["change"] not in GONE_KINDS}
@@ -652,7 +654,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
         themes=read_table(map_dir / "themes.parquet", THEMES),
         votes=read_table(ingest_dir / "votes.parquet", VOTES),
-        embeddings=read_table(embeddings_path, EMBEDDINGS),
+        embeddings=read_embeddings(embeddings_path),
         changes=read_changes(cluster_dir / "changes.parquet"),
         topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
         curation=read_table(map_dir / "curation.parquet", CURATION),
@@ -671,7 +673,7 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
         raise ReportError(f"insights.json does not match its schema: {exc.message}") from exc
     write_json(insights, out_dir / "insights.json")
     write_text(render_markdown(insights), out_dir / "report.md")
-    write_text(render_html(insights), out_dir / "report.html")
+    write_chunks(html_chunks(insights), out_dir / "report.html")
     write_json(report_metrics(insights), out_dir / "metrics.json")
     write_plots(insights, out_dir / "plots")
     write_run_log(out_dir, started=started, seconds=time.perf_counter() - clock)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import jinja2
 import jsonschema_rs
@@ -33,7 +33,7 @@ from pipeline.report_charts import (
     workshop_colours,
 )
 
-__all__ = ["load_schema", "validate_insights", "report_view", "render_markdown", "render_html",
+__all__ = ["load_schema", "validate_insights", "report_view", "render_markdown", "render_html", "html_chunks",
            "workshop_colours", "category_colours", "theme_centres", "COLOURS"]
 
 REPORT_TITLE = "Innsikt – rapport"
@@ -155,7 +155,12 @@ def render_markdown(insights: dict) -> str:
 
 def render_html(insights: dict) -> str:
     """One self-contained, offline HTML5 page (inline CSS, SVG and JS; no external resources)."""
-    return html_environment().get_template("report.html.j2").render(
+    return "".join(html_chunks(insights))
+
+
+def html_chunks(insights: dict) -> Iterator[str]:
+    """`render_html(insights)` in the pieces the template renders it in (what `render` joins), to write as they come."""
+    return html_environment().get_template("report.html.j2").generate(
         report_view(insights), css=_asset("report.css"), script=_asset("report.js"), colours=COLOURS)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from operator import itemgetter
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from pipeline.vectors import unit_rows
+from pipeline.vectors import to_unit_rows, unit_rows
 
 # Weight of relevance against redundancy in maximal marginal relevance: 0.7 keeps quotes on
 # topic while still pushing the 2nd and later quotes away from what is already chosen.
@@ -43,21 +43,51 @@ def one_blas_thread():
     return _blas().limit(limits=1, user_api="blas")
 
 
-def centred_unit_vectors(embeddings: pd.DataFrame, card_ids: Iterable[str]) -> dict[str, np.ndarray]:
+class CardVectors(Mapping):
+    """card_id -> vector: the rows of one matrix, ids sorted. `stacked` gives the matrix itself for all of
+    them (a dict of rows needed a stacked copy per use: 0.3 GB each at 100k cards)."""
+
+    def __init__(self, ids: list[str], matrix: np.ndarray):
+        self.ids, self.matrix = ids, matrix
+        self._row = {card_id: i for i, card_id in enumerate(ids)}
+
+    def __getitem__(self, card_id: str) -> np.ndarray:
+        return self.matrix[self._row[card_id]]
+
+    def __contains__(self, card_id) -> bool:
+        return card_id in self._row
+
+    def __iter__(self):
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def stacked(vectors: Mapping[str, np.ndarray], ids: list[str]) -> np.ndarray:
+    """The vectors of `ids` as rows of a matrix: `vectors.matrix` itself (read-only: shared) when they are all
+    of a CardVectors, in its order; else a new matrix."""
+    if isinstance(vectors, CardVectors) and ids == vectors.ids:
+        shared = vectors.matrix.view()
+        shared.flags.writeable = False
+        return shared
+    return np.vstack([vectors[i] for i in ids])
+
+
+def centred_unit_vectors(embeddings: pd.DataFrame, card_ids: Iterable[str]) -> CardVectors:
     """card_id -> centred, L2-normalised vector, for the given cards (those that have an embedding)."""
     wanted = set(card_ids)
     # On plain lists: pandas' isin and sort on its Arrow strings took longer than the arithmetic.
-    rows = sorted(((card_id, vector) for card_id, vector in
-                   zip(embeddings["card_id"].tolist(), embeddings["embedding"].tolist()) if card_id in wanted),
-                  key=itemgetter(0))
-    if not rows:
-        return {}
-    matrix = np.vstack([vector for _, vector in rows]).astype(np.float64)
+    order = sorted((card_id, i) for i, card_id in enumerate(embeddings["card_id"].tolist()) if card_id in wanted)
+    if not order:
+        return CardVectors([], np.zeros((0, 0)))
+    vectors = embeddings["embedding"].tolist()
+    matrix = np.empty((len(order), len(vectors[order[0][1]])))
+    for k, (_, i) in enumerate(order):
+        matrix[k] = vectors[i]  # float32 into float64, a row at a time: no float32 copy of all of them
     # In place, the same numbers as unit_rows(matrix - mean): at 100k cards each copy is 0.3 GB.
     matrix -= matrix.mean(axis=0)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    matrix /= np.where(norms == 0, 1.0, norms)
-    return dict(zip((card_id for card_id, _ in rows), matrix))
+    return CardVectors([card_id for card_id, _ in order], to_unit_rows(matrix))
 
 
 def _fixed_sign(components: np.ndarray) -> np.ndarray:
@@ -83,6 +113,7 @@ MAP_SEED = 42
 MAP_NEIGHBOURS = 15
 MIN_UMAP_CARDS = 10  # fewer cards: PCA (UMAP needs a neighbourhood to lay out)
 PLACE_BLOCK = 4096  # cards placed on the map at a time: bounds the similarity block's memory
+SELECT_ROWS = 512  # rows of that block whose nearest sample cards are selected at a time
 
 
 def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | None = None,
@@ -97,26 +128,28 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
     ids = sorted(vectors)
     if not ids:
         return {}
-    matrix = np.vstack([vectors[i] for i in ids])
-    matrix -= matrix.mean(axis=0)  # in place: at 100k cards each copy is 0.3 GB
+    matrix = stacked(vectors, ids)  # read-only when shared: centred below a part at a time, or copied
+    mean = matrix.mean(axis=0)
     if len(ids) >= MIN_UMAP_CARDS:
         codes = {theme: k for k, theme in enumerate(sorted(set((themes or {}).values())))}
         target = np.array([codes.get((themes or {}).get(i), -1) for i in ids]) if codes else None
         if sample_size is not None and len(ids) > sample_size:
             sample = np.sort(np.random.default_rng(MAP_SEED).choice(len(ids), sample_size, replace=False))
             coords = np.empty((len(ids), 2))
-            coords[sample] = _umap_2d(matrix[sample], None if target is None else target[sample])
+            centred_sample = matrix[sample] - mean
+            sample_unit = unit_rows(centred_sample)
+            coords[sample] = _umap_2d(centred_sample, None if target is None else target[sample])
             rest = np.setdiff1d(np.arange(len(ids)), sample)
-            sample_unit = unit_rows(matrix[sample])
             for start in range(0, len(rest), PLACE_BLOCK):
                 block = rest[start:start + PLACE_BLOCK]
-                coords[block] = place_on_map(unit_rows(matrix[block]), sample_unit, coords[sample], MAP_NEIGHBOURS)
+                coords[block] = place_on_map(unit_rows(matrix[block] - mean), sample_unit, coords[sample],
+                                             MAP_NEIGHBOURS)
         else:
-            coords = _umap_2d(matrix, target)
+            coords = _umap_2d(matrix - mean, target)
     else:
         with one_blas_thread():
-            axes = _fixed_sign(principal_axes(matrix)[:2])
-        coords = matrix @ axes.T
+            axes = _fixed_sign(principal_axes(matrix - mean)[:2])
+        coords = (matrix - mean) @ axes.T
     if coords.shape[1] < 2:  # a single card (or rank 1): pad the missing axis with zeros
         coords = np.hstack([coords, np.zeros((len(ids), 2 - coords.shape[1]))])
     # "+ 0.0" turns -0.0 into 0.0 so the JSON text cannot differ by a sign on zero.
@@ -131,8 +164,15 @@ def place_on_map(rows: np.ndarray, sample: np.ndarray, sample_coords: np.ndarray
     similarity (clipped at 0; the plain mean when all are at most 0). Each row on its own, so blocks do not matter."""
     similarity = rows.astype(np.float32) @ sample.astype(np.float32).T
     k = min(k, len(sample))
-    # argpartition, not a full sort (90k x 10k at 100k cards); sorted columns fix the order of the sum.
-    top = np.sort(np.argpartition(-similarity, k - 1, axis=1)[:, :k], axis=1)
+    # argpartition, not a full sort (90k x 10k at 100k cards); sorted columns fix the order of the sum. In parts
+    # of SELECT_ROWS rows, on the negated similarities in place: the indices (8 bytes each) and a negated copy
+    # of the whole block took 0.5 GB at PLACE_BLOCK rows.
+    top = np.empty((len(similarity), k), dtype=np.intp)
+    np.negative(similarity, out=similarity)
+    for start in range(0, len(similarity), SELECT_ROWS):
+        part = similarity[start:start + SELECT_ROWS]
+        top[start:start + SELECT_ROWS] = np.sort(np.argpartition(part, k - 1, axis=1)[:, :k], axis=1)
+    np.negative(similarity, out=similarity)  # negation is exact: the same similarities again
     weight = np.clip(np.take_along_axis(similarity, top, axis=1).astype(np.float64), 0.0, None)
     weight[weight.sum(axis=1) == 0] = 1.0
     return np.einsum("rk,rkd->rd", weight, sample_coords[top]) / weight.sum(axis=1, keepdims=True)

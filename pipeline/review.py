@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.records import STATUS_REJECTED
-from pipeline.report_vectors import SCORE_DECIMALS, one_blas_thread
+from pipeline.report_vectors import SCORE_DECIMALS, one_blas_thread, stacked
 from pipeline.ids import EMERGENT
 
 METHOD = ("usikre kort nær mange andre usikre kort først (fasilitetsplassering vektet med 1 - sikkerhet), "
@@ -47,8 +47,11 @@ def queue_order(vectors: np.ndarray, uncertainty: np.ndarray, size: int, populat
     covered = np.full(len(population), -1.0)  # similarity of each card to its nearest pick; -1 before any pick
     chosen: list[int] = []
     taken = np.zeros(len(candidates), dtype=bool)
+    work = np.empty_like(similarity)  # one buffer for the steps below, not three temporaries per pick (80 MB each)
     for _ in range(size):
-        gain = (np.maximum(similarity - covered[None, :], 0.0) * uncertainty[None, :]).sum(axis=1)
+        np.subtract(similarity, covered[None, :], out=work)
+        np.maximum(work, 0.0, out=work)
+        gain = np.multiply(work, uncertainty[None, :], out=work).sum(axis=1)
         gain = np.round(gain, SCORE_DECIMALS)  # float noise from another BLAS cannot flip a tie
         gain[taken] = -np.inf
         best = int(np.argmax(gain))
@@ -84,7 +87,7 @@ def review_queue(card_map: pd.DataFrame, vectors: dict[str, np.ndarray], size: i
         nearest_pick = np.argmax(X[picks] @ X.T, axis=0)  # which pick each undecided card is closest to
     represents = np.bincount(nearest_pick, minlength=len(picks)) - 1  # not counting the pick itself
     all_ids = live["card_id"].tolist()
-    A = np.vstack([vectors[c] for c in all_ids])
+    A = stacked(vectors, all_ids)
     home = [_home(t) for t in live["taxonomy_theme_id"]]
     entries = []
     for rank, (row, count) in enumerate(zip(picks, represents), start=1):

@@ -246,3 +246,19 @@ def test_keep_labels_false_relabels_matched_themes_from_their_keywords():
     assert set(again.topics["theme_id"]) == set(first.topics["theme_id"])
     assert sorted(again.topics["label"]) == sorted(first.topics["label"])
     assert all(t.label != "gammelt navn" for t in again.registry.themes)
+
+
+def test_prepare_centres_by_type_and_scales_to_unit_length_as_the_plain_formula_does():
+    from pipeline.cluster import prepare
+    from pipeline.vectors import unit_rows
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 6)).astype(np.float32)
+    types = ["wish"] * 25 + ["oracle"] * 12 + ["other"] * 3  # "other": too few cards for a mean of its own
+    expected = X.astype(np.float64) - X.astype(np.float64).mean(axis=0, keepdims=True)
+    for card_type in ("wish", "oracle"):
+        rows = np.array([t == card_type for t in types])
+        expected[rows] -= expected[rows].mean(axis=0, keepdims=True)
+    assert np.array_equal(prepare(X, True, types), unit_rows(expected))
+    assert np.array_equal(prepare(X, False), unit_rows(X.astype(np.float64)))
+    assert X.dtype == np.float32  # the input is left as it was

@@ -275,3 +275,18 @@ def test_embedding_actors_ask_for_a_gpu_only_where_one_can_be_used(name, device,
 def test_cuda_on_a_ray_cluster_without_gpus_is_an_error():
     with pytest.raises(EmbedError, match="embed.device='cuda': the Ray cluster has no GPU"):
         actor_gpus("e5-small-onnx", "cuda", 0)
+
+
+def test_cache_loads_the_vectors_of_given_keys_only(tmp_path):
+    cache = EmbeddingCache(tmp_path, "model-a")
+    keys = [embed_stage.cache_key("model-a", f"tekst {i}") for i in range(6)]  # sha256 hex: what `locate` searches
+    vectors = np.arange(24, dtype=np.float32).reshape(6, 4)
+    cache.add(keys[:2], vectors[:2])
+    cache.add(keys[2:5], vectors[2:5])
+    cache.add(keys[4:], vectors[4:] + 100)  # a key stored twice (with the same vector in real use)
+    everything = cache.load()
+    wanted = [keys[3], keys[0], keys[5], embed_stage.cache_key("model-a", "not stored")]
+    loaded = cache.load_keys(wanted)
+    assert sorted(loaded) == sorted(wanted[:3])
+    assert all(np.array_equal(loaded[k], everything[k]) and loaded[k].dtype == np.float32 for k in loaded)
+    assert cache.load_keys([]) == {}

@@ -201,3 +201,35 @@ def test_params_stay_as_set_for_the_bundled_encoder_and_move_for_another(tmp_pat
     prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), other, tmp_path)
     moved = params_for_encoder(params, other, prototypes, taxonomy, codebook, tmp_path)
     assert moved.emergent_threshold != params.emergent_threshold and moved.temperature != params.temperature
+
+
+def test_cards_are_scored_on_their_own_so_the_block_size_changes_no_score():
+    from pipeline.map import Target, score_cards
+
+    rng = np.random.default_rng(1)
+    cards = rng.standard_normal((50, DIM)).astype(np.float32)
+    prototypes = rng.standard_normal((len(THEME_IDS) * 2, DIM))
+    owner = THEME_IDS * 2
+    targets = [Target(t.id, t.category_id, t.id) for t in TAXONOMY.themes]
+    exclude = rng.random((50, len(owner))) < 0.1
+    args = (cards, ["kort"] * 50, prototypes, owner, np.ones(len(owner)), targets, NO_CUES, PARAMS, exclude)
+    whole, cues = score_cards(*args, block=50)
+    for block in (1, 7, 49, 64):
+        scores, same_cues = score_cards(*args, block=block)
+        # Equal to the last bit or two: BLAS may order a product's sums by the shape of the block.
+        np.testing.assert_allclose(scores, whole, rtol=0, atol=1e-12)
+        assert np.array_equal(same_cues, cues)
+    # float32 vectors are scored as their float64 copies would be
+    np.testing.assert_allclose(score_cards(cards.astype(np.float64), *args[1:], block=50)[0], whole, rtol=0, atol=1e-12)
+
+
+def test_card_vectors_in_blocks_are_the_centred_unit_vectors_and_zero_for_cards_without_one():
+    from pipeline.map import card_vectors
+    from pipeline.vectors import centred_unit
+
+    cards, embeddings, *_ = setup_cards()
+    card_map = pd.DataFrame({"card_id": ["junk"] + embeddings["card_id"].tolist()[::-1]})
+    expected, = centred_unit(np.stack(embeddings["embedding"].tolist()).astype(np.float64))
+    for block in (1, 5, 100):
+        vectors = card_vectors(card_map, embeddings, block=block)
+        assert np.array_equal(vectors[0], np.zeros(DIM)) and np.array_equal(vectors[1:], expected[::-1])

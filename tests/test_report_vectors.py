@@ -70,3 +70,20 @@ def test_placing_on_the_map_does_not_depend_on_how_the_cards_are_split():
                                             place_on_map(rows[4:], sample, coords, 5)]))
     # a card equal to a sample card, with k = 1, sits on it
     assert np.allclose(place_on_map(sample[3:4], sample, coords, 1), coords[3:4])
+
+
+def test_card_vectors_share_one_matrix_and_the_map_is_the_same_as_from_a_plain_dict():
+    from pipeline.report_vectors import CardVectors, stacked
+
+    rng = np.random.default_rng(2)
+    frame = embeddings({f"k{i:02d}": rng.normal(size=12) for i in range(60)})
+    vectors = centred_unit_vectors(frame.iloc[::-1], frame["card_id"].tolist()[5:])
+    assert isinstance(vectors, CardVectors) and vectors.ids == sorted(vectors.ids) and len(vectors) == 55
+    matrix = stacked(vectors, vectors.ids)
+    assert np.shares_memory(matrix, vectors.matrix) and not matrix.flags.writeable
+    assert not np.shares_memory(stacked(vectors, vectors.ids[1:]), vectors.matrix)
+    plain = {card_id: vectors[card_id].copy() for card_id in vectors}
+    themes = {card_id: card_id[1] for card_id in vectors}
+    for size in (None, 20):
+        assert project_2d(vectors, themes, sample_size=size) == project_2d(plain, themes, sample_size=size)
+    assert np.array_equal(vectors.matrix, np.vstack([plain[c] for c in sorted(plain)]))  # the map left them as they were

@@ -1,7 +1,7 @@
 """Tests for pipeline.vectors: the one copy of unit scaling, centring, top-k means and softmax."""
 import numpy as np
 
-from pipeline.vectors import centred_unit, softmax, top_k_mean, unit_rows
+from pipeline.vectors import centred_unit, softmax, to_unit_rows, top_k_mean, unit_rows
 
 
 def test_unit_rows_have_length_one_and_a_zero_row_stays_zero():
@@ -28,3 +28,12 @@ def test_softmax_sums_to_one_and_sharpens_with_a_lower_temperature():
     np.testing.assert_allclose(softmax(scores, 0.05).sum(axis=1), 1.0)
     np.testing.assert_allclose(softmax(scores[1], 1.0), [1 / 3] * 3)
     assert softmax(scores[0], 0.01)[1] > softmax(scores[0], 0.1)[1]
+
+
+def test_to_unit_rows_gives_unit_rows_numbers_in_place_at_any_block_size():
+    matrix = np.random.default_rng(0).standard_normal((37, 6))
+    matrix[5] = 0.0
+    for block in (1, 4, 36, 37, 100):
+        work = matrix.copy()
+        assert to_unit_rows(work, block) is work
+        assert np.array_equal(work, unit_rows(matrix))
