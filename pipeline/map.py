@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline.curation import apply_rules, load_curation, relabel, settle
 from pipeline.embed import EmbeddingCache, cache_key, embed_texts, make_backend, model_id_of
+from pipeline.engine import LocalEngine, open_engine
 from pipeline.ids import EMERGENT, OUTLIER
 from pipeline.map_fewshot import emergent_probability, fit_temperature, training_mask
 from pipeline.map_hierarchy import build_hierarchy
@@ -93,6 +94,29 @@ def lexical_hits(texts: list[str], targets: list[Target], codebook: Codebook, ma
 SCORE_BLOCK = 4096  # cards scored at a time: bounds the float64 copies of the vectors and the similarity block
 
 
+def score_part(part: tuple[np.ndarray, list[str], np.ndarray | None], mean: np.ndarray, prototypes: np.ndarray,
+               owner: np.ndarray, weight: np.ndarray, targets: list[Target], codebook: Codebook, params: MapParams,
+               block: int = SCORE_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, cue hits) of one partition: `part` is its cards' vectors, texts and `exclude` rows (or None),
+    `prototypes` the unit prototype vectors centred on the corpus `mean`. Run on the engine's workers."""
+    card_vectors, texts, exclude = part
+    scores = np.full((len(card_vectors), len(targets)), -1.0)
+    for start in range(0, len(card_vectors), block):
+        C = unit_rows(card_vectors[start:start + block].astype(np.float64) - mean)
+        # One matrix-vector product per card (a stack of 1 x d rows): a matrix product's last bit depends on
+        # the block's shape (OpenBLAS picks kernels by it), a card's own product does not, so neither do the
+        # scores on how the cards are partitioned.
+        similarity = (C[:, None, :] @ prototypes.T)[:, 0, :] * weight[None, :]
+        if exclude is not None:
+            similarity = np.where(exclude[start:start + block], -np.inf, similarity)
+        for j, target in enumerate(targets):
+            columns = similarity[:, owner == target.id]
+            if columns.shape[1] == 0:
+                continue
+            scores[start:start + block, j] = top_k_mean(columns, params.top_k, empty=-1.0)
+    return scores, lexical_hits(texts, targets, codebook, params.max_cue_hits)
+
+
 def score_cards(
     card_vectors: np.ndarray,
     texts: list[str],
@@ -104,25 +128,23 @@ def score_cards(
     params: MapParams,
     exclude: np.ndarray | None = None,
     block: int = SCORE_BLOCK,
-) -> np.ndarray:
+    engine: LocalEngine | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(cards, targets) embedding similarity and cue hits. `exclude[i, p]` hides prototype p from
     card i (its own label). The cards (float32 or float64) are centred on their mean and scored in float64,
-    `block` at a time: each card is scored on its own, so the numbers do not depend on the block."""
-    mean = card_vectors.mean(axis=0, keepdims=True, dtype=np.float64)
-    P = unit_rows(prototype_vectors - mean)
-    owner = np.asarray(prototype_owner)
-    scores = np.full((len(card_vectors), len(targets)), -1.0)
-    for start in range(0, len(card_vectors), block):
-        C = unit_rows(card_vectors[start:start + block].astype(np.float64) - mean)
-        similarity = (C @ P.T) * prototype_weight[None, :]
-        if exclude is not None:
-            similarity = np.where(exclude[start:start + block], -np.inf, similarity)
-        for j, target in enumerate(targets):
-            columns = similarity[:, owner == target.id]
-            if columns.shape[1] == 0:
-                continue
-            scores[start:start + block, j] = top_k_mean(columns, params.top_k, empty=-1.0)
-    return scores, lexical_hits(texts, targets, codebook, params.max_cue_hits)
+    `block` at a time (`score_part`), here or on `engine` in partitions of its `partition_size` cards: each
+    card is scored on its own, so the numbers depend on neither."""
+    mean = card_vectors.mean(axis=0, keepdims=True, dtype=np.float64)  # of all the cards, before partitioning
+    shared = (mean, unit_rows(prototype_vectors - mean), np.asarray(prototype_owner), prototype_weight, targets,
+              codebook, params, block)
+    if engine is None:
+        return score_part((card_vectors, texts, exclude), *shared)
+    step = engine.params.partition_size
+    parts = ((card_vectors[start:start + step], texts[start:start + step],
+              None if exclude is None else exclude[start:start + step])
+             for start in range(0, max(len(card_vectors), 1), step))  # no cards: one empty part, empty results
+    similarity, cues = zip(*engine.map(score_part, parts, *shared))
+    return np.concatenate(similarity), np.concatenate(cues)
 
 
 def decide(similarity: np.ndarray, cues: np.ndarray, targets: list[Target], params: MapParams):
@@ -159,8 +181,10 @@ def map_to_taxonomy(
     codebook: Codebook,
     params: MapParams,
     labels: pd.DataFrame | None = None,
+    engine: LocalEngine | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(themes, card map). Every card in `cards` gets exactly one row in the card map."""
+    """(themes, card map). Every card in `cards` gets exactly one row in the card map. The cards are scored on
+    `engine`'s partitions (None: here, at once); the card map is the same either way."""
     labels = labels if labels is not None else pd.DataFrame(columns=["card_id", "theme_id"])
     row_of = {card_id: i for i, card_id in enumerate(card_embeddings["card_id"])}
     labels = labels[labels["card_id"].isin(row_of)]
@@ -176,14 +200,15 @@ def map_to_taxonomy(
         exclude[row, len(prototypes) + k] = True  # a labelled card is no evidence for itself
     text_by_id = dict(zip(cards["card_id"], cards["text_norm"]))
     texts = [text_by_id[c] for c in card_embeddings["card_id"]]
-    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, exclude)
+    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, exclude,
+                                   engine=engine)
     taxonomy_columns = np.array([t.taxonomy_theme_id is not None for t in targets])
     groups, fully_labelled = _label_workshops(labels, cards, card_embeddings["card_id"].tolist())
     novelty = _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, groups, fully_labelled,
-                       codebook, params)
+                       codebook, params, engine)
     params = _calibrated(params, X, texts, vectors, owner, weight, targets,
                          taxonomy_columns if novelty is not None else np.ones(len(targets), dtype=bool),
-                         labels, label_rows, groups, fully_labelled, codebook)
+                         labels, label_rows, groups, fully_labelled, codebook, engine)
     label_of = dict(zip(labels["card_id"], labels["theme_id"]))
     target_by_id = {t.id: t for t in targets}
     cluster_of = dict(zip(assignments["card_id"], assignments["cluster"]))
@@ -231,7 +256,7 @@ def _label_workshops(labels: pd.DataFrame, cards: pd.DataFrame, card_ids: list[s
 
 
 def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels, groups, fully_labelled, codebook,
-             params: MapParams) -> np.ndarray | None:
+             params: MapParams, engine: LocalEngine | None = None) -> np.ndarray | None:
     """(cards,) P(emergent) from the novelty detector, or None with too few labels to train it."""
     is_emergent = np.array([t.startswith(f"{EMERGENT}:") for t in labels["theme_id"]], dtype=bool)
     if min(is_emergent.sum(), (~is_emergent).sum()) < params.min_emergent_labels:
@@ -239,7 +264,7 @@ def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels
     taxonomy_targets = [t for t, keep in zip(targets, taxonomy_columns) if keep]
     zero_shot, zero_shot_cues = score_cards(
         X, texts, np.stack([v for _, v in prototypes]).astype(np.float64), [t for t, _ in prototypes],
-        np.ones(len(prototypes)), taxonomy_targets, codebook, params)
+        np.ones(len(prototypes)), taxonomy_targets, codebook, params, engine=engine)
     C, = centred_unit(X.astype(np.float64))
     rows = np.asarray(label_rows, dtype=int)
     return emergent_probability(C @ C[rows].T, zero_shot + params.lexical_weight * zero_shot_cues, rows,
@@ -247,7 +272,7 @@ def _novelty(X, texts, prototypes, targets, taxonomy_columns, label_rows, labels
 
 
 def _calibrated(params: MapParams, X, texts, vectors, owner, weight, targets, columns, labels, label_rows, groups,
-                fully_labelled, codebook) -> MapParams:
+                fully_labelled, codebook, engine: LocalEngine | None = None) -> MapParams:
     """`params` with the temperature fitted to the cards labelled with a taxonomy theme, each scored
     as an unlabelled card of its workshop would be; unchanged with fewer than
     `min_calibration_labels` of them. `columns`: the targets the decision chooses among."""
@@ -259,7 +284,7 @@ def _calibrated(params: MapParams, X, texts, vectors, owner, weight, targets, co
     rows = np.asarray(label_rows, dtype=int)
     hidden = np.zeros((len(X), len(vectors)), dtype=bool)
     hidden[rows[:, None], n_prototypes + np.arange(len(rows))[None, :]] = training_mask(groups, fully_labelled)
-    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, hidden)
+    similarity, cues = score_cards(X, texts, vectors, owner, weight, targets, codebook, params, hidden, engine=engine)
     scores = (similarity + params.lexical_weight * cues)[rows[on_taxonomy]][:, columns]
     categories = sorted({t.category_id for t in targets})
     in_category = np.array([[t.category_id == c for c in categories] for t, keep in zip(targets, columns) if keep],
@@ -406,17 +431,11 @@ def run(*, cards_path: Path, embeddings_path: Path, cluster_dir: Path, taxonomy_
     topics = read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)
     prototypes = embed_prototypes(prototype_texts(taxonomy, codebook), backend, cache_dir)
     map_params = params_for_encoder(params.map, backend, prototypes, taxonomy, codebook, cache_dir)
-    themes, card_map = map_to_taxonomy(
-        cards,
-        embeddings,
-        read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS),
-        topics,
-        prototypes,
-        taxonomy,
-        codebook,
-        map_params,
-        load_labels(labels_path, taxonomy) if labels_path else None,
-    )
+    assignments = read_table(cluster_dir / "assignments.parquet", CLUSTER_ASSIGNMENTS)
+    labels = load_labels(labels_path, taxonomy) if labels_path else None
+    with open_engine(params.engine) as engine:
+        themes, card_map = map_to_taxonomy(cards, embeddings, assignments, topics, prototypes, taxonomy, codebook,
+                                           map_params, labels, engine)
     keep: frozenset[str] = frozenset()
     outcome = None
     if curation.rules:

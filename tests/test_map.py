@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.map import Codebook, LabelError, decide, load_codebook, load_labels, map_to_taxonomy
-from pipeline.params import MapParams
+from pipeline.params import EngineParams, MapParams
 from pipeline.ids import EMERGENT
 from pipeline.vectors import softmax
 from pipeline.taxonomy import load_taxonomy
@@ -203,24 +203,58 @@ def test_params_stay_as_set_for_the_bundled_encoder_and_move_for_another(tmp_pat
     assert moved.emergent_threshold != params.emergent_threshold and moved.temperature != params.temperature
 
 
-def test_cards_are_scored_on_their_own_so_the_block_size_changes_no_score():
-    from pipeline.map import Target, score_cards
+def _scoring_args(n_cards: int):
+    from pipeline.map import Target
 
     rng = np.random.default_rng(1)
-    cards = rng.standard_normal((50, DIM)).astype(np.float32)
+    cards = rng.standard_normal((n_cards, DIM)).astype(np.float32)
     prototypes = rng.standard_normal((len(THEME_IDS) * 2, DIM))
     owner = THEME_IDS * 2
     targets = [Target(t.id, t.category_id, t.id) for t in TAXONOMY.themes]
-    exclude = rng.random((50, len(owner))) < 0.1
-    args = (cards, ["kort"] * 50, prototypes, owner, np.ones(len(owner)), targets, NO_CUES, PARAMS, exclude)
+    exclude = rng.random((n_cards, len(owner))) < 0.1
+    texts = [f"kort om {'budsjett' if i % 3 else 'silo'}" for i in range(n_cards)]
+    codebook = Codebook(cues={THEME_IDS[0]: ("budsjett",), THEME_IDS[1]: ("silo",)}, phrases={})
+    return cards, texts, prototypes, owner, np.ones(len(owner)), targets, codebook, PARAMS, exclude
+
+
+def test_cards_are_scored_on_their_own_so_the_block_size_changes_no_score():
+    from pipeline.map import score_cards
+
+    args = _scoring_args(50)
     whole, cues = score_cards(*args, block=50)
     for block in (1, 7, 49, 64):
         scores, same_cues = score_cards(*args, block=block)
-        # Equal to the last bit or two: BLAS may order a product's sums by the shape of the block.
-        np.testing.assert_allclose(scores, whole, rtol=0, atol=1e-12)
-        assert np.array_equal(same_cues, cues)
+        assert np.array_equal(scores, whole) and np.array_equal(same_cues, cues)
     # float32 vectors are scored as their float64 copies would be
-    np.testing.assert_allclose(score_cards(cards.astype(np.float64), *args[1:], block=50)[0], whole, rtol=0, atol=1e-12)
+    assert np.array_equal(score_cards(args[0].astype(np.float64), *args[1:], block=50)[0], whole)
+
+
+def test_cards_scored_on_engine_partitions_get_the_same_bits_as_scored_at_once():
+    from pipeline.engine import LocalEngine
+    from pipeline.map import score_cards
+
+    args = _scoring_args(150)
+    whole, cues = score_cards(*args)
+    # Partitions below the param's floor of 64 cards too: many partitions, a last one of a single card.
+    for size in (1, 7, 64, 149, 1024):
+        engine = LocalEngine(EngineParams.model_construct(partition_size=size))
+        scores, same_cues = score_cards(*args, engine=engine)
+        assert np.array_equal(scores, whole) and np.array_equal(same_cues, cues), size
+    assert cues.max() > 0  # the cue hits were partitioned too
+
+
+def test_the_card_map_does_not_depend_on_the_engine_partitions():
+    from pipeline.engine import LocalEngine
+
+    # Enough labels for the novelty detector and the temperature fit: every scoring of the cards is partitioned.
+    labels = pd.DataFrame({"card_id": ["c0", "c1", "c4", "c5", "c8", "c9"],
+                           "theme_id": ["budsjettsystemet"] * 2 + ["siloer"] * 2 + ["emergent:ki"] * 2})
+    params = MapParams(emergent_threshold=-1.0, min_emergent_labels=2, min_calibration_labels=4)
+    themes, card_map = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, params, labels=labels)
+    engine = LocalEngine(EngineParams.model_construct(partition_size=3))
+    again = map_to_taxonomy(*setup_cards(), TAXONOMY, NO_CUES, params, labels=labels, engine=engine)
+    pd.testing.assert_frame_equal(themes, again[0])
+    pd.testing.assert_frame_equal(card_map, again[1])
 
 
 def test_card_vectors_in_blocks_are_the_centred_unit_vectors_and_zero_for_cards_without_one():
