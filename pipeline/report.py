@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline.errors import InnsiktError
 from pipeline.ids import EMERGENT, EMERGENT_NAME
 from pipeline.embed import model_id_of
+from pipeline.engine import LocalEngine, open_engine
 from pipeline.near_duplicates import duplicate_key
 from pipeline.params import Params
 from pipeline.registry import GROWN, MERGED, NEW, RETIRED, SHRUNK, UNCHANGED
@@ -551,12 +552,14 @@ def build_insights(
     params: Params,
     topic_ids: list[str] | None = None,
     curation: pd.DataFrame | None = None,
+    engine: LocalEngine | None = None,
 ) -> dict:
     """The versioned insights document; pure and deterministic (no clock, sorted everywhere).
 
     `topic_ids`: every topic of the cluster stage (what `changes` is about), shown as a theme or not;
     by default the themes that are topics (`cluster` >= 0). `curation`: what each rule of the curation
-    file did (the map stage's `curation.parquet`); none by default.
+    file did (the map stage's `curation.parquet`); none by default. `engine`: where the card map places
+    its cards in partitions (`project_2d`); this process by default. Any engine gives the same document.
     """
     if topic_ids is None:
         topic_ids = themes.loc[themes["cluster"] >= 0, "theme_id"].tolist()
@@ -578,7 +581,7 @@ def build_insights(
     tallies = tally_votes(votes, taxonomy)
     theme_entries = _theme_entries(themes, live, vectors, workshops, taxonomy, params, change_of, tallies)
     positions = project_2d(vectors, {c: t for c, t in zip(live["card_id"], live["theme_id"]) if not pd.isna(t)},
-                           sample_size=params.report.sample_size)
+                           sample_size=params.report.sample_size, engine=engine)
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _run_manifest(merged, votes, inputs, redactions, redactions_by_field, params),
@@ -649,21 +652,23 @@ def run(*, ingest_dir: Path, cards_path: Path, embeddings_path: Path, cluster_di
     # What normalise's safety net redacted (nothing, when ingest caught everything), beside its cards.
     caught = json.loads((cards_path.parent / REDACTIONS_FILE).read_text(encoding="utf-8"))["redactions"]
     redactions, by_field = with_normalise_redactions(manifest["redactions"], manifest["redactions_by_field"], caught)
-    insights = build_insights(
-        cards=cards,
-        card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
-        themes=read_table(map_dir / "themes.parquet", THEMES),
-        votes=read_table(ingest_dir / "votes.parquet", VOTES),
-        embeddings=read_embeddings(embeddings_path),
-        changes=read_changes(cluster_dir / "changes.parquet"),
-        topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
-        curation=read_table(map_dir / "curation.parquet", CURATION),
-        inputs=manifest["inputs"],
-        redactions=redactions,
-        redactions_by_field=by_field,
-        taxonomy=load_taxonomy(taxonomy_path),
-        params=params,
-    )
+    with open_engine(params.engine) as engine:
+        insights = build_insights(
+            cards=cards,
+            card_map=read_table(map_dir / "cards.parquet", CARD_MAP),
+            themes=read_table(map_dir / "themes.parquet", THEMES),
+            votes=read_table(ingest_dir / "votes.parquet", VOTES),
+            embeddings=read_embeddings(embeddings_path),
+            changes=read_changes(cluster_dir / "changes.parquet"),
+            topic_ids=read_table(cluster_dir / "topics.parquet", CLUSTER_TOPICS)["theme_id"].tolist(),
+            curation=read_table(map_dir / "curation.parquet", CURATION),
+            inputs=manifest["inputs"],
+            redactions=redactions,
+            redactions_by_field=by_field,
+            taxonomy=load_taxonomy(taxonomy_path),
+            params=params,
+            engine=engine,
+        )
     check_conservation(insights, cards)
     import jsonschema  # validate_insights imports it anyway; here only to name its error
 

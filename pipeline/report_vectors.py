@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
+from pipeline.engine import LocalEngine
+from pipeline.params import EngineParams
 from pipeline.vectors import to_unit_rows, unit_rows
 
 # Weight of relevance against redundancy in maximal marginal relevance: 0.7 keeps quotes on
@@ -112,19 +114,19 @@ def principal_axes(matrix: np.ndarray) -> np.ndarray:
 MAP_SEED = 42
 MAP_NEIGHBOURS = 15
 MIN_UMAP_CARDS = 10  # fewer cards: PCA (UMAP needs a neighbourhood to lay out)
-PLACE_BLOCK = 4096  # cards placed on the map at a time: bounds the similarity block's memory
-SELECT_ROWS = 512  # rows of that block whose nearest sample cards are selected at a time
+SELECT_ROWS = 512  # cards placed on the map at a time (one product's rows): bounds the similarities' memory
 
 
 def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | None = None,
-               sample_size: int | None = None) -> dict[str, tuple[float, float]]:
+               sample_size: int | None = None, engine: LocalEngine | None = None) -> dict[str, tuple[float, float]]:
     """card_id -> (x, y), rounded to COORD_DECIMALS: a seeded 2-D UMAP of the vectors (cosine), in which
     cards that say the same thing sit together. With `themes` (card_id -> theme id; cards without one
     are left out) the layout is semi-supervised: UMAP also pulls each theme's cards together
     (`target_weight` 0.5), so themes show as groups where the text alone would spread a taxonomy
     theme's cards by how they are worded. The first two principal components for fewer than
     MIN_UMAP_CARDS cards. Above `sample_size` cards UMAP lays out a seeded sample of that many and every
-    other card sits among its nearest sample cards (`place_on_map`): UMAP's time grows faster than the cards."""
+    other card sits among its nearest sample cards (`place_on_map`, in partitions of `engine.partition_size` on
+    `engine`, in this process by default): UMAP's time grows faster than the cards."""
     ids = sorted(vectors)
     if not ids:
         return {}
@@ -140,10 +142,14 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
             sample_unit = unit_rows(centred_sample)
             coords[sample] = _umap_2d(centred_sample, None if target is None else target[sample])
             rest = np.setdiff1d(np.arange(len(ids)), sample)
-            for start in range(0, len(rest), PLACE_BLOCK):
-                block = rest[start:start + PLACE_BLOCK]
-                coords[block] = place_on_map(unit_rows(matrix[block] - mean), sample_unit, coords[sample],
-                                             MAP_NEIGHBOURS)
+            engine = engine if engine is not None else LocalEngine(EngineParams())
+            step = engine.params.partition_size
+            # float32, as place_on_map multiplies them: half the bytes to send to a worker, the same numbers.
+            parts = (unit_rows(matrix[rest[start:start + step]] - mean).astype(np.float32)
+                     for start in range(0, len(rest), step))
+            placed = engine.map(place_on_map, parts, sample_unit.astype(np.float32), coords[sample], MAP_NEIGHBOURS)
+            for start, part_coords in zip(range(0, len(rest), step), placed):
+                coords[rest[start:start + step]] = part_coords
         else:
             coords = _umap_2d(matrix - mean, target)
     else:
@@ -161,21 +167,31 @@ def project_2d(vectors: Mapping[str, np.ndarray], themes: Mapping[str, str] | No
 
 def place_on_map(rows: np.ndarray, sample: np.ndarray, sample_coords: np.ndarray, k: int) -> np.ndarray:
     """(rows, 2): each row (a unit vector) at the mean position of its k most similar `sample` rows, weighted by
-    similarity (clipped at 0; the plain mean when all are at most 0). Each row on its own, so blocks do not matter."""
-    similarity = rows.astype(np.float32) @ sample.astype(np.float32).T
+    similarity (clipped at 0; the plain mean when all are at most 0). The engine's partition function (rows:
+    one partition; the rest shared): each row is placed on its own, so any split gives the same bits.
+
+    SELECT_ROWS rows at a time, the last part padded with zero rows: BLAS picks its routine by the shape of a
+    product (a lone row: matrix-vector; a small product: a small-matrix kernel), and the routines sum in
+    different orders, so a row's last bits would depend on where its partition ends. One shape for every
+    product keeps them, and bounds memory (the similarities, their indices) by SELECT_ROWS, not the partition.
+    """
+    rows = rows.astype(np.float32, copy=False)
+    sample_t = sample.astype(np.float32, copy=False).T
     k = min(k, len(sample))
-    # argpartition, not a full sort (90k x 10k at 100k cards); sorted columns fix the order of the sum. In parts
-    # of SELECT_ROWS rows, on the negated similarities in place: the indices (8 bytes each) and a negated copy
-    # of the whole block took 0.5 GB at PLACE_BLOCK rows.
-    top = np.empty((len(similarity), k), dtype=np.intp)
-    np.negative(similarity, out=similarity)
-    for start in range(0, len(similarity), SELECT_ROWS):
-        part = similarity[start:start + SELECT_ROWS]
-        top[start:start + SELECT_ROWS] = np.sort(np.argpartition(part, k - 1, axis=1)[:, :k], axis=1)
-    np.negative(similarity, out=similarity)  # negation is exact: the same similarities again
-    weight = np.clip(np.take_along_axis(similarity, top, axis=1).astype(np.float64), 0.0, None)
-    weight[weight.sum(axis=1) == 0] = 1.0
-    return np.einsum("rk,rkd->rd", weight, sample_coords[top]) / weight.sum(axis=1, keepdims=True)
+    coords = np.empty((len(rows), sample_coords.shape[1]))
+    for start in range(0, len(rows), SELECT_ROWS):
+        part = rows[start:start + SELECT_ROWS]
+        n = len(part)
+        if n < SELECT_ROWS:
+            part = np.vstack([part, np.zeros((SELECT_ROWS - n, rows.shape[1]), np.float32)])
+        similarity = (part @ sample_t)[:n]
+        # argpartition, not a full sort (10k sample cards); sorted columns fix the order of the sum.
+        top = np.sort(np.argpartition(-similarity, k - 1, axis=1)[:, :k], axis=1)
+        weight = np.clip(np.take_along_axis(similarity, top, axis=1).astype(np.float64), 0.0, None)
+        weight[weight.sum(axis=1) == 0] = 1.0
+        coords[start:start + n] = (np.einsum("rk,rkd->rd", weight, sample_coords[top])
+                                   / weight.sum(axis=1, keepdims=True))
+    return coords
 
 
 def _umap_2d(matrix: np.ndarray, target: np.ndarray | None) -> np.ndarray:

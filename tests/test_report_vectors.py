@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.engine import LocalEngine
+from pipeline.params import EngineParams
 from pipeline.report_vectors import COORD_DECIMALS, centred_unit_vectors, mmr_order, place_on_map, project_2d
 
 
@@ -70,6 +72,43 @@ def test_placing_on_the_map_does_not_depend_on_how_the_cards_are_split():
                                             place_on_map(rows[4:], sample, coords, 5)]))
     # a card equal to a sample card, with k = 1, sits on it
     assert np.allclose(place_on_map(sample[3:4], sample, coords, 1), coords[3:4])
+
+
+def test_partitions_on_the_engine_place_the_cards_to_the_bit_as_one_block():
+    rng = np.random.default_rng(3)
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    sample = unit(rng.normal(size=(300, 32))).astype(np.float32)
+    rows = unit(rng.normal(size=(1025, 32))).astype(np.float32)  # 1025 = 16 * 64 + 1: a last partition of one row
+    coords = rng.normal(size=(300, 2))
+    whole = place_on_map(rows, sample, coords, 15)
+    for size in (64, 100, 256, 1024, 2048):
+        engine = LocalEngine(EngineParams(partition_size=size))
+        parts = (rows[start:start + size] for start in range(0, len(rows), size))
+        assert np.array_equal(np.concatenate(list(engine.map(place_on_map, parts, sample, coords, 15))), whole), size
+    # A lone row and a few rows by themselves: BLAS would multiply them with other routines (matrix-vector,
+    # small-matrix kernels) that sum in another order.
+    for start, stop in ((0, 1), (500, 501), (1024, 1025), (7, 10)):
+        assert np.array_equal(place_on_map(rows[start:stop], sample, coords, 15), whole[start:stop]), (start, stop)
+
+
+class CountingEngine(LocalEngine):
+    """A local engine that records the sizes of the partitions it is given."""
+
+    def map(self, fn, parts, *shared):
+        parts = list(parts)
+        self.sizes = [len(part) for part in parts]
+        return super().map(fn, parts, *shared)
+
+
+def test_the_map_places_the_cards_outside_the_sample_on_the_engine_and_any_partition_size_gives_the_same_map():
+    rng = np.random.default_rng(4)
+    vectors = {f"c{i:03d}": rng.normal(size=16) for i in range(200)}
+    themes = {card: str(int(card[1:]) % 3) for card in vectors}
+    default = project_2d(vectors, themes, sample_size=30)  # in this process, partitions of the default size
+    for size in (64, 100):
+        engine = CountingEngine(EngineParams(partition_size=size))
+        assert project_2d(vectors, themes, sample_size=30, engine=engine) == default
+        assert sum(engine.sizes) == 170 and max(engine.sizes) == size
 
 
 def test_card_vectors_share_one_matrix_and_the_map_is_the_same_as_from_a_plain_dict():
