@@ -50,7 +50,9 @@ def _params(tmp_path, **engine):
     lines = [f"  {key}: {value}" for key, value in {"sample_size": SAMPLE, "partition_size": 256, **engine}.items()]
     path = tmp_path / f"params-{engine.get('kind', 'local')}.yaml"
     path.write_text(text.split("\nengine:")[0] + "\nengine:\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    return load_params(path)
+    params = load_params(path)
+    # The report's card map also lays out a sample and places the rest on the engine.
+    return params.model_copy(update={"report": params.report.model_copy(update={"sample_size": SAMPLE})})
 
 
 @pytest.fixture(scope="module")
