@@ -10,7 +10,7 @@ number of workers), and give back the results in partition order, so a stage's o
 depend on the engine. Work is handed out a few partitions per worker at a time, so a worker's
 memory is bounded by the partition size, not by the corpus. The driver of normalise (above
 `near_duplicates.SPILL_MIN_TEXTS` cards) and of embed streams the cards in batches and spills to
-disk what spans the corpus; ingest and the stages after embed still hold every card
+disk what spans the corpus; ingest streams too; cluster, map and report still hold every card's vector
 (docs/scaling.md has the figures).
 
 Functions sent to Ray must be module-level functions of `pipeline` (workers import them); the

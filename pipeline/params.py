@@ -229,7 +229,8 @@ class TuneParams(Strict):
 
 
 class EngineParams(Strict):
-    """Where the heavy stages run (normalise, embed, cluster): in this process, or on a Ray cluster.
+    """Where the heavy stages run (normalise, embed, cluster, map's scoring, the report's card map): in this
+    process, or on a Ray cluster.
 
     Partitions are cut by `partition_size`, never by the number of workers, and above `sample_size`
     cards clustering is fitted on a seeded sample whichever engine runs: the same params give the same
